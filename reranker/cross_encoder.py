@@ -1,0 +1,241 @@
+"""Cross-encoder stage: batched scoring of (query, document window) pairs, chunk-aware.
+
+A document longer than the model's input is split into overlapping token windows that each fit
+together with the query; every window is scored and the document gets max, mean or first.
+Scores are kept as the model's raw logit and as sigmoid(logit) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reranker.chunking import Aggregation, aggregate, token_windows
+from reranker.corpus import Corpus
+from reranker.errors import ConfigError
+from reranker.models import LoadedModel, load_cross_encoder
+from reranker.types import ChunkScore, Document, Hit, RankedList
+
+logger = logging.getLogger(__name__)
+
+RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
+NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
+MIN_DOCUMENT_TOKENS = 32
+
+
+@dataclass(frozen=True)
+class DocumentScore:
+    """A document's aggregated score and the per-window scores behind it."""
+
+    doc_id: str
+    raw: float
+    normalized: float
+    chunks: tuple[ChunkScore, ...]
+    deciding_chunk: int
+    truncated_at: int | None
+
+
+@dataclass(frozen=True)
+class RerankOutput:
+    ranked: RankedList
+    scores: tuple[DocumentScore, ...]
+    messages: tuple[str, ...]
+    load_ms: float
+    pairs_scored: int
+    pairs_cached: int
+
+
+class ScoreCache:
+    """LRU cache of raw scores keyed by (model, query, window text): no pair is scored twice."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._data: OrderedDict[tuple[str, str, str], float] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> float | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, str], value: float) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+SCORE_CACHE = ScoreCache()
+_inference_locks: dict[str, threading.Lock] = {}
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def _logits_to_raw(logits: np.ndarray) -> np.ndarray:
+    """One score per pair: the logit, or for multi-class heads the log-odds of the last class."""
+    if logits.ndim == 1:
+        return logits.astype(np.float64)
+    if logits.shape[1] == 1:
+        return logits[:, 0].astype(np.float64)
+    logits = logits.astype(np.float64)
+    last = logits[:, -1]
+    rest = np.log(np.exp(logits[:, :-1] - last[:, None]).sum(axis=1)) + last
+    return last - rest
+
+
+class CrossEncoderReranker:
+    """Reranks candidates with any sentence-transformers CrossEncoder (hub id or local directory)."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        chunk_tokens: int = 400,
+        chunk_overlap: int = 100,
+        aggregation: Aggregation = "max",
+        trust_remote_code: bool = False,
+        cache: ScoreCache | None = SCORE_CACHE,
+    ) -> None:
+        if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
+            raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
+        self.model_spec = model
+        self.batch_size = batch_size
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
+        self.aggregation = aggregation
+        self.cache = cache
+        self.loaded: LoadedModel
+        self.loaded, fresh = load_cross_encoder(model, max_length=max_length, trust_remote_code=trust_remote_code)
+        self.first_load_ms = self.loaded.load_ms if fresh else 0.0
+        self.model = self.loaded.model
+        self.tokenizer = self.model.tokenizer
+        self.max_length = int(self.model.max_seq_length or 512)
+        self._cache_key = f"{self.loaded.resolved.path}|{self.max_length}"
+        self._lock = _inference_locks.setdefault(self._cache_key, threading.Lock())
+
+    @property
+    def name(self) -> str:
+        return self.model_spec
+
+    def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
+        """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
+        messages: list[str] = []
+        query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        budget = self.max_length - specials - len(query_ids)
+        if budget < MIN_DOCUMENT_TOKENS:
+            keep = self.max_length // 2
+            query = self.tokenizer.decode(query_ids[:keep])
+            messages.append(
+                f"The query is {len(query_ids)} tokens; the model reads at most {self.max_length} per pair, "
+                f"so the query was truncated to its first {keep} tokens."
+            )
+            budget = self.max_length - specials - keep
+        window = min(self.chunk_tokens, budget)
+        overlap = min(self.chunk_overlap, window // 2)
+
+        plans = []
+        pairs: list[tuple[str, str]] = []
+        for doc in documents:
+            text = doc.full_text
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            windows = token_windows(offsets, window, overlap)
+            truncated_at = offsets[budget - 1][1] if len(offsets) > budget else None
+            plans.append((doc, windows, truncated_at))
+            pairs.extend((query, text[w.start : w.end]) for w in windows)
+
+        raw, scored = self._score_pairs(pairs)
+        cursor = 0
+        results = []
+        for doc, windows, truncated_at in plans:
+            window_scores = raw[cursor : cursor + len(windows)]
+            cursor += len(windows)
+            chunks = tuple(
+                ChunkScore(w.index, w.start, w.end, float(s), w.token_start, w.token_end)
+                for w, s in zip(windows, window_scores, strict=True)
+            )
+            score, deciding = aggregate(list(window_scores), self.aggregation)
+            results.append(DocumentScore(doc.id, score, sigmoid(score), chunks, deciding, truncated_at))
+        return results, messages, scored, len(pairs) - scored
+
+    def _score_pairs(self, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
+        """Raw scores for pairs, and how many needed the model (the rest came from the cache)."""
+        scores: list[float | None] = [None] * len(pairs)
+        todo: list[int] = []
+        for i, (q, d) in enumerate(pairs):
+            cached = self.cache.get((self._cache_key, q, d)) if self.cache else None
+            if cached is None:
+                todo.append(i)
+            else:
+                scores[i] = cached
+        if todo:
+            import torch
+
+            with self._lock:
+                logits = self.model.predict(
+                    [pairs[i] for i in todo],
+                    batch_size=self.batch_size,
+                    activation_fn=torch.nn.Identity(),
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            for i, value in zip(todo, _logits_to_raw(np.asarray(logits)), strict=True):
+                scores[i] = float(value)
+                if self.cache:
+                    self.cache.put((self._cache_key, *pairs[i]), float(value))
+        return [float(s) for s in scores], len(todo)  # type: ignore[arg-type]
+
+    def rerank(
+        self,
+        query: str,
+        candidates: RankedList,
+        corpus: Corpus,
+        *,
+        depth: int,
+        stage: str = "reranked",
+    ) -> RerankOutput:
+        """Score the top `depth` candidates and return them reordered by the cross-encoder."""
+        pool = candidates.hits[:depth]
+        documents = [corpus[hit.doc_id] for hit in pool]
+        start_loaded = self.first_load_ms
+        self.first_load_ms = 0.0
+        scores, messages, scored, cached = self.score_documents(query, documents)
+        by_id = {hit.doc_id: hit for hit in pool}
+        order = sorted(scores, key=lambda s: (-s.raw, by_id[s.doc_id].rank))
+        hits = tuple(
+            Hit(
+                doc_id=s.doc_id,
+                rank=r,
+                score=s.raw,
+                stage=stage,
+                normalized=s.normalized,
+                chunks=s.chunks,
+                deciding_chunk=s.deciding_chunk,
+                truncated_at=s.truncated_at,
+                sources=by_id[s.doc_id].sources,
+            )
+            for r, s in enumerate(order, start=1)
+        )
+        ranked = RankedList(stage, hits, RAW_LABEL, NORMALIZED_LABEL)
+        return RerankOutput(ranked, tuple(scores), tuple(messages), start_loaded, scored, cached)
+

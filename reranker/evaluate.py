@@ -1,0 +1,97 @@
+"""Evaluation against graded relevance judgments, with ranx (Bassani, ECIR 2022) computing metrics.
+
+A reranked run is the reranked top followed by the rest of the fused list in fused order, as
+in BEIR's reranking protocol, so Recall@100 stays comparable across stages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from reranker.corpus import Qrels
+from reranker.pipeline import Pipeline
+from reranker.types import PipelineResult, RankedList
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("ndcg@10", "mrr@10", "recall@100")
+Run = dict[str, dict[str, float]]
+
+
+def run_queries(
+    pipeline: Pipeline,
+    queries: Mapping[str, str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    **overrides,
+) -> dict[str, PipelineResult]:
+    """Search every query; returns query id -> result."""
+    results = {}
+    for done, (qid, text) in enumerate(queries.items(), start=1):
+        results[qid] = pipeline.search(text, **overrides)
+        if progress:
+            progress(done, len(queries))
+    return results
+
+
+def stage_run(results: Mapping[str, PipelineResult], stage: str) -> Run:
+    """One stage as a run (query id -> doc id -> score); reranked stages continue with the fused tail."""
+    run: Run = {}
+    for qid, result in results.items():
+        if stage not in result.stages:
+            continue
+        run[qid] = _with_tail(result.stages[stage], result.stages["fused"]) if stage in ("coarse", "reranked") else result.stages[stage].as_run()
+    return run
+
+
+def _with_tail(head: RankedList, fused: RankedList) -> dict[str, float]:
+    scores = head.as_run()
+    floor = min(scores.values(), default=0.0)
+    for hit in fused.hits:
+        if hit.doc_id not in scores:
+            scores[hit.doc_id] = floor - hit.rank
+    return scores
+
+
+def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
+    """Mean metrics over the judged queries; a query with no results scores 0."""
+    per_query = evaluate_per_query(qrels, run, metrics)
+    count = len(per_query)
+    return {m: (sum(scores[m] for scores in per_query.values()) / count if count else 0.0) for m in metrics}
+
+
+def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:
+    """Query id -> metric -> value, over queries that have at least one relevant judgment."""
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
+
+    judged = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+    if not judged:
+        return {}
+    filled = {q: (run.get(q) or {"__no_result__": 0.0}) for q in judged}
+    ranx_qrels = RanxQrels(judged)
+    scores = evaluate(ranx_qrels, RanxRun(filled), list(metrics), return_mean=False, make_comparable=True)
+    out: dict[str, dict[str, float]] = {q: {} for q in judged}
+    for metric in metrics:
+        values = scores[metric] if len(metrics) > 1 else scores
+        for q, value in zip(ranx_qrels.keys(), values, strict=True):
+            out[q][metric] = float(value)
+    return out
+
+
+def evaluate_stages(qrels: Qrels, results: Mapping[str, PipelineResult]) -> dict[str, dict[str, float]]:
+    stages: list[str] = []
+    for result in results.values():
+        stages += [s for s in result.stages if s not in stages]
+    return {stage: evaluate_run(qrels, stage_run(results, stage)) for stage in stages}
+
+
+def mean_latency(results: Mapping[str, PipelineResult]) -> dict[str, float]:
+    """Mean milliseconds per stage (model loading excluded)."""
+    totals: dict[str, list[float]] = {}
+    for result in results.values():
+        for timing in result.timings:
+            totals.setdefault(timing.stage, []).append(timing.ms)
+    return {stage: sum(v) / len(v) for stage, v in totals.items()}

@@ -1,0 +1,257 @@
+"""The multi-stage pipeline: BM25 and dense retrieval, RRF, optional coarse and fine cross-encoders.
+
+Every stage returns a `RankedList`; the pipeline times each one (wall clock, tokenisation
+included, model loading kept apart) and returns them all in one `PipelineResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from reranker.bm25 import Backend, BM25Retriever, Tokenizer
+from reranker.chunking import AGGREGATIONS, Aggregation
+from reranker.corpus import Corpus
+from reranker.cross_encoder import CrossEncoderReranker
+from reranker.dense import DenseRetriever, IndexKind
+from reranker.errors import ConfigError, ModelUnavailableError
+from reranker.fusion import interpolate, reciprocal_rank_fusion
+from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
+from reranker.types import PipelineResult, RankedList, StageTiming
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """All settings of one pipeline run. `cross_encoder=None` stops after fusion; "auto" picks
+    the hub default when reachable, else the locally fine-tuned model shipped with the project."""
+
+    bi_encoder: str = DEFAULT_BI_ENCODER
+    cross_encoder: str | None = AUTO
+    retrieval_depth: int = 100
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    dense_weight: float = 1.0
+    rerank_depth: int = 50
+    top_n: int = 10
+    chunk_tokens: int = 400
+    chunk_overlap: int = 100
+    aggregation: Aggregation = "max"
+    max_length: int | None = None
+    batch_size: int = 32
+    interpolation: float = 0.0
+    coarse_cross_encoder: str | None = None
+    coarse_depth: int = 200
+    bm25_backend: Backend = "bm25s"
+    stemmer: str | None = "english"
+    dense_index: IndexKind = "auto"
+    trust_remote_code: bool = False
+
+    def validate(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
+        if self.rrf_k < 0:
+            raise ConfigError("RRF k must be 0 or more (60 is the usual value)")
+        if self.top_n < 1:
+            raise ConfigError("top-n must be at least 1")
+        if not 0.0 <= self.interpolation <= 1.0:
+            raise ConfigError("interpolation weight must be between 0 and 1")
+        if self.chunk_tokens < 16 or not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError("chunk size must be at least 16 tokens, and overlap between 0 and chunk size − 1")
+
+
+@lru_cache(maxsize=1)
+def default_cross_encoder() -> str | None:
+    """The hub default if it resolves (cache or hub), else the best offline model, else None."""
+    try:
+        resolve_model(DEFAULT_CROSS_ENCODER)
+        return DEFAULT_CROSS_ENCODER
+    except ModelUnavailableError:
+        pass
+    for name in PROJECT_MODELS:
+        try:
+            resolve_model(name)
+            return name
+        except ModelUnavailableError:
+            continue
+    return None
+
+
+def resolve_cross_encoder_spec(spec: str | None) -> str | None:
+    if spec is None or spec.strip().lower() in {"", "none", "off"}:
+        return None
+    return default_cross_encoder() if spec == AUTO else spec
+
+
+class Pipeline:
+    """A corpus with its first-stage indexes built, ready to answer queries."""
+
+    def __init__(
+        self,
+        corpus: Corpus,
+        config: PipelineConfig | None = None,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        show_progress_bar: bool = False,
+        cache_dir: str | None = None,
+    ) -> None:
+        if len(corpus) == 0:
+            raise ConfigError("the corpus is empty: load at least one document")
+        self.corpus = corpus
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        self._progress = progress
+        self._show_bar = show_progress_bar
+        self._cache_dir = cache_dir
+        self._bm25: dict[tuple, BM25Retriever] = {}
+        self._dense: dict[str, DenseRetriever] = {}
+        self._rerankers: dict[tuple, CrossEncoderReranker] = {}
+        self._build_lock = threading.Lock()
+        self.startup: list[StageTiming] = []
+        self._bm25_for(self.config)
+        self._dense_for(self.config)
+
+    def _bm25_for(self, config: PipelineConfig) -> BM25Retriever:
+        key = (config.bm25_backend, config.stemmer)
+        with self._build_lock:
+            if key not in self._bm25:
+                start = time.perf_counter()
+                self._bm25[key] = BM25Retriever(
+                    self.corpus, backend=config.bm25_backend, tokenizer=Tokenizer(stemmer=config.stemmer)
+                )
+                ms = (time.perf_counter() - start) * 1000
+                self.startup.append(StageTiming("bm25 index", 0.0, ms, f"{config.bm25_backend}, {len(self.corpus)} docs"))
+            return self._bm25[key]
+
+    def _dense_for(self, config: PipelineConfig) -> DenseRetriever:
+        with self._build_lock:
+            if config.bi_encoder not in self._dense:
+                retriever = DenseRetriever(
+                    self.corpus,
+                    config.bi_encoder,
+                    index=config.dense_index,
+                    cache_dir=self._cache_dir,
+                    progress=self._progress,
+                    show_progress_bar=self._show_bar,
+                )
+                self._dense[config.bi_encoder] = retriever
+                self.startup.append(
+                    StageTiming(
+                        "dense index",
+                        0.0,
+                        retriever.setup_ms,
+                        f"{config.bi_encoder}: model load {retriever.model_load_ms:.0f} ms, "
+                        f"embeddings {retriever.cache_status}",
+                    )
+                )
+            return self._dense[config.bi_encoder]
+
+    def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker:
+        """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
+        config = config or self.config
+        key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
+        with self._build_lock:
+            if key not in self._rerankers:
+                self._rerankers[key] = CrossEncoderReranker(
+                    spec,
+                    batch_size=config.batch_size,
+                    max_length=config.max_length,
+                    chunk_tokens=config.chunk_tokens,
+                    chunk_overlap=config.chunk_overlap,
+                    aggregation=config.aggregation,
+                    trust_remote_code=config.trust_remote_code,
+                )
+            return self._rerankers[key]
+
+    def search(self, query: str, **overrides) -> PipelineResult:
+        """Run every stage for one query; keyword overrides change settings for this call only."""
+        config = dataclasses.replace(self.config, **overrides) if overrides else self.config
+        config.validate()
+        query = _check_query(query)
+        messages: list[str] = []
+        depth = self._clamp("retrieval depth", config.retrieval_depth, len(self.corpus), messages)
+        timings: list[StageTiming] = []
+        stages: dict[str, RankedList] = {}
+
+        bm25 = self._bm25_for(config)
+        stages["bm25"], ms = _timed(bm25.search, query, depth)
+        timings.append(StageTiming("bm25", ms, detail=f"{bm25.backend_name}, top {depth}"))
+
+        dense = self._dense_for(config)
+        stages["dense"], ms = _timed(dense.search, query, depth)
+        timings.append(StageTiming("dense", ms, detail=f"{config.bi_encoder}, top {depth}"))
+
+        weights = {"bm25": config.bm25_weight, "dense": config.dense_weight}
+        stages["fused"], ms = _timed(
+            reciprocal_rank_fusion, {"bm25": stages["bm25"], "dense": stages["dense"]}, k=config.rrf_k, weights=weights
+        )
+        timings.append(StageTiming("fused", ms, detail=f"RRF k={config.rrf_k}"))
+
+        candidates = stages["fused"]
+        coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder)
+        fine_spec = resolve_cross_encoder_spec(config.cross_encoder)
+        if config.cross_encoder == AUTO and fine_spec is None:
+            messages.append(
+                "No cross-encoder is available offline, so results stop after fusion. "
+                "Pass --cross-encoder with a local model directory, or connect to the hub."
+            )
+        if coarse_spec and fine_spec:
+            coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
+            candidates = self._rerank_stage("coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages)
+        if fine_spec:
+            rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
+            self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
+            if config.interpolation > 0:
+                stages["reranked"] = interpolate(stages["reranked"], stages["fused"], config.interpolation)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+
+    def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
+        start = time.perf_counter()
+        reranker = self.reranker(spec, config)
+        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
+        ms = (time.perf_counter() - start) * 1000
+        stages[stage] = output.ranked
+        messages.extend(m for m in output.messages if m not in messages)
+        chunks = sum(len(s.chunks) for s in output.scores)
+        detail = f"{spec}: {len(output.scores)} docs, {chunks} windows, {output.pairs_cached} from cache"
+        timings.append(StageTiming(stage, ms - output.load_ms, output.load_ms, detail))
+        return output.ranked
+
+    @staticmethod
+    def _clamp(name: str, value: int, limit: int, messages: list[str]) -> int:
+        if value < 1:
+            messages.append(f"{name} {value} is below 1; using 1.")
+            return 1
+        if value > limit:
+            if limit > 0:
+                messages.append(f"{name} {value} is larger than the {limit} available; using {limit}.")
+            return max(limit, 1)
+        return value
+
+
+def _check_query(query: str) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise ConfigError("The query is empty: type a question or some keywords.")
+    query = " ".join(query.split())
+    if len(query) > MAX_QUERY_CHARS:
+        raise ConfigError(f"The query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
+    return query
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, (time.perf_counter() - start) * 1000
+
+
+Stage = Literal["bm25", "dense", "fused", "coarse", "reranked"]
