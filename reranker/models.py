@@ -44,6 +44,8 @@ ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 # Models this project builds itself (e.g. a LoRA adapter applied to a bundled backbone):
 # name -> callable returning a local directory. Registered by the modules that own them.
 PROJECT_MODELS: dict[str, Callable[[], Path]] = {}
+# A one-line description per project model (what it was trained on, its measured quality), for pickers.
+PROJECT_MODEL_INFO: dict[str, str] = {}
 
 Source = Literal["local directory", "project model", "Hugging Face cache", "bundled package", "hub"]
 
