@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reranker.api import Reranker, RerankResult, rerank
 from reranker.corpus import Corpus, Dataset, build_corpus, load_dataset, load_documents
 from reranker.cross_encoder import CrossEncoderReranker
 from reranker.errors import ConfigError, DataError, ModelUnavailableError, RerankLensError
@@ -23,8 +24,11 @@ __all__ = [
     "PipelineResult",
     "RankedList",
     "RerankLensError",
+    "RerankResult",
+    "Reranker",
     "StageTiming",
     "build_corpus",
     "load_dataset",
     "load_documents",
+    "rerank",
 ]

@@ -1,0 +1,229 @@
+"""Reranking from code: `Reranker` and `rerank` score (query, texts) with a chunk-aware cross-encoder.
+
+A whole retrieval pipeline over a corpus is `Pipeline(corpus, PipelineConfig(...)).search(query)`.
+This module covers the other common case: reranking texts that something else already retrieved
+(a vector store, a search API, a RAG framework). Results reuse the pipeline's types: a
+`RankedList` of `Hit`s (raw logit, sigmoid score, per-window `ChunkScore`s, deciding window)
+plus a `StageTiming` with the call's latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from reranker.chunking import AGGREGATIONS, Aggregation
+from reranker.corpus import Corpus
+from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
+from reranker.errors import ConfigError, ModelUnavailableError
+from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
+from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
+from reranker.types import Document, Hit, RankedList, StageTiming
+
+logger = logging.getLogger(__name__)
+
+STAGE = "reranked"
+MIN_CHUNK_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One reranking call: hits best first, the documents they point to, and the call's latency.
+
+    Each `Hit` carries the cross-encoder's raw logit (`score`), sigmoid(logit) in [0, 1]
+    (`normalized`), one `ChunkScore` per token window (`chunks`, character offsets into the
+    document's `full_text`), the window that decided the score (`deciding_chunk`) and where a
+    model that truncates instead of chunking would have stopped reading (`truncated_at`).
+    Plain-string inputs get the ids "0", "1", ...: their position in the input list.
+    `timing.ms` is the wall time of scoring; `timing.load_ms` is model loading, non-zero
+    only on the first call after the model was loaded.
+    """
+
+    query: str
+    model: str
+    ranked: RankedList
+    documents: Mapping[str, Document]
+    positions: Mapping[str, int]
+    timing: StageTiming
+    messages: tuple[str, ...] = ()
+    pairs_scored: int = 0
+    pairs_cached: int = 0
+
+    @property
+    def hits(self) -> tuple[Hit, ...]:
+        return self.ranked.hits
+
+    @property
+    def latency_ms(self) -> float:
+        """Milliseconds this call spent tokenising, chunking and scoring (model loading excluded)."""
+        return self.timing.ms
+
+    def __len__(self) -> int:
+        return len(self.ranked)
+
+    def __iter__(self) -> Iterator[Hit]:
+        return iter(self.ranked)
+
+    def document(self, hit: Hit | str) -> Document:
+        """The document a hit (or a doc id) points to."""
+        return self.documents[hit if isinstance(hit, str) else hit.doc_id]
+
+    def position(self, hit: Hit | str) -> int:
+        """The 0-based position of the hit's document in the input list."""
+        return self.positions[hit if isinstance(hit, str) else hit.doc_id]
+
+    def chunk_text(self, hit: Hit, index: int | None = None) -> str:
+        """The text of one scored window of a hit; by default the window that decided its score."""
+        index = hit.deciding_chunk if index is None else index
+        chunk = next((c for c in hit.chunks if c.index == index), None)
+        if chunk is None:
+            raise ConfigError(f"document {hit.doc_id!r} has no window {index} (it has {len(hit.chunks)})")
+        return self.document(hit).full_text[chunk.start : chunk.end]
+
+
+def resolve_reranker_model(model: str) -> str:
+    """The concrete model spec for `model`; "auto" means the hub default, else the project's fine-tuned model."""
+    if not isinstance(model, str) or not model.strip():
+        raise ConfigError('model is empty: pass a hub id, a local model directory, or "auto"')
+    spec = resolve_cross_encoder_spec(model.strip())
+    if spec is not None:
+        return spec
+    if model.strip() == AUTO:
+        raise ModelUnavailableError(
+            AUTO,
+            [
+                f"{DEFAULT_CROSS_ENCODER}: not in the local Hugging Face cache and the hub is unreachable",
+                f"project models: {', '.join(PROJECT_MODELS) or 'none registered'} (none resolved)",
+            ],
+            "Fix: pass model= a local cross-encoder directory or a hub id you have cached, "
+            "or run once with internet access so the default lands in ~/.cache/huggingface.",
+        )
+    raise ConfigError(f'model {model!r} turns reranking off; pass a hub id, a local model directory, or "auto"')
+
+
+def _as_documents(texts: Iterable[str | Document]) -> list[Document]:
+    if isinstance(texts, str | bytes) or not isinstance(texts, Iterable):
+        raise ConfigError(f"texts must be a list of strings or Documents, not a single {type(texts).__name__}")
+    documents: list[Document] = []
+    seen: set[str] = set()
+    for i, item in enumerate(texts):
+        if isinstance(item, Document):
+            doc = item
+        elif isinstance(item, str):
+            doc = Document(str(i), item)
+        else:
+            raise ConfigError(f"texts[{i}] is a {type(item).__name__}; pass str or reranker.Document")
+        if doc.id in seen:
+            raise ConfigError(f"texts[{i}] repeats the document id {doc.id!r}; ids must be unique")
+        seen.add(doc.id)
+        documents.append(doc)
+    return documents
+
+
+@dataclass(frozen=True)
+class Reranker:
+    """A cross-encoder reranker for (query, list of texts), scoring long texts window by window.
+
+    `model` is a hub id, a local directory, or "auto" (`cross-encoder/ms-marco-MiniLM-L6-v2`
+    when the hub or the local cache has it, else the project's fine-tuned model). Texts longer
+    than `chunk_tokens` (or than the model's input) are split into overlapping windows; the text's
+    score is the max, mean or first window score (`aggregation`). `top_n=None` keeps every text.
+    The model loads once per process and is shared by every `Reranker` with the same settings.
+    """
+
+    model: str = AUTO
+    top_n: int | None = None
+    batch_size: int = 32
+    max_length: int | None = None
+    chunk_tokens: int = 400
+    chunk_overlap: int = 100
+    aggregation: Aggregation = "max"
+    trust_remote_code: bool = False
+    cache: bool = True
+    resolved_model: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        _check_top_n(self.top_n)
+        if self.aggregation not in AGGREGATIONS:
+            raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
+        if self.chunk_tokens < MIN_CHUNK_TOKENS or not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"chunk_tokens must be at least {MIN_CHUNK_TOKENS}, and chunk_overlap between 0 and chunk_tokens − 1"
+            )
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        object.__setattr__(self, "resolved_model", resolve_reranker_model(self.model))
+        engine = CrossEncoderReranker(
+            self.resolved_model,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            chunk_tokens=self.chunk_tokens,
+            chunk_overlap=self.chunk_overlap,
+            aggregation=self.aggregation,
+            trust_remote_code=self.trust_remote_code,
+            cache=SCORE_CACHE if self.cache else None,
+        )
+        object.__setattr__(self, "_engine", engine)
+
+    @property
+    def max_input_tokens(self) -> int:
+        """Tokens the model reads per (query, window) pair."""
+        return self._engine.max_length
+
+    def rerank(self, query: str, texts: Iterable[str | Document], *, top_n: int | None = None) -> RerankResult:
+        """Score every text against the query and return them best first (`top_n` overrides the default)."""
+        query = _check_query(query)
+        documents = _as_documents(texts)
+        top_n = self.top_n if top_n is None else top_n
+        _check_top_n(top_n)
+        positions = MappingProxyType({doc.id: i for i, doc in enumerate(documents)})
+        by_id = MappingProxyType({doc.id: doc for doc in documents})
+        if not documents:
+            empty = RankedList(STAGE, (), RAW_LABEL, NORMALIZED_LABEL)
+            return RerankResult(query, self.resolved_model, empty, by_id, positions, StageTiming(STAGE, 0.0))
+        candidates = RankedList(
+            "input", tuple(Hit(doc.id, i, 0.0, "input") for i, doc in enumerate(documents, start=1)), "input order"
+        )
+        start = time.perf_counter()
+        output = self._engine.rerank(query, candidates, Corpus(tuple(documents)), depth=len(documents), stage=STAGE)
+        ms = (time.perf_counter() - start) * 1000
+        windows = sum(len(s.chunks) for s in output.scores)
+        detail = f"{self.resolved_model}: {len(documents)} texts, {windows} windows, {output.pairs_cached} from cache"
+        logger.debug("reranked %d texts in %.1f ms (%s)", len(documents), ms, detail)
+        ranked = output.ranked.top(top_n) if top_n is not None else output.ranked
+        return RerankResult(
+            query,
+            self.resolved_model,
+            ranked,
+            by_id,
+            positions,
+            StageTiming(STAGE, ms, output.load_ms, detail),
+            output.messages,
+            output.pairs_scored,
+            output.pairs_cached,
+        )
+
+
+def rerank(
+    query: str,
+    texts: Iterable[str | Document],
+    model: str = AUTO,
+    *,
+    top_n: int | None = None,
+    chunk_tokens: int = 400,
+    chunk_overlap: int = 100,
+    aggregation: Aggregation = "max",
+) -> RerankResult:
+    """Rerank texts for a query in one call; see `Reranker` for the settings and `RerankResult` for the output."""
+    reranker = Reranker(
+        model, top_n=top_n, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, aggregation=aggregation
+    )
+    return reranker.rerank(query, texts)
+
+
+def _check_top_n(top_n: int | None) -> None:
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ConfigError(f"top_n must be a whole number of at least 1, or None for all (got {top_n!r})")
