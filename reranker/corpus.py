@@ -179,7 +179,9 @@ def _load_zip(path: Path, name: str | None) -> Corpus:
     except zipfile.BadZipFile as exc:
         raise DataError(f"not a valid zip archive ({exc})", path=str(path)) from None
     with archive:
-        members = [m for m in archive.infolist() if not m.is_dir() and PurePosixPath(m.filename).suffix.lower() in DOCUMENT_SUFFIXES]
+        members = [
+            m for m in archive.infolist() if not m.is_dir() and PurePosixPath(m.filename).suffix.lower() in DOCUMENT_SUFFIXES
+        ]
         members = [m for m in members if not PurePosixPath(m.filename).name.startswith(".") and "__MACOSX" not in m.filename]
         if len(members) > MAX_ZIP_MEMBERS:
             raise DataError(f"too many files in the archive ({len(members)} > {MAX_ZIP_MEMBERS})", path=str(path))

@@ -183,7 +183,7 @@ class CrossEncoderReranker:
         scores: list[float | None] = [None] * len(pairs)
         todo: list[int] = []
         for i, (q, d) in enumerate(pairs):
-            cached = self.cache.get((self._cache_key, q, d)) if self.cache else None
+            cached = self.cache.get((self._cache_key, q, d)) if self.cache is not None else None
             if cached is None:
                 todo.append(i)
             else:
@@ -201,7 +201,7 @@ class CrossEncoderReranker:
                 )
             for i, value in zip(todo, _logits_to_raw(np.asarray(logits)), strict=True):
                 scores[i] = float(value)
-                if self.cache:
+                if self.cache is not None:
                     self.cache.put((self._cache_key, *pairs[i]), float(value))
         return [float(s) for s in scores], len(todo)  # type: ignore[arg-type]
 

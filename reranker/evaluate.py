@@ -41,7 +41,8 @@ def stage_run(results: Mapping[str, PipelineResult], stage: str) -> Run:
     for qid, result in results.items():
         if stage not in result.stages:
             continue
-        run[qid] = _with_tail(result.stages[stage], result.stages["fused"]) if stage in ("coarse", "reranked") else result.stages[stage].as_run()
+        ranked = result.stages[stage]
+        run[qid] = _with_tail(ranked, result.stages["fused"]) if stage in ("coarse", "reranked") else ranked.as_run()
     return run
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 
 from reranker.types import Hit, RankedList, SourceRank
 
 
-class FusionMethod(str, Enum):
+class FusionMethod(StrEnum):
     RRF = "rrf"
     WEIGHTED_RRF = "weighted_rrf"
 

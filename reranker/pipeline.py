@@ -207,7 +207,9 @@ class Pipeline:
             )
         if coarse_spec and fine_spec:
             coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
-            candidates = self._rerank_stage("coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages)
+            candidates = self._rerank_stage(
+                "coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages
+            )
         if fine_spec:
             rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)

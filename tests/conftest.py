@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests never download: the hub is switched off before any HF import."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+from reranker.corpus import build_corpus
+from reranker.types import Document
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+# The seed example: five passages for "What is transformer attention mechanism?".
+SEED_DOCUMENTS = (
+    Document(
+        "attention-def",
+        "The attention mechanism in transformers computes, for every token, a weighted sum of value vectors; "
+        "the weights come from a softmax over scaled dot products between the token's query and all keys.",
+        "Transformer attention",
+    ),
+    Document(
+        "attention-cost",
+        "Self-attention compares every token with every other token, so its cost grows quadratically with "
+        "sequence length, which limits transformers on long inputs.",
+        "Quadratic cost of attention",
+    ),
+    Document(
+        "bert",
+        "BERT is a stack of transformer encoder layers pretrained with masked language modelling and next "
+        "sentence prediction; each layer combines multi-head self-attention with a feed-forward network.",
+        "BERT architecture",
+    ),
+    Document(
+        "rnn",
+        "Recurrent neural networks such as LSTMs and GRUs read a sequence one step at a time and carry a hidden "
+        "state, an alternative to attention for modelling order.",
+        "Recurrent networks",
+    ),
+    Document(
+        "attention-general",
+        "In machine learning, attention broadly means letting a model focus on the most relevant parts of its "
+        "input, much as people attend to some details and ignore others.",
+        "Attention in machine learning",
+    ),
+)
+SEED_QUERY = "What is transformer attention mechanism?"
+
+
+@pytest.fixture(scope="session")
+def seed_corpus():
+    return build_corpus(SEED_DOCUMENTS, name="seed")
+
+
+@pytest.fixture(scope="session")
+def seed_pipeline(seed_corpus, tmp_path_factory):
+    from reranker.pipeline import Pipeline, PipelineConfig
+
+    cache = tmp_path_factory.mktemp("embeddings")
+    return Pipeline(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL, rerank_depth=5), cache_dir=str(cache))

@@ -1,0 +1,89 @@
+"""Cross-encoder mechanics on real weights (the bundled MiniLM with an untrained head): batching,
+chunking, aggregation, ordering and caching. Quality is never asserted here."""
+
+from __future__ import annotations
+
+import pytest
+
+from reranker.corpus import build_corpus
+from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, CrossEncoderReranker, ScoreCache, sigmoid
+from reranker.types import Document, Hit, RankedList
+from tests.conftest import BUNDLED_MODEL, SEED_QUERY
+
+LONG_TEXT = " ".join(f"Sentence number {i} talks about topic {i % 7} in some detail." for i in range(160))
+
+
+@pytest.fixture(scope="module")
+def reranker():
+    import torch
+
+    torch.manual_seed(0)
+    return CrossEncoderReranker(BUNDLED_MODEL, max_length=128, chunk_tokens=64, chunk_overlap=16, cache=ScoreCache())
+
+
+def test_scores_match_plain_predict_and_are_labelled(reranker, seed_corpus):
+    import torch
+
+    docs = list(seed_corpus.documents)
+    scores, messages, scored, cached = reranker.score_documents(SEED_QUERY, docs)
+    direct = reranker.model.predict(
+        [(SEED_QUERY, d.full_text) for d in docs], activation_fn=torch.nn.Identity(), batch_size=2
+    )
+    assert [s.raw for s in scores] == pytest.approx(list(direct), abs=1e-4)
+    assert all(s.normalized == pytest.approx(sigmoid(s.raw)) for s in scores)
+    assert messages == [] and scored == len(docs) and cached == 0
+
+
+def test_long_document_is_windowed_with_spans_and_truncation_point(reranker):
+    doc = Document("long", LONG_TEXT, "Long")
+    [score], _, scored, _ = reranker.score_documents("topic 3", [doc])
+    assert len(score.chunks) > 3 and scored == len(score.chunks)
+    text = doc.full_text
+    for previous, chunk in zip(score.chunks, score.chunks[1:], strict=False):
+        assert chunk.token_start == previous.token_end - 16  # overlap in tokens
+        assert previous.start < chunk.start < previous.end  # overlapping character spans
+    assert score.chunks[-1].end == len(text)
+    assert score.raw == max(c.raw for c in score.chunks)
+    assert score.chunks[score.deciding_chunk].raw == score.raw
+    assert score.truncated_at is not None and 0 < score.truncated_at < len(text)
+    query_tokens = len(reranker.tokenizer("topic 3", add_special_tokens=False)["input_ids"])
+    assert all(c.token_end - c.token_start + query_tokens + 3 <= 128 for c in score.chunks)
+
+
+def test_aggregation_first_and_mean(seed_corpus):
+    doc = Document("long", LONG_TEXT)
+    kwargs = dict(max_length=128, chunk_tokens=64, chunk_overlap=16, cache=ScoreCache())
+    first = CrossEncoderReranker(BUNDLED_MODEL, aggregation="first", **kwargs).score_documents("topic", [doc])[0][0]
+    mean = CrossEncoderReranker(BUNDLED_MODEL, aggregation="mean", **kwargs).score_documents("topic", [doc])[0][0]
+    assert first.raw == pytest.approx(first.chunks[0].raw)
+    assert mean.raw == pytest.approx(sum(c.raw for c in mean.chunks) / len(mean.chunks))
+
+
+def test_cache_means_no_pair_is_scored_twice(reranker, seed_corpus):
+    docs = list(seed_corpus.documents)
+    reranker.score_documents("a fresh query about caching", docs)
+    again = reranker.score_documents("a fresh query about caching", docs)
+    assert again[2] == 0 and again[3] == len(docs)
+
+
+def test_rerank_orders_by_score_and_keeps_first_stage_sources(reranker, seed_corpus):
+    candidates = RankedList("fused", tuple(Hit(d.id, r, 1.0 / r, "fused") for r, d in enumerate(seed_corpus.documents, 1)), "x")
+    output = reranker.rerank(SEED_QUERY, candidates, seed_corpus, depth=4)
+    ranked = output.ranked
+    assert len(ranked) == 4 and ranked.score_label == RAW_LABEL and ranked.normalized_label == NORMALIZED_LABEL
+    assert [h.score for h in ranked] == sorted((h.score for h in ranked), reverse=True)
+    assert [h.rank for h in ranked] == [1, 2, 3, 4]
+    assert "attention-general" not in ranked.doc_ids()  # beyond depth 4
+
+
+def test_overlong_query_is_truncated_with_a_message(reranker):
+    query = "attention " * 400
+    scores, messages, _, _ = reranker.score_documents(query, [Document("d", "short text")])
+    assert len(scores) == 1 and "truncated" in messages[0]
+
+
+def test_rerank_depth_covers_a_corpus_built_inline():
+    corpus = build_corpus([Document("x", "alpha"), Document("y", "beta")])
+    r = CrossEncoderReranker(BUNDLED_MODEL, cache=None)
+    candidates = RankedList("fused", (Hit("x", 1, 1.0, "fused"), Hit("y", 2, 0.5, "fused")), "x")
+    assert sorted(r.rerank("alpha", candidates, corpus, depth=10).ranked.doc_ids()) == ["x", "y"]
