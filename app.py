@@ -1,0 +1,20 @@
+"""Rerank Lens in the browser: `python app.py`, then open http://127.0.0.1:7860.
+
+Set GRADIO_SERVER_NAME=0.0.0.0 to listen on every interface and GRADIO_SERVER_PORT to change the port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from reranker.ui import build_demo, launch_options
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo = build_demo()
+    demo.launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        **launch_options(),
+    )

@@ -1,0 +1,282 @@
+"""Pure functions from pipeline results to escaped HTML: ranked lists, movement badges, chunk text.
+
+Every piece of corpus text, document id and file name goes through `html.escape`. Rows carry a
+`data-doc` attribute so the page script can highlight one document in every list at once.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reranker.compare import Movement, movement
+from reranker.corpus import Corpus
+from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
+
+SNIPPET_CHARS = 220
+
+STAGE_NAMES = {
+    "bm25": "BM25",
+    "dense": "Dense (bi-encoder)",
+    "fused": "Fused (RRF)",
+    "coarse": "Coarse cross-encoder",
+    "reranked": "Cross-encoder",
+}
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def stage_name(stage: str) -> str:
+    return STAGE_NAMES.get(stage, stage)
+
+
+def score_unit(ranked: RankedList, normalized: bool) -> str:
+    """A short unit for a score column, e.g. "logit" or "sigmoid 0–1"."""
+    if ranked.stage in ("reranked", "coarse"):
+        if normalized and ranked.normalized_label:
+            return "sigmoid, 0–1"
+        return "logit" if not ranked.score_label.startswith(("0", "1")) and "z(" not in ranked.score_label else "blend"
+    return {"bm25": "BM25", "dense": "cosine", "fused": "RRF"}.get(ranked.stage, "score")
+
+
+def score_caption(ranked: RankedList, normalized: bool) -> str:
+    """The full sentence explaining what a list's score is and its scale."""
+    if normalized and ranked.normalized_label:
+        return ranked.normalized_label
+    return ranked.score_label
+
+
+def hit_score(hit: Hit, normalized: bool) -> float:
+    return hit.normalized if normalized and hit.normalized is not None else hit.score
+
+
+def format_score(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:.1f}"
+    if abs(value) >= 0.1 or value == 0:
+        return f"{value:.3f}"
+    return f"{value:.4f}"
+
+
+def snippet(doc: Document, limit: int = SNIPPET_CHARS) -> str:
+    text = " ".join(doc.text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def title_of(doc: Document) -> str:
+    return doc.title or snippet(doc, 80)
+
+
+def badge(move: Movement, side: str) -> str:
+    """A movement badge. On the before side it says where the document went; after, how it moved."""
+    if side == "before":
+        if move.kind == "dropped":
+            now = f" (now #{move.after})" if move.after else ""
+            return f'<span class="rl-badge rl-dropped" title="left the top-n after reranking{now}">✖ dropped</span>'
+        if move.after is None:
+            return '<span class="rl-badge rl-same">–</span>'
+        return f'<span class="rl-badge rl-{move.kind}" title="rank after reranking">→ #{move.after}</span>'
+    titles = {
+        "up": f"moved up {move.delta} from #{move.before}",
+        "down": f"moved down {-move.delta} from #{move.before}",
+        "new": "entered the top-n" + (f" from #{move.before} in the fused list" if move.before else ""),
+        "same": "same rank as before",
+    }
+    return f'<span class="rl-badge rl-{move.kind}" title="{esc(titles.get(move.kind, ""))}">{esc(move.label)}</span>'
+
+
+def relevance_mark(grade: int | None) -> str:
+    if grade is None:
+        return ""
+    if grade > 0:
+        return f'<span class="rl-rel" title="judged relevant (grade {grade})">✓ rel {grade}</span>'
+    return '<span class="rl-nonrel" title="judged not relevant (grade 0)">✗ judged 0</span>'
+
+
+@dataclass(frozen=True)
+class Column:
+    """One ranked list as shown in a column."""
+
+    heading: str
+    ranked: RankedList
+    other: RankedList
+    side: str  # "before" | "after" | "a" | "b"
+
+
+def ranked_table(
+    column: Column,
+    corpus: Corpus,
+    top_n: int,
+    *,
+    normalized: bool = False,
+    judgments: Mapping[str, int] | None = None,
+) -> str:
+    """One list as an HTML table: rank, title + snippet, score with its unit, movement, relevance."""
+    ranked = column.ranked
+    unit = score_unit(ranked, normalized)
+    rows = []
+    for hit in ranked.hits[:top_n]:
+        doc = corpus.get(hit.doc_id)
+        if doc is None:
+            continue
+        if column.side in ("before", "after"):
+            before, after = (ranked, column.other) if column.side == "before" else (column.other, ranked)
+            move_html = badge(movement(hit.doc_id, before, after, top_n), column.side)
+        else:
+            other_rank = column.other.rank_of(hit.doc_id)
+            shown = other_rank is not None and other_rank <= top_n
+            label = f"#{other_rank} there" if shown else "not in other"
+            kind = "same" if shown and other_rank == hit.rank else ("new" if not shown else "other")
+            move_html = f'<span class="rl-badge rl-{kind}" title="rank in the other model\'s list">{esc(label)}</span>'
+        grade = judgments.get(hit.doc_id, 0 if judgments else None) if judgments is not None else None
+        chunk_note = ""
+        if len(hit.chunks) > 1:
+            chunk_note = (
+                f'<span class="rl-chunks" title="scored as {len(hit.chunks)} token windows; '
+                f'window {(hit.deciding_chunk or 0) + 1} decided the score">'
+                f"{len(hit.chunks)} windows</span>"
+            )
+        rows.append(
+            f'<tr class="rl-row{" rl-relevant" if grade else ""}" data-doc="{esc(hit.doc_id)}">'
+            f'<td class="rl-rank">{hit.rank}</td>'
+            f'<td class="rl-doc"><div class="rl-title">{esc(title_of(doc))}</div>'
+            f'<div class="rl-snippet">{esc(snippet(doc))}</div>'
+            f'<div class="rl-meta"><code>{esc(hit.doc_id)}</code>{relevance_mark(grade)}{chunk_note}</div></td>'
+            f'<td class="rl-score" title="{esc(score_caption(ranked, normalized))}">'
+            f"{format_score(hit_score(hit, normalized))}</td>"
+            f'<td class="rl-move">{move_html}</td></tr>'
+        )
+    body = "".join(rows) or '<tr><td colspan="4" class="rl-empty">No documents.</td></tr>'
+    return (
+        f'<div class="rl-col rl-col-{esc(column.side)}">'
+        f'<div class="rl-col-head"><h3>{esc(column.heading)}</h3>'
+        f'<div class="rl-caption">Score: {esc(score_caption(ranked, normalized))}</div></div>'
+        f'<table class="rl-table"><thead><tr><th>#</th><th>Document</th><th>{esc(unit)}</th><th>Move</th></tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def before_after_html(
+    result: PipelineResult,
+    corpus: Corpus,
+    *,
+    normalized: bool = False,
+    judgments: Mapping[str, int] | None = None,
+    after_heading: str | None = None,
+) -> str:
+    """The fused list and the final list side by side."""
+    top_n = result.top_n
+    before = Column(f"Before: {stage_name('fused')}", result.before, result.after, "before")
+    heading = after_heading or (
+        f"After: {stage_name(result.final_stage)}" if result.reranked else "After: no cross-encoder ran (same as fused)"
+    )
+    after = Column(heading, result.after, result.before, "after")
+    return (
+        '<div class="rl-lists">'
+        + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments)
+        + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments)
+        + "</div>"
+    )
+
+
+def side_by_side_html(
+    left: tuple[str, RankedList], right: tuple[str, RankedList], corpus: Corpus, top_n: int, *, normalized: bool = False
+) -> str:
+    """Two models' lists for the same query; each row says the document's rank in the other list."""
+    a = Column(left[0], left[1], right[1], "a")
+    b = Column(right[0], right[1], left[1], "b")
+    return (
+        '<div class="rl-lists">'
+        + ranked_table(a, corpus, top_n, normalized=normalized)
+        + ranked_table(b, corpus, top_n, normalized=normalized)
+        + "</div>"
+    )
+
+
+def summary_html(
+    result: PipelineResult,
+    *,
+    corpus_label: str,
+    ndcg: tuple[float, float] | None = None,
+    judged: int | None = None,
+) -> str:
+    """A one-line summary: corpus, how many documents moved, nDCG@10 before → after when judged."""
+    top_n = result.top_n
+    moves = [movement(d, result.before, result.after, top_n) for d in result.after.doc_ids()[:top_n]]
+    up = sum(m.kind == "up" for m in moves)
+    down = sum(m.kind == "down" for m in moves)
+    new = sum(m.kind == "new" for m in moves)
+    parts = [
+        f"<span><b>{esc(corpus_label)}</b></span>",
+        f"<span>top {top_n}: <b class='rl-up-t'>{up} up</b>, <b class='rl-down-t'>{down} down</b>, "
+        f"<b class='rl-new-t'>{new} new</b></span>",
+        _time_summary(result),
+    ]
+    if ndcg is not None:
+        before, after = ndcg
+        delta = after - before
+        cls = "rl-up-t" if delta > 0.0005 else ("rl-down-t" if delta < -0.0005 else "")
+        parts.append(
+            f'<span title="nDCG@10 of this query against its relevance judgments ({judged} judged documents); '
+            f'0 to 1, higher is better">nDCG@10 {before:.3f} → <b class="{cls}">{after:.3f}</b> '
+            f"({delta:+.3f})</span>"
+        )
+    else:
+        parts.append(
+            '<span class="rl-muted" title="pick one of the example queries to see nDCG">no judgments for this query</span>'
+        )
+    return '<div class="rl-summary">' + "".join(parts) + "</div>"
+
+
+def _time_summary(result: PipelineResult) -> str:
+    query_ms = sum(t.ms for t in result.timings)
+    load_ms = sum(t.load_ms for t in result.timings)
+    text = f"<span title='wall clock of every stage for this query'>{query_ms:,.0f} ms for this query"
+    if load_ms:
+        text += f" <span class='rl-muted'>+ {load_ms:,.0f} ms first model load</span>"
+    return text + "</span>"
+
+
+def messages_html(messages: Sequence[str]) -> str:
+    if not messages:
+        return ""
+    items = "".join(f"<li>{esc(m)}</li>" for m in messages)
+    return f'<div class="rl-notes"><ul>{items}</ul></div>'
+
+
+def notice_html(text: str, kind: str = "info") -> str:
+    return f'<div class="rl-notice rl-notice-{esc(kind)}">{esc(text)}</div>'
+
+
+def chunk_text_html(doc: Document, chunks: Sequence[ChunkScore], deciding: int | None, truncated_at: int | None) -> str:
+    """The document text with the deciding window highlighted and the truncation point marked."""
+    text = doc.full_text
+    span = None
+    if deciding is not None and 0 <= deciding < len(chunks):
+        span = (chunks[deciding].start, chunks[deciding].end)
+    cut = truncated_at if truncated_at is not None and 0 < truncated_at < len(text) else None
+    points = sorted({0, len(text), *(span or ()), *((cut,) if cut is not None else ())})
+    out: list[str] = []
+    for start, end in itertools.pairwise(points):
+        if span and start == span[0]:
+            out.append(
+                f'<span class="rl-deciding-tag" title="the window that decided the document score">'
+                f"▼ window {deciding + 1} decided the score</span>"
+            )
+        if cut is not None and start == cut:
+            out.append(
+                '<span class="rl-cut" title="a cross-encoder that truncates its input never reads past this point">'
+                "✂ a truncating model stops reading here</span>"
+            )
+        classes = []
+        if span and span[0] <= start < span[1]:
+            classes.append("rl-deciding")
+        if cut is not None and start >= cut:
+            classes.append("rl-unread")
+        piece = esc(text[start:end])
+        out.append(f'<span class="{" ".join(classes)}">{piece}</span>' if classes else piece)
+    return f'<div class="rl-doctext">{"".join(out)}</div>'

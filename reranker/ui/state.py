@@ -1,0 +1,245 @@
+"""Process-wide registry of corpora and pipelines shared by every browser session.
+
+Corpora come from three places: the project's bundled corpora (`corpora/<name>/corpus.jsonl`),
+BEIR folders under data directories (e.g. `../shared/datasets/scifact`), and uploads. A corpus
+is loaded and indexed once per process; concurrent users of the same corpus share one
+`Pipeline`, and switching back to a corpus is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from reranker.corpus import Dataset, load_dataset, load_documents
+from reranker.errors import DataError
+from reranker.pipeline import Pipeline, PipelineConfig
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_DIR = REPO_ROOT / "corpora"
+DEFAULT_CORPUS = "knowledge"
+SEED_QUERY = "What is transformer attention mechanism?"
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
+MAX_EXAMPLES = 8
+
+SourceKind = Literal["bundled", "data", "upload"]
+ProgressFn = Callable[[int, int], None]
+
+
+def default_data_dirs() -> list[Path]:
+    """Folders scanned for BEIR datasets: $RERANK_LENS_DATA (os.pathsep-separated), else ../shared/datasets."""
+    env = os.environ.get("RERANK_LENS_DATA")
+    if env:
+        return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
+    return [REPO_ROOT.parent / "shared" / "datasets"]
+
+
+@dataclass(frozen=True)
+class CorpusSource:
+    """Where a corpus can be loaded from, and how the picker names it."""
+
+    key: str
+    label: str
+    path: str
+    kind: SourceKind
+
+
+@dataclass
+class _Entry:
+    source: CorpusSource
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    dataset: Dataset | None = None
+    pipeline: Pipeline | None = None
+
+
+_progress_local = threading.local()
+
+
+def _forward_progress(done: int, total: int) -> None:
+    """Pipelines report encoding progress here; it goes to whichever request is building in this thread."""
+    listener = getattr(_progress_local, "listener", None)
+    if listener is not None:
+        listener(done, total)
+
+
+def _has_beir(folder: Path) -> bool:
+    return (folder / "corpus.jsonl").is_file()
+
+
+def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]:
+    """Bundled corpora first (the default one at the top), then BEIR folders under the data dirs."""
+    found: list[CorpusSource] = []
+    if bundled_dir.is_dir():
+        names = sorted(p.name for p in bundled_dir.iterdir() if p.is_dir() and _has_beir(p))
+        names.sort(key=lambda n: n != DEFAULT_CORPUS)
+        found += [CorpusSource(f"bundled:{n}", f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
+    for root in data_dirs:
+        if not root.is_dir():
+            continue
+        candidates = [root] if _has_beir(root) else sorted(p for p in root.iterdir() if p.is_dir() and _has_beir(p))
+        for folder in candidates:
+            key = f"data:{folder.resolve()}"
+            if all(s.key != key for s in found):
+                found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
+    return found
+
+
+class AppState:
+    """Corpora, their datasets and pipelines; safe to share between threads."""
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        *,
+        bundled_dir: Path | str = BUNDLED_DIR,
+        data_dirs: Iterable[Path | str] | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.config = config or PipelineConfig()
+        self.bundled_dir = Path(bundled_dir)
+        self.data_dirs = [Path(d) for d in (default_data_dirs() if data_dirs is None else data_dirs)]
+        self.cache_dir = cache_dir
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> list[CorpusSource]:
+        """Re-scan the bundled and data folders (corpora written after start appear)."""
+        sources = discover(self.bundled_dir, self.data_dirs)
+        with self._lock:
+            for source in sources:
+                self._entries.setdefault(source.key, _Entry(source))
+        return self.sources()
+
+    def sources(self) -> list[CorpusSource]:
+        with self._lock:
+            return [entry.source for entry in self._entries.values()]
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a dropdown."""
+        return [(s.label, s.key) for s in self.sources()]
+
+    @property
+    def default_key(self) -> str | None:
+        sources = self.sources()
+        return sources[0].key if sources else None
+
+    def source(self, key: str) -> CorpusSource:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
+        return entry.source
+
+    def _entry(self, key: str) -> _Entry:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
+        return entry
+
+    def dataset(self, key: str) -> Dataset:
+        entry = self._entry(key)
+        with entry.lock:
+            if entry.dataset is None:
+                entry.dataset = _load(entry.source)
+            return entry.dataset
+
+    def is_ready(self, key: str) -> bool:
+        entry = self._entry(key)
+        return entry.pipeline is not None
+
+    def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
+        """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
+        entry = self._entry(key)
+        with entry.lock:
+            if entry.pipeline is None:
+                if entry.dataset is None:
+                    entry.dataset = _load(entry.source)
+                with progress_listener(progress):
+                    entry.pipeline = Pipeline(
+                        entry.dataset.corpus, self.config, progress=_forward_progress, cache_dir=self.cache_dir
+                    )
+            return entry.pipeline
+
+    def add_upload(self, path: str | Path, display_name: str | None = None) -> CorpusSource:
+        """Validate an uploaded file and register it; raises DataError (file and line) and registers nothing."""
+        path = Path(path)
+        name = display_name or path.name
+        if path.suffix.lower() not in UPLOAD_SUFFIXES:
+            raise DataError(f"unsupported file type; upload one of {', '.join(UPLOAD_SUFFIXES)}", path=name)
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            raise DataError(f"the file is {size / 2**20:.0f} MB; the upload limit is {MAX_UPLOAD_BYTES // 2**20} MB", path=name)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem)[:60] or "upload"
+        try:
+            corpus = load_documents(path, name=stem)
+        except DataError as exc:
+            # Name the file as the user knows it, not by its temporary path.
+            raise DataError(str(exc).replace(str(path), name)) from None
+        source = CorpusSource(f"upload:{digest}", f"{stem} (upload, {len(corpus)} docs)", str(path), "upload")
+        with self._lock:
+            entry = self._entries.setdefault(source.key, _Entry(source))
+        with entry.lock:
+            if entry.dataset is None:
+                entry.dataset = Dataset(corpus=corpus, path=name)
+        return entry.source
+
+
+@contextmanager
+def progress_listener(callback: ProgressFn | None) -> Iterator[None]:
+    """Route pipeline progress reports in this thread to `callback` for the duration of a block."""
+    previous = getattr(_progress_local, "listener", None)
+    _progress_local.listener = callback
+    try:
+        yield
+    finally:
+        _progress_local.listener = previous
+
+
+def _load(source: CorpusSource) -> Dataset:
+    dataset = load_dataset(source.path)
+    for problem in dataset.problems:
+        logger.warning("%s: %s", source.label, problem)
+    return dataset
+
+
+def example_queries(dataset: Dataset, limit: int = MAX_EXAMPLES) -> list[str]:
+    """Judged queries first (test split, then others), the seed query at the top when present."""
+    ordered: list[str] = []
+    for split in sorted(dataset.qrels, key=lambda s: s != "test"):
+        ordered += [dataset.queries[q] for q in dataset.qrels[split] if q in dataset.queries]
+    ordered += list(dataset.queries.values())
+    seen: set[str] = set()
+    unique = [q for q in ordered if not (q in seen or seen.add(q))]
+    if SEED_QUERY in seen:
+        unique.remove(SEED_QUERY)
+        unique.insert(0, SEED_QUERY)
+    return unique[:limit]
+
+
+def judgments_for(dataset: Dataset, query: str) -> tuple[str, dict[str, int]] | None:
+    """(query id, doc id -> grade) when the query text matches a judged query of the dataset."""
+    wanted = _normalise(query)
+    for qid, text in dataset.queries.items():
+        if _normalise(text) == wanted:
+            for split in sorted(dataset.qrels, key=lambda s: s != "test"):
+                if qid in dataset.qrels[split]:
+                    return qid, dict(dataset.qrels[split][qid])
+    return None
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip("?.! ")
