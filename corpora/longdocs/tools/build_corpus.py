@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_offsets import (  # noqa: E402
+from check_offsets import (
     CORPUS,
     QUERIES,
     SRC,

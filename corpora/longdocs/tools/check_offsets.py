@@ -103,10 +103,7 @@ def main() -> int:
         print(f"{doc['_id']}  {n:5d} tokens  {doc['title']}{flag}")
         if flag:
             failures.append(f"{doc['_id']} has only {n} tokens")
-    print(
-        f"\n{len(docs)} documents; tokens min {min(lengths)}, "
-        f"median {statistics.median(lengths):.0f}, max {max(lengths)}\n"
-    )
+    print(f"\n{len(docs)} documents; tokens min {min(lengths)}, median {statistics.median(lengths):.0f}, max {max(lengths)}\n")
 
     queries = read_jsonl(QUERIES) if QUERIES.exists() else []
     offsets = []
