@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from reranker.compare import movement
 from reranker.corpus import load_dataset
 from reranker.errors import RerankLensError
-from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
+from reranker.eval_command import add_eval_arguments
+from reranker.pipeline import AUTO, Pipeline, PipelineConfig
 from reranker.types import PipelineResult
 
 logger = logging.getLogger("reranker")
@@ -43,7 +44,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-tokens", type=int, default=defaults.chunk_tokens)
     parser.add_argument("--chunk-overlap", type=int, default=defaults.chunk_overlap)
     parser.add_argument("--aggregation", choices=("max", "mean", "first"), default=defaults.aggregation)
-    parser.add_argument("--interpolation", type=float, default=defaults.interpolation, help="weight of the fused score blended into the cross-encoder score (0-1)")
+    parser.add_argument(
+        "--interpolation",
+        type=float,
+        default=defaults.interpolation,
+        help="weight of the fused score blended into the cross-encoder score (0-1)",
+    )
     parser.add_argument("--coarse-cross-encoder", default=None, help="optional small model run first over --coarse-depth")
     parser.add_argument("--coarse-depth", type=int, default=defaults.coarse_depth)
     parser.add_argument("--bm25-backend", choices=("bm25s", "rank_bm25"), default=defaults.bm25_backend)
@@ -82,11 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-n", type=int, default=PipelineConfig().top_n)
     search.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
-    evaluate = sub.add_parser("eval", help="metrics per stage over a split's judged queries")
+    evaluate = sub.add_parser(
+        "eval", help="metrics per stage or per configuration (--compare) over a split's judged queries, with significance"
+    )
     add_pipeline_arguments(evaluate)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_eval_arguments(evaluate)
 
     sub.add_parser("models", help="list known models and whether each works offline here")
     for extend in _EXTENSIONS:
@@ -137,7 +146,7 @@ def _load_pipeline(args: argparse.Namespace, **extra) -> tuple[Pipeline, object]
 
 @command("search")
 def _search(args: argparse.Namespace) -> int:
-    pipeline, dataset = _load_pipeline(args, top_n=args.top_n)
+    pipeline, _dataset = _load_pipeline(args, top_n=args.top_n)
     result = pipeline.search(args.query)
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)
@@ -205,39 +214,9 @@ def format_result(result: PipelineResult, pipeline: Pipeline) -> str:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from reranker.evaluate import evaluate_stages, mean_latency, run_queries
+    from reranker.eval_command import run_eval
 
-    pipeline, dataset = _load_pipeline(args)
-    qrels = dataset.split_qrels(args.split)
-    queries = dataset.split_queries(args.split)
-    if args.limit:
-        queries = dict(list(queries.items())[: args.limit])
-        qrels = {q: qrels[q] for q in queries}
-    if not queries:
-        print(f"error: split {args.split!r} has judgments but none of its queries are in queries.jsonl", file=sys.stderr)
-        return 2
-    progress = _progress_printer("queries") if sys.stderr.isatty() else None
-    results = run_queries(pipeline, queries, progress=progress)
-    stages = evaluate_stages(qrels, results)
-    latency = mean_latency(results)
-    cross_encoder = resolve_cross_encoder_spec(args.cross_encoder)
-    if args.json:
-        output = {
-            "dataset": dataset.path,
-            "split": args.split,
-            "queries": len(queries),
-            "cross_encoder": cross_encoder,
-            "stages": {s: {m: round(v, 4) for m, v in metrics.items()} for s, metrics in stages.items()},
-            "latency_ms": {s: round(v, 2) for s, v in latency.items()},
-        }
-        print(json.dumps(output, indent=2))
-        return 0
-    print(f"{dataset.path} · split {args.split} · {len(queries)} queries · cross-encoder: {cross_encoder or 'none'}")
-    metric_names = list(next(iter(stages.values())))
-    print(f"{'stage':<10}" + "".join(f"{m:>12}" for m in metric_names) + f"{'ms/query':>12}")
-    for stage, metrics in stages.items():
-        print(f"{stage:<10}" + "".join(f"{metrics[m]:>12.4f}" for m in metric_names) + f"{latency.get(stage, 0):>12.1f}")
-    return 0
+    return run_eval(args, _load_pipeline)
 
 
 def _progress_printer(unit: str) -> Callable[[int, int], None]:

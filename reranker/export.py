@@ -1,0 +1,379 @@
+"""Exports: any stage's run as a TREC run file, evaluation results as JSON and CSV, and a
+self-contained HTML snapshot of one query's fused-vs-reranked comparison.
+
+The snapshot inlines its CSS and plotly.js (from the pip package, no CDN), so it opens offline
+in any browser; every piece of corpus or query text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from reranker.analysis import EvaluationReport, hurt_documents, ranking_changes
+from reranker.compare import movement, rank_biased_overlap, top_k_overlap
+from reranker.corpus import Corpus
+from reranker.errors import ConfigError
+from reranker.evaluate import Run
+from reranker.types import PipelineResult, RankedList
+
+_TAG = re.compile(r"[^A-Za-z0-9_.:+-]+")
+
+
+# ---------------------------------------------------------------- TREC runs
+
+
+def trec_run(run: Run, tag: str, depth: int | None = None) -> str:
+    """TREC run text: `qid Q0 docid rank score tag` per line, best first (ties by doc id)."""
+    tag = _TAG.sub("_", tag.strip()) or "run"
+    lines = []
+    for qid, scores in run.items():
+        _check_token(qid, "query id")
+        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        for rank, (doc_id, score) in enumerate(ordered[:depth] if depth else ordered, start=1):
+            _check_token(doc_id, "document id")
+            lines.append(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _check_token(value: str, what: str) -> None:
+    if not value or any(c.isspace() for c in value):
+        raise ConfigError(f"{what} {value!r} contains whitespace, which a TREC run file cannot hold; rename it")
+
+
+def write_trec_run(path: str | Path, run: Run, tag: str, depth: int | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(trec_run(run, tag, depth), encoding="utf-8")
+    return path
+
+
+def read_trec_run(text: str) -> Run:
+    """Parse TREC run text back into query id -> doc id -> score."""
+    run: Run = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise ConfigError(f"TREC run line {number}: expected 6 fields (qid Q0 docid rank score tag), got {len(parts)}")
+        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
+    return run
+
+
+def result_run(result: PipelineResult, stage: str, query_id: str = "q1") -> Run:
+    """One query's stage as a run (for exporting a single search)."""
+    if stage not in result.stages:
+        raise ConfigError(f"stage {stage!r} did not run for this query (ran: {', '.join(result.stages)})")
+    return {query_id: result.stages[stage].as_run()}
+
+
+# ---------------------------------------------------------------- JSON and CSV
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), digits)
+
+
+def report_to_json(report: EvaluationReport) -> dict:
+    """The evaluation as plain data: per configuration metrics, latency, significance, errors."""
+    configurations = {}
+    for result in report.configurations:
+        significance = {
+            s.metric: {
+                "p_value": _round(s.p_value, 6),
+                "significant": s.significant,
+                "delta": _round(s.delta),
+                "wins": s.wins,
+                "ties": s.ties,
+                "losses": s.losses,
+            }
+            for s in report.significance
+            if s.name == result.name
+        }
+        configurations[result.name] = {
+            "spec": result.config.spec,
+            "stage": result.config.stage,
+            "cross_encoder": result.model,
+            "metrics": {m: _round(v) for m, v in result.means.items()},
+            "latency_ms": {s: _round(v, 2) for s, v in result.latency_ms.items()},
+            "significance": significance or None,
+            "error": result.error,
+        }
+    return {
+        "dataset": report.dataset,
+        "split": report.split,
+        "queries": len(report.queries),
+        "metrics": list(report.metrics),
+        "baseline": report.baseline,
+        "stat_test": report.stat_test,
+        "max_p": report.max_p,
+        "configurations": configurations,
+        "problems": list(report.problems),
+    }
+
+
+def per_query_rows(report: EvaluationReport) -> list[dict[str, object]]:
+    """One row per (query, configuration): metrics, difference from the baseline, hurt documents,
+    and for reranking configurations the RBO between the fused and reranked lists."""
+    baseline = next((r for r in report.configurations if r.name == report.baseline and r.ok), None)
+    metric = report.metrics[0]
+    rows: list[dict[str, object]] = []
+    changes = {
+        r.name: {c.query_id: c for c in ranking_changes(r.results, report.queries)}
+        for r in report.configurations
+        if r.ok and r.config.reranks
+    }
+    for qid in report.judged:
+        for result in report.configurations:
+            row: dict[str, object] = {"query_id": qid, "query": report.queries[qid], "configuration": result.name}
+            if not result.ok:
+                row.update({m: "" for m in report.metrics})
+                row.update({f"delta_{metric}": "", "rbo_fused_vs_reranked": "", "hurt_documents": "", "error": result.error})
+                rows.append(row)
+                continue
+            values = result.per_query.get(qid, {})
+            row.update({m: _round(values.get(m, 0.0)) for m in report.metrics})
+            base = baseline.per_query.get(qid, {}).get(metric) if baseline else None
+            row[f"delta_{metric}"] = _round(values.get(metric, 0.0) - base) if base is not None else ""
+            change = changes.get(result.name, {}).get(qid)
+            row["rbo_fused_vs_reranked"] = _round(change.rbo) if change else ""
+            pipeline_result = result.results.get(qid)
+            hurt = hurt_documents(pipeline_result, report.qrels.get(qid, {})) if pipeline_result else ()
+            row["hurt_documents"] = " ".join(f"{h.doc_id}({h.before}->{h.after or '-'})" for h in hurt)
+            row["error"] = ""
+            rows.append(row)
+    return rows
+
+
+def per_query_csv(report: EvaluationReport) -> str:
+    rows = per_query_rows(report)
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def metrics_csv(report: EvaluationReport) -> str:
+    """One row per configuration: means, p-value against the baseline per metric, latency."""
+    out = io.StringIO()
+    fields = ["configuration", "stage", "cross_encoder", *report.metrics]
+    fields += [f"p_{m}" for m in report.metrics] + ["ms_per_query", "error"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for result in report.configurations:
+        row: dict[str, object] = {"configuration": result.name, "stage": result.config.stage, "cross_encoder": result.model or ""}
+        for m in report.metrics:
+            row[m] = _round(result.means.get(m)) if result.ok else ""
+            sig = report.significance_for(result.name, m)
+            row[f"p_{m}"] = _round(sig.p_value, 6) if sig else ""
+        row["ms_per_query"] = _round(result.latency_ms.get("total"), 2) if result.ok else ""
+        row["error"] = result.error or ""
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(path: str | Path, data: object) -> Path:
+    return write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# ---------------------------------------------------------------- HTML snapshot
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328;background:#fff}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
+.meta{color:#57606a;font-size:13px;margin-bottom:16px}
+.columns{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa}
+.up{color:#1a7f37;font-weight:600} .down{color:#cf222e;font-weight:600} .new{color:#0969da;font-weight:600}
+.dropped{color:#9a6700;font-weight:600} .same{color:#57606a}
+.rel{background:#dafbe1;border-radius:4px;padding:0 4px;font-size:11px}
+.snippet{color:#57606a;font-size:12px}
+.bar{display:inline-block;height:8px;background:#0969da;border-radius:2px;vertical-align:middle}
+.chunks{font-size:11px;color:#57606a}
+.note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px;font-size:13px;margin:4px 0}
+"""
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _snippet(text: str, limit: int = 220) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _list_table(
+    ranked: RankedList,
+    other: RankedList,
+    corpus: Corpus,
+    top_n: int,
+    judgments: Mapping[str, int],
+    after_side: bool,
+    other_name: str,
+) -> str:
+    rows = []
+    for hit in ranked.hits[:top_n]:
+        doc = corpus.get(hit.doc_id)
+        title = (doc.title if doc else "") or hit.doc_id
+        text = doc.text if doc else ""
+        move = movement(hit.doc_id, other, ranked, top_n) if after_side else movement(hit.doc_id, ranked, other, top_n)
+        grade = judgments.get(hit.doc_id, 0)
+        badge = f' <span class="rel">relevant {grade}</span>' if grade > 0 else ""
+        other_rank = other.rank_of(hit.doc_id)
+        chunk_cell = ""
+        if hit.chunks:
+            top = max(c.raw for c in hit.chunks)
+            bottom = min(c.raw for c in hit.chunks)
+            span = (top - bottom) or 1.0
+            bars = "".join(
+                f'<div>#{c.index}{"*" if c.index == hit.deciding_chunk else ""} '
+                f'<span class="bar" style="width:{int(8 + 60 * (c.raw - bottom) / span)}px"></span> {c.raw:.3f}</div>'
+                for c in hit.chunks
+            )
+            chunk_cell = f'<div class="chunks">{len(hit.chunks)} window(s), * decided:{bars}</div>'
+        if hit.truncated_at is not None:
+            chunk_cell += '<div class="chunks">longer than one model input: scored in windows</div>'
+        normalized = f" ({hit.normalized:.3f})" if hit.normalized is not None else ""
+        rows.append(
+            "<tr>"
+            f"<td>{hit.rank}</td>"
+            f'<td class="{move.kind}">{_esc(move.label)}</td>'
+            f"<td><b>{_esc(title)}</b>{badge}"
+            f'<div class="snippet">{_esc(hit.doc_id)} · {_esc(_snippet(text))}</div>{chunk_cell}</td>'
+            f"<td>{hit.score:.4f}{normalized}</td>"
+            f"<td>{other_rank if other_rank is not None else '–'}</td>"
+            "</tr>"
+        )
+    header = f"<tr><th>#</th><th>move</th><th>document</th><th>score</th><th>rank in {_esc(other_name)}</th></tr>"
+    return f"<table>{header}{''.join(rows)}</table>"
+
+
+def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_n: int) -> str:
+    """A slope chart (fused rank -> reranked rank) as an HTML div with plotly.js inlined."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    shown = list(dict.fromkeys(after.doc_ids()[:top_n] + before.doc_ids()[:top_n]))
+    limit = top_n + 1
+    for doc_id in shown:
+        b, a = before.rank_of(doc_id), after.rank_of(doc_id)
+        b_y = b if b is not None and b <= top_n else limit
+        a_y = a if a is not None and a <= top_n else limit
+        move = movement(doc_id, before, after, top_n)
+        color = {"up": "#1a7f37", "down": "#cf222e", "new": "#0969da", "dropped": "#9a6700"}.get(move.kind, "#8c959f")
+        doc = corpus.get(doc_id)
+        label = (doc.title if doc and doc.title else doc_id)[:60]
+        fig.add_trace(
+            go.Scatter(
+                x=["fused", "reranked"],
+                y=[b_y, a_y],
+                mode="lines+markers",
+                line={"color": color, "width": 2},
+                name=label,
+                hovertext=[f"{label}<br>fused rank {b or '–'}", f"{label}<br>reranked rank {a or '–'}"],
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    fig.update_yaxes(autorange="reversed", title="rank (bottom row = outside top-n)", dtick=1)
+    fig.update_layout(height=360, margin={"l": 40, "r": 20, "t": 20, "b": 30}, template="plotly_white")
+    return fig.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
+
+
+def html_snapshot(
+    result: PipelineResult,
+    corpus: Corpus,
+    *,
+    judgments: Mapping[str, int] | None = None,
+    title: str = "Rerank Lens snapshot",
+    include_figure: bool = True,
+    settings: Mapping[str, object] | None = None,
+) -> str:
+    """A single self-contained HTML page comparing the fused and final lists of one query."""
+    judgments = judgments or {}
+    top_n = result.top_n
+    before, after = result.before, result.after
+    final = result.final_stage
+    fused_table = _list_table(before, after, corpus, top_n, judgments, after_side=False, other_name=final)
+    final_table = _list_table(after, before, corpus, top_n, judgments, after_side=True, other_name="fused")
+    latency = "".join(
+        f"<tr><td>{_esc(t.stage)}</td><td>{t.ms:.1f}</td><td>{t.load_ms:.0f}</td><td>{_esc(t.detail)}</td></tr>"
+        for t in result.timings
+    )
+    overlap = top_k_overlap(before.doc_ids(), after.doc_ids(), top_n)
+    rbo = rank_biased_overlap(before.doc_ids()[: len(after)], after.doc_ids())
+    hurt = hurt_documents(result, judgments, top_n) if judgments else ()
+    notes = "".join(f'<div class="note">{_esc(m)}</div>' for m in result.messages)
+    if hurt:
+        notes += "".join(
+            f'<div class="note">Reranker hurt: relevant {_esc(h.doc_id)} (grade {h.grade}) fell from fused rank '
+            f"{h.before} to {h.after or 'outside the list'}.</div>"
+            for h in hurt
+        )
+    settings_line = " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in (settings or {}).items())
+    figure = _movement_figure(before, after, corpus, top_n) if include_figure and final != "fused" else ""
+    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_esc(title)}: {_esc(result.query[:80])}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>Query: <span id="query">{_esc(result.query)}</span></h1>
+<div class="meta">{_esc(corpus.name)} · {len(corpus)} documents · top {top_n} · final stage {_esc(final)} ·
+top-{top_n} overlap {overlap:.2f} · RBO {rbo:.3f} · created {created}{(' · ' + settings_line) if settings_line else ''}</div>
+<div class="meta">Scores: fused = {_esc(before.score_label)}; {_esc(final)} = {_esc(after.score_label)}
+{('; in brackets ' + _esc(after.normalized_label)) if after.normalized_label else ''}</div>
+{notes}
+<div class="columns">
+<section id="fused"><h2>Before: fused (BM25 + dense, RRF)</h2>{fused_table}</section>
+<section id="final"><h2>After: {_esc(final)}</h2>{final_table}</section>
+</div>
+{('<h2>Rank movement</h2>' + figure) if figure else ''}
+<h2>Latency</h2>
+<table id="latency"><tr><th>stage</th><th>ms</th><th>model load ms</th><th>detail</th></tr>{latency}</table>
+<p class="meta">Made with Rerank Lens. This file is self-contained and works offline.</p>
+</body></html>
+"""
+
+
+def write_snapshot(path: str | Path, result: PipelineResult, corpus: Corpus, **kwargs) -> Path:
+    return write_text(path, html_snapshot(result, corpus, **kwargs))
+
+
+def snapshot_filename(query: str, suffix: str = ".html") -> str:
+    stem = re.sub(r"[^A-Za-z0-9]+", "-", query.lower()).strip("-")[:48] or "query"
+    return f"rerank-lens-{stem}{suffix}"
+
+
+def trec_runs_for_report(report: EvaluationReport, folder: str | Path, depth: int | None = None) -> dict[str, str]:
+    """Write every configuration's run as `<folder>/<name>.trec`: name -> path."""
+    written = {}
+    for result in report.configurations:
+        if result.ok:
+            safe = _TAG.sub("_", result.name)
+            written[result.name] = str(write_trec_run(Path(folder) / f"{safe}.trec", result.run, result.name, depth))
+    return written
+
