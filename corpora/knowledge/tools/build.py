@@ -35,32 +35,32 @@ QUERY_TYPES = {"keyword", "question", "ambiguous", "paraphrase"}
 
 def read_passages() -> dict[str, tuple[str, str]]:
     passages: dict[str, tuple[str, str]] = {}
+
+    def add(path: Path, key: str | None, title: str | None, lines: list[str]) -> None:
+        if key is None:
+            return
+        text = " ".join(line.strip() for line in lines).strip()
+        if not text:
+            raise SystemExit(f"{path.name}: passage {key} has no text")
+        if key in passages:
+            raise SystemExit(f"{path.name}: duplicate key {key}")
+        passages[key] = (title, text)
+
     for path in sorted((HERE / "source").glob("*.txt")):
         key = title = None
         lines: list[str] = []
-
-        def flush() -> None:
-            if key is None:
-                return
-            text = " ".join(line.strip() for line in lines).strip()
-            if not text:
-                raise SystemExit(f"{path.name}: passage {key} has no text")
-            if key in passages:
-                raise SystemExit(f"{path.name}: duplicate key {key}")
-            passages[key] = (title, text)
-
         for raw in path.read_text(encoding="utf-8").splitlines():
             if raw.startswith("#"):
                 continue
             m = KEY_RE.match(raw)
             if m:
-                flush()
+                add(path, key, title, lines)
                 key, title, lines = m.group(1), m.group(2), []
             elif raw.strip():
                 if key is None:
                     raise SystemExit(f"{path.name}: text before the first @key line: {raw[:60]!r}")
                 lines.append(raw)
-        flush()
+        add(path, key, title, lines)
     for key, (_, text) in passages.items():
         n = len(text.split())
         if not MIN_WORDS <= n <= MAX_WORDS:

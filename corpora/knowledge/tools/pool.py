@@ -74,7 +74,8 @@ def main() -> int:
     settings = {"depth": args.depth, "cross_encoder": None, "reranker_commit": commit, **overrides}
     out.write_text(json.dumps({"settings": settings, "pools": pools}, indent=1) + "\n", encoding="utf-8")
     union = [len({d for ids in lists.values() for d in ids}) for lists in pools.values()]
-    print(f"wrote {out.name}: {len(pools)} queries, pool size min {min(union)} / mean {sum(union)/len(union):.1f} / max {max(union)}")
+    mean = sum(union) / len(union)
+    print(f"wrote {out.name}: {len(pools)} queries, pool size min {min(union)} / mean {mean:.1f} / max {max(union)}")
     return 0
 
 
