@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
 
-from reranker import Reranker, build_corpus, load_dataset
+from reranker import Reranker, load_dataset
 from reranker.integrations._common import METADATA_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,10 +27,8 @@ TOP_N = 4
 
 @pytest.fixture(scope="module")
 def corpus():
-    """The bundled knowledge corpus (an inline copy of the seed passages only while it is being written)."""
-    if (KNOWLEDGE / "corpus.jsonl").is_file():
-        return load_dataset(KNOWLEDGE).corpus
-    return build_corpus(SEED_DOCUMENTS, name="seed (corpora/knowledge not written yet)")
+    """The bundled knowledge corpus, as users load it."""
+    return load_dataset(KNOWLEDGE).corpus
 
 
 @pytest.fixture(scope="module")

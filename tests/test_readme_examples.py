@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
+from conftest import BUNDLED_MODEL, SEED_QUERY
 
 from reranker.models import PROJECT_MODELS, resolve_model
 from reranker.pipeline import default_cross_encoder, resolve_cross_encoder_spec
@@ -40,8 +40,7 @@ def readme_environment(monkeypatch, tmp_path):
 
     "auto" must resolve to a cross-encoder offline: the hub default when cached, else the
     project's fine-tuned model. Where neither exists yet, the bundled model is registered as the
-    project model for this test, the way the fine-tuned one registers itself. Likewise the seed
-    passages stand in for corpora/knowledge only while that corpus is still being written.
+    project model for this test, the way the fine-tuned one registers itself.
     """
     monkeypatch.setenv("RERANK_LENS_CACHE", str(tmp_path / "cache"))
     default_cross_encoder.cache_clear()
@@ -49,16 +48,7 @@ def readme_environment(monkeypatch, tmp_path):
         bundled = resolve_model(BUNDLED_MODEL).path
         monkeypatch.setitem(PROJECT_MODELS, "stand-in-finetuned", lambda: bundled)
         default_cross_encoder.cache_clear()
-    root = REPO
-    if not (REPO / "corpora" / "knowledge" / "corpus.jsonl").is_file():
-        import json
-
-        root = tmp_path / "repo"
-        knowledge = root / "corpora" / "knowledge"
-        knowledge.mkdir(parents=True)
-        lines = [json.dumps({"_id": d.id, "title": d.title, "text": d.text}) for d in SEED_DOCUMENTS]
-        (knowledge / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    monkeypatch.chdir(root)
+    monkeypatch.chdir(REPO)
     yield
     default_cross_encoder.cache_clear()
 
