@@ -218,9 +218,7 @@ def rerank(
     aggregation: Aggregation = "max",
 ) -> RerankResult:
     """Rerank texts for a query in one call; see `Reranker` for the settings and `RerankResult` for the output."""
-    reranker = Reranker(
-        model, top_n=top_n, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, aggregation=aggregation
-    )
+    reranker = Reranker(model, top_n=top_n, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, aggregation=aggregation)
     return reranker.rerank(query, texts)
 
 

@@ -197,7 +197,7 @@ def test_auto_without_any_cross_encoder_says_how_to_fix(monkeypatch):
 
 
 def test_auto_follows_the_pipelines_resolution(monkeypatch):
-    """"auto" is the pipeline's choice: the hub default when cached, else a registered project model."""
+    """ "auto" is the pipeline's choice: the hub default when cached, else a registered project model."""
     from reranker.models import PROJECT_MODELS, resolve_model
 
     if resolve_cross_encoder_spec("auto") is None:

@@ -172,3 +172,29 @@ def test_core_package_never_imports_the_frameworks():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_async_entry_points_rerank_the_same_way():
+    import asyncio
+
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from reranker.integrations.langchain import CrossEncoderCompressor
+    from reranker.integrations.llama_index import CrossEncoderRerank
+
+    texts = [doc.full_text for doc in SEED_DOCUMENTS]
+    nodes = [NodeWithScore(node=TextNode(text=text), score=1.0) for text in texts]
+    documents = [Document(page_content=text) for text in texts]
+    postprocessor = CrossEncoderRerank(model=BUNDLED_MODEL, top_n=3)
+    compressor = CrossEncoderCompressor(model=BUNDLED_MODEL, top_n=3)
+
+    async def both():
+        return await asyncio.gather(
+            postprocessor.apostprocess_nodes(nodes, query_str=QUERY), compressor.acompress_documents(documents, QUERY)
+        )
+
+    async_nodes, async_documents = asyncio.run(both())
+    sync_nodes = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
+    assert [n.node.text for n in async_nodes] == [n.node.text for n in sync_nodes]
+    assert [d.page_content for d in async_documents] == [n.node.text for n in sync_nodes]

@@ -37,9 +37,7 @@ def rerank_metadata(result: RerankResult, hit: Hit, retrieval_score: float | Non
         "rerank_score": hit.normalized,
         "rerank_logit": hit.score,
         "rerank_model": result.model,
-        "rerank_chunks": [
-            {"index": c.index, "start": c.start, "end": c.end, "score": c.raw} for c in hit.chunks
-        ],
+        "rerank_chunks": [{"index": c.index, "start": c.start, "end": c.end, "score": c.raw} for c in hit.chunks],
         "rerank_deciding_chunk": hit.deciding_chunk,
         "rerank_truncated_at": hit.truncated_at,
         "rerank_latency_ms": result.timing.ms,

@@ -75,9 +75,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
         """The model "auto" (or the given spec) resolved to."""
         return self._reranker.resolved_model
 
-    def _postprocess_nodes(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
-    ) -> list[NodeWithScore]:
+    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
         if query_bundle is None:
             raise ValueError("CrossEncoderRerank needs the query: pass query_str= or query_bundle=.")
         if not nodes:
