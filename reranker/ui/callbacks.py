@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,10 @@ NORMALIZED_MODE = "sigmoid (0–1)"
 RAW_MODE = "raw logit"
 SCORE_MODES = (RAW_MODE, NORMALIZED_MODE)
 LONGEST_DOCS = 5
+LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several windows
 ProgressFn = Callable[..., Any]
+# ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
+_RANX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,9 @@ def ndcg_before_after(result: PipelineResult, qid: str, grades: dict[str, int]) 
         return None
     qrels = {qid: grades}
     results = {qid: result}
-    before = evaluate_per_query(qrels, stage_run(results, "fused"), ("ndcg@10",))
-    after = evaluate_per_query(qrels, stage_run(results, result.final_stage), ("ndcg@10",))
+    with _RANX_LOCK:
+        before = evaluate_per_query(qrels, stage_run(results, "fused"), ("ndcg@10",))
+        after = evaluate_per_query(qrels, stage_run(results, result.final_stage), ("ndcg@10",))
     return before[qid]["ndcg@10"], after[qid]["ndcg@10"]
 
 
@@ -188,6 +193,7 @@ def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[t
             default = hit.doc_id
     shown = {value for _, value in choices}
     longest = sorted(corpus.documents, key=lambda d: len(d.full_text), reverse=True)[:LONGEST_DOCS]
+    longest = [doc for doc in longest if len(doc.full_text) >= LONG_DOC_CHARS]
     for doc in longest:
         if doc.id not in shown:
             choices.append((f"long: {_short(render.title_of(doc))} ({len(doc.full_text):,} chars)", doc.id))
@@ -349,7 +355,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except RerankLensError as exc:
-            raise gr.Error(str(exc), title="Cannot do that") from None
+            raise gr.Error(str(exc), title=_error_title(exc), duration=30, print_exception=False) from None
         except Exception:  # the page must never show a traceback
             logger.exception("unexpected error in %s", getattr(fn, "__name__", "callback"))
             raise gr.Error(
@@ -357,6 +363,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             ) from None
 
     return wrapper
+
+
+def _error_title(exc: RerankLensError) -> str:
+    names = {"ModelUnavailableError": "Model not available", "DataError": "Data problem", "ConfigError": "Check the input"}
+    return names.get(type(exc).__name__, "Cannot do that")
 
 
 def settings_from(values: tuple[Any, ...]) -> Settings:

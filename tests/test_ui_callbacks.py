@@ -1,0 +1,106 @@
+"""Callbacks as plain functions on a small corpus with the bundled MiniLM (bi-encoder, and as an
+untrained-head cross-encoder for mechanics): what each view shows, and how errors reach the page."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import gradio as gr
+import pytest
+
+from reranker.errors import ConfigError
+from reranker.ui import callbacks
+from reranker.ui.callbacks import Settings, chunk_view, compare_view, search_view, settings_from, user_errors
+from reranker.ui.state import SEED_QUERY, AppState
+from tests.conftest import BUNDLED_MODEL
+from tests.test_ui_state import write_beir
+
+LONG = " ".join(f"Paragraph {i} discusses harbour logistics, cranes and container schedules in detail." for i in range(70))
+LONG += " The transformer attention mechanism also appears here once, near the end."
+KEY = "bundled:knowledge"
+CROSS = Settings(cross_encoder=BUNDLED_MODEL, chunk_tokens=64, chunk_overlap=16, top_n=5)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    folder = write_beir(root / "corpora" / "knowledge")
+    with open(folder / "corpus.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"_id": "harbour", "title": "Harbour operations", "text": LONG}) + "\n")
+    return AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"))
+
+
+def after_ids(html: str) -> list[str]:
+    return re.findall(r'data-doc="([^"]+)"', html.split('rl-col-after"', 1)[1])
+
+
+def test_search_without_cross_encoder_ranks_and_scores_the_judged_query(state):
+    view = search_view(state, KEY, SEED_QUERY, Settings(cross_encoder="none", top_n=5))
+    assert after_ids(view.lists)[0] == "attention"
+    assert "no cross-encoder ran" in view.lists
+    assert "nDCG@10 1.000 → " in view.summary  # judged query found by its text
+    assert next(t.name for t in view.latency.data) == "this query"
+    assert {t.y[0] for t in view.latency.data[:1]} <= {"BM25", "Dense (bi-encoder)", "Fused (RRF)"}
+    assert view.doc_choices[0][1] == "attention" and any(v == "harbour" for _, v in view.doc_choices)
+
+
+def test_search_with_cross_encoder_shows_both_stages_windows_and_normalized_scores(state):
+    view = search_view(state, KEY, SEED_QUERY, CROSS)
+    assert "After: Cross-encoder" in view.lists and "cross-encoder logit" in view.lists
+    journey_stages = view.journey.data[0].x
+    assert journey_stages[-1] == "Cross-encoder" and len(view.journey.data) == 5
+    normalized = search_view(state, KEY, SEED_QUERY, Settings(**{**CROSS.__dict__, "score_mode": callbacks.NORMALIZED_MODE}))
+    scores = [float(s) for s in re.findall(r'class="rl-score"[^>]*>([-\d.]+)<', normalized.lists.split('rl-col-after"')[1])]
+    assert scores and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_chunk_view_of_a_long_document(state):
+    view = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS)
+    bars = view.figure.data[0]
+    assert len(bars.y) > 5  # ~1,000 tokens in 64-token windows
+    deciding = list(bars.marker.color).index("#4f46e5")
+    assert bars.y[deciding] == max(bars.y)
+    assert f"window {deciding + 1} decided the score" in view.text and "✂" in view.text
+    assert "windows of up to 64 tokens" in view.info and "Harbour operations" in view.info
+
+
+def test_chunk_view_without_a_cross_encoder_explains_itself(state):
+    view = chunk_view(state, KEY, SEED_QUERY, "harbour", Settings(cross_encoder="none"))
+    assert "No cross-encoder" in view.info and view.text == ""
+    with pytest.raises(ConfigError, match="No document with id"):
+        chunk_view(state, KEY, SEED_QUERY, "missing-doc", CROSS)
+
+
+def test_compare_two_cross_encoders_and_two_bi_encoders(state):
+    view = compare_view(state, KEY, SEED_QUERY, "Cross-encoders", BUNDLED_MODEL, "all-MiniLM-L6-v2", CROSS)
+    assert "+1.000" in view.agreement and "100%" in view.agreement  # the alias names the same weights
+    assert view.lists.count("data-doc=") == 10
+    assert [r for r in view.latency.data[0].y] == [BUNDLED_MODEL, "all-MiniLM-L6-v2"]
+    bi = compare_view(state, KEY, SEED_QUERY, "Bi-encoders", BUNDLED_MODEL, BUNDLED_MODEL, CROSS)
+    assert "Kendall τ" in bi.agreement and "A: " + BUNDLED_MODEL in bi.lists
+
+
+def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
+    handlers = callbacks.make_callbacks(state)
+    values = [getattr(CROSS, f) for f in callbacks.SETTING_FIELDS]
+    with pytest.raises(gr.Error, match="query is empty"):
+        handlers["search"](KEY, "   ", *values, progress=None)
+    values[1] = "cross-encoder/ms-marco-electra-base"
+    with pytest.raises(gr.Error) as info:
+        handlers["search"](KEY, SEED_QUERY, *values, progress=None)
+    assert "could not be loaded" in info.value.message and "Fix:" in info.value.message
+
+    @user_errors
+    def broken():
+        raise KeyError("internal detail")
+
+    with pytest.raises(gr.Error) as info:
+        broken()
+    assert "internal detail" not in info.value.message and "server" in info.value.message
+
+
+def test_settings_parse_from_widget_values():
+    values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", callbacks.NORMALIZED_MODE)
+    settings = settings_from(values)
+    assert settings.normalized and settings.overrides()["top_n"] == 7 and settings.overrides()["aggregation"] == "mean"

@@ -1,0 +1,139 @@
+"""HTML rendering and plotly figures as plain functions, on hand-built results (no models)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from reranker.corpus import build_corpus
+from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList, StageTiming
+from reranker.ui import figures, render
+
+DOCS = (
+    Document("a", "Alpha text about attention.", "Alpha"),
+    Document("b", "Bravo text <script>alert(1)</script> & more.", "Bravo <b>bold</b>"),
+    Document("c", "Charlie text.", "Charlie"),
+    Document("d", "Delta text.", "Delta"),
+    Document("e", "Echo text.", "Echo"),
+)
+CORPUS = build_corpus(DOCS, name="tiny")
+
+
+def ranked(stage: str, ids: list[str], label: str = "score", normalized: bool = False) -> RankedList:
+    hits = tuple(
+        Hit(d, r, 10.0 - r, stage, normalized=(0.9 - r / 10) if normalized else None) for r, d in enumerate(ids, start=1)
+    )
+    return RankedList(stage, hits, label, "sigmoid label" if normalized else None)
+
+
+def result(top_n: int = 3) -> PipelineResult:
+    stages = {
+        "bm25": ranked("bm25", ["a", "b", "c", "d"]),
+        "dense": ranked("dense", ["b", "a", "e"]),
+        "fused": ranked("fused", ["a", "b", "c", "d", "e"], "RRF label"),
+        # a 1 → 3 (down 2), b 2 → 2 (same), c 3 → dropped (now 4), e 5 → 1 (new)
+        "reranked": ranked("reranked", ["e", "b", "a", "c"], "logit label", normalized=True),
+    }
+    timings = (
+        StageTiming("bm25", 1.5),
+        StageTiming("dense", 20.0),
+        StageTiming("fused", 0.2),
+        StageTiming("reranked", 150.0, load_ms=900.0, detail="model x"),
+    )
+    return PipelineResult("attention", stages, timings, ("a note <i>",), top_n)
+
+
+def rows(html: str, side: str) -> list[tuple[str, str]]:
+    """(doc id, move badge text) per row of one column."""
+    column = html.split(f'rl-col-{side}"', 1)[1].split("</table>", 1)[0]
+    return [
+        (doc, re.sub(r"<[^>]+>", "", move))
+        for doc, move in re.findall(r'data-doc="([^"]+)".*?<td class="rl-move">(.*?)</td></tr>', column)
+    ]
+
+
+def test_before_after_movements_and_escaping():
+    html = render.before_after_html(result(), CORPUS, judgments={"e": 2, "a": 0})
+    assert rows(html, "before") == [("a", "→ #3"), ("b", "→ #2"), ("c", "✖ dropped")]
+    assert rows(html, "after") == [("e", "★ new (was 5)"), ("b", "="), ("a", "▼ 2")]
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "Bravo &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "✓ rel 2" in html and "judged 0" in html
+    assert "Score: RRF label" in html and "Score: logit label" in html
+
+
+def test_normalized_scores_switch_value_unit_and_caption():
+    raw = render.before_after_html(result(), CORPUS)
+    norm = render.before_after_html(result(), CORPUS, normalized=True)
+    assert "<th>logit</th>" in raw and "<th>sigmoid, 0–1</th>" in norm
+    assert "Score: sigmoid label" in norm
+    assert ">9.000<" in raw and ">0.800<" in norm  # e at rank 1: raw 9.0, normalized 0.8
+
+
+def test_summary_counts_moves_and_shows_ndcg():
+    html = render.summary_html(result(), corpus_label="tiny <x>", ndcg=(0.5, 0.75), judged=2)
+    assert "1 up" not in html and "0 up" in html and "1 down" in html and "1 new" in html
+    assert "0.500 → " in html and "+0.250" in html and "tiny &lt;x&gt;" in html
+    assert "first model load" in html  # 900 ms load shown apart from the 171.7 ms of the query
+    assert "no judgments" in render.summary_html(result(), corpus_label="t")
+
+
+def test_side_by_side_says_rank_in_other_list():
+    left = ranked("reranked", ["a", "b", "c"])
+    right = ranked("reranked", ["b", "a", "e"])
+    html = render.side_by_side_html(("A: m1", left), ("B: m2", right), CORPUS, 3)
+    assert rows(html, "a") == [("a", "#2 there"), ("b", "#1 there"), ("c", "not in other")]
+
+
+def test_messages_are_escaped():
+    assert "&lt;i&gt;" in render.messages_html(["a note <i>"])
+    assert render.messages_html([]) == ""
+
+
+def test_chunk_text_marks_deciding_window_and_cut():
+    doc = Document("x", "0123456789" * 10, "")
+    chunks = (ChunkScore(0, 0, 40, 0.1, 0, 8), ChunkScore(1, 30, 70, 2.0, 6, 14), ChunkScore(2, 60, 100, -1.0, 12, 20))
+    html = render.chunk_text_html(doc, chunks, 1, 55)
+    plain = re.sub(r"<span class=\"rl-(deciding-tag|cut)\"[^>]*>.*?</span>", "", html)
+    assert re.sub(r"<[^>]+>", "", plain) == doc.full_text  # nothing lost or duplicated
+    assert "window 2 decided" in html and "✂" in html
+    assert html.index("window 2 decided") < html.index("✂")
+    assert '<span class="rl-deciding rl-unread">' in html  # 55..70: deciding and past the cut
+    assert render.chunk_text_html(doc, chunks, 0, None).count("✂") == 0
+
+
+def test_rank_journey_has_one_line_per_top_document():
+    fig = figures.rank_journey(result(), CORPUS, top=3)
+    assert next(t.x for t in fig.data) == ("BM25", "Dense (bi-encoder)", "Fused (RRF)", "Cross-encoder")
+    first = fig.data[0]  # e: absent from bm25, rank 3 dense, 5 fused, 1 reranked
+    assert first.customdata == ("not retrieved", "#3", "#5", "#1")
+    assert first.y[1:] == (3, 5, 1) and first.y[0] > 5
+    assert fig.layout.yaxis.autorange == "reversed" and "not retrieved" in fig.layout.yaxis.ticktext
+
+
+def test_latency_bars_have_ms_labels_and_separate_first_load():
+    fig = figures.latency_figure(result().timings, [StageTiming("dense index", 0.0, 2500.0)])
+    query, load = fig.data
+    assert query.name == "this query" and list(query.text) == ["1.5 ms", "20 ms", "0.2 ms", "150 ms"]
+    assert list(load.y) == ["dense index — first load", "Cross-encoder — first load"]
+    assert list(load.text) == ["2.50 s", "900 ms"]
+    assert "172 ms" in fig.layout.title.text
+
+
+def test_chunk_figure_highlights_deciding_window_and_truncation():
+    chunks = (ChunkScore(0, 0, 40, 0.1, 0, 8), ChunkScore(1, 30, 70, 2.0, 6, 14), ChunkScore(2, 60, 100, -1.0, 12, 20))
+    fig = figures.chunk_scores_figure(chunks, 1, 50, title="t")
+    bar = fig.data[0]
+    assert list(bar.y) == [0.1, 2.0, -1.0]
+    assert bar.marker.color[1] == figures.ACCENT and bar.marker.color[0] != figures.ACCENT
+    [line] = [s for s in fig.layout.shapes if s.type == "line"]
+    assert 0.5 < line.x0 < 1.5  # inside the second window's bar
+    norm = figures.chunk_scores_figure(chunks, 1, None, title="t", normalized=True)
+    assert norm.data[0].y[1] == pytest.approx(0.8808, abs=1e-3) and not norm.layout.shapes
+
+
+def test_model_latency_and_empty_figures():
+    fig = figures.model_latency_figure([("m1", 120.0, 800.0), ("m2", 40.0, 0.0)])
+    assert list(fig.data[0].text) == ["120 ms", "40 ms"] and fig.data[1].name.startswith("first load")
+    assert figures.empty_figure("nothing").layout.annotations[0].text == "nothing"

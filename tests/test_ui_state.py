@@ -1,0 +1,135 @@
+"""The corpus/pipeline registry: discovery, uploads (validation keeps the previous corpora), examples, judgments."""
+
+from __future__ import annotations
+
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from reranker.errors import DataError
+from reranker.ui.state import SEED_QUERY, AppState, discover, example_queries, judgments_for
+
+# Eight documents on unrelated topics, each with one query that only it answers.
+TOPICS = {
+    "volcano": (
+        "Volcanoes",
+        "A volcano erupts when magma, molten rock from the mantle, rises through the crust as lava and ash.",
+    ),
+    "sourdough": (
+        "Sourdough bread",
+        "Sourdough bread is leavened by a starter of wild yeast and lactobacilli instead of baker's yeast.",
+    ),
+    "chess": ("Chess openings", "The Sicilian Defence is a chess opening answering 1.e4 with c5; it is sharp and popular."),
+    "penguin": ("Emperor penguins", "Emperor penguins breed in the Antarctic winter; males incubate the egg on their feet."),
+    "violin": ("The violin", "The violin is a bowed string instrument with four strings tuned in fifths: G, D, A and E."),
+    "bitcoin": (
+        "Bitcoin mining",
+        "Bitcoin mining secures the blockchain by proof of work: miners hash block headers for a reward.",
+    ),
+    "tides": ("Ocean tides", "Tides are caused by the gravitational pull of the Moon and the Sun on the Earth's oceans."),
+    "attention": (
+        "Transformer attention",
+        "The transformer attention mechanism weighs value vectors by softmax of query-key dot products.",
+    ),
+}
+QUERIES = {
+    "q-volcano": ("how does a volcano erupt with magma and lava", "volcano"),
+    "q-sourdough": ("what leavens sourdough bread starter yeast", "sourdough"),
+    "q-chess": ("Sicilian Defence chess opening", "chess"),
+    "q-penguin": ("where do emperor penguins breed", "penguin"),
+    "q-violin": ("how are violin strings tuned", "violin"),
+    "q-bitcoin": ("bitcoin mining proof of work", "bitcoin"),
+    "q-tides": ("what causes ocean tides moon", "tides"),
+    "q-attention": (SEED_QUERY, "attention"),
+}
+
+
+def write_beir(folder: Path) -> Path:
+    """The eight-topic corpus as a BEIR folder with one judged query per topic."""
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
+        for doc_id, (title, text) in TOPICS.items():
+            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
+        for qid, (text, _) in QUERIES.items():
+            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{qid}\t{doc}\t2" for qid, (_, doc) in QUERIES.items()]
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    bundled = tmp_path / "corpora"
+    write_beir(bundled / "knowledge")
+    write_beir(bundled / "other")
+    (bundled / "notbeir").mkdir()
+    data = tmp_path / "datasets"
+    write_beir(data / "scifact")
+    return bundled, data
+
+
+def test_discovery_lists_default_first_then_data_dirs(folders):
+    bundled, data = folders
+    sources = discover(bundled, [data, data / "missing"])
+    assert [s.label for s in sources] == ["knowledge (bundled)", "other (bundled)", "scifact (datasets/)"]
+    assert [s.kind for s in sources] == ["bundled", "bundled", "data"]
+    state = AppState(bundled_dir=bundled, data_dirs=[data])
+    assert state.default_key == "bundled:knowledge" and len(state.choices()) == 3
+
+
+def test_examples_put_the_seed_query_first_and_judgments_match_loosely(folders):
+    bundled, _data = folders
+    dataset = AppState(bundled_dir=bundled, data_dirs=[]).dataset("bundled:knowledge")
+    examples = example_queries(dataset)
+    assert examples[0] == SEED_QUERY and len(examples) == 8
+    assert judgments_for(dataset, "  what is TRANSFORMER attention mechanism ") == ("q-attention", {"attention": 2})
+    assert judgments_for(dataset, "something else") is None
+
+
+def test_upload_validates_and_keeps_previous_corpora(folders, tmp_path):
+    bundled, data = folders
+    state = AppState(bundled_dir=bundled, data_dirs=[data])
+    before = state.choices()
+    bad = tmp_path / "notes.jsonl"
+    bad.write_text('{"_id": "1", "text": "fine"}\n{"_id": "2", "text": broken}\n')
+    with pytest.raises(DataError) as info:
+        state.add_upload(bad, "my notes.jsonl")
+    assert "my notes.jsonl, line 2" in str(info.value) and str(tmp_path) not in str(info.value)
+    assert state.choices() == before
+    (tmp_path / "x.pdf").write_text("x")
+    with pytest.raises(DataError, match="unsupported file type"):
+        state.add_upload(tmp_path / "x.pdf", "x.pdf")
+
+    archive = tmp_path / "docs.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.md", "# Title A\nBody of a.")
+        z.writestr("b.txt", "Plain text b.")
+    source = state.add_upload(archive, "docs <1>.zip")
+    assert source.kind == "upload" and "2 docs" in source.label and "<" not in source.label
+    assert state.choices()[-1] == (source.label, source.key)
+    assert len(state.dataset(source.key).corpus) == 2
+
+
+def test_concurrent_first_use_builds_one_pipeline(folders, tmp_path):
+    bundled, _data = folders
+    state = AppState(bundled_dir=bundled, data_dirs=[], cache_dir=str(tmp_path / "emb"))
+    built = []
+    barrier = threading.Barrier(4)
+
+    def worker():
+        barrier.wait()
+        built.append(state.pipeline("bundled:knowledge"))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 4 and all(p is built[0] for p in built)
+    assert state.is_ready("bundled:knowledge") and not state.is_ready("bundled:other")
+    with pytest.raises(DataError, match="unknown corpus"):
+        state.pipeline("bundled:nope")
