@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+
+from reranker.errors import ConfigError
+from reranker.pipeline import PipelineConfig
+from tests.conftest import BUNDLED_MODEL, SEED_QUERY
+
+
+@pytest.fixture(scope="module")
+def result(seed_pipeline):
+    return seed_pipeline.search(SEED_QUERY)
+
+
+def test_every_stage_is_kept_in_order(result):
+    assert list(result.stages) == ["bm25", "dense", "fused", "reranked"]
+    assert result.before is result.stages["fused"] and result.after is result.stages["reranked"]
+    assert result.reranked and result.final_stage == "reranked"
+
+
+def test_each_document_has_a_rank_in_every_stage_that_returned_it(result):
+    doc = result.after.hits[0].doc_id
+    ranks = result.ranks(doc)
+    assert set(ranks) == {"bm25", "dense", "fused", "reranked"}
+    assert ranks["reranked"] == 1 and ranks["dense"] is not None
+
+
+def test_fused_scores_are_explained_by_their_sources(result):
+    for hit in result.before:
+        assert hit.score == pytest.approx(sum(s.contribution for s in hit.sources.values()))
+        for name, source in hit.sources.items():
+            assert source.rank == result.stages[name].rank_of(hit.doc_id)
+            assert source.contribution == pytest.approx(1 / (60 + source.rank))
+
+
+def test_reranked_hits_keep_first_stage_sources_and_both_score_kinds(result):
+    for hit in result.after:
+        assert hit.sources == result.before.get(hit.doc_id).sources
+        assert 0.0 <= hit.normalized <= 1.0 and hit.chunks
+    assert "logit" in result.after.score_label and "sigmoid" in result.after.normalized_label
+
+
+def test_timings_cover_every_stage_with_loads_apart(seed_pipeline, result):
+    assert [t.stage for t in result.timings] == ["bm25", "dense", "fused", "reranked"]
+    assert all(t.ms >= 0 and t.load_ms >= 0 for t in result.timings)
+    assert {t.stage for t in seed_pipeline.startup} == {"bm25 index", "dense index"}
+
+
+def test_second_query_does_not_reload_the_model(seed_pipeline):
+    seed_pipeline.search("recurrent networks")
+    again = seed_pipeline.search("recurrent networks hidden state")
+    assert again.timing("reranked").load_ms == 0.0
+
+
+def test_no_cross_encoder_stops_after_fusion(seed_pipeline):
+    result = seed_pipeline.search(SEED_QUERY, cross_encoder=None)
+    assert list(result.stages) == ["bm25", "dense", "fused"] and result.after is result.before
+
+
+def test_depths_are_clamped_with_a_message(seed_pipeline):
+    result = seed_pipeline.search(SEED_QUERY, retrieval_depth=1000, rerank_depth=0)
+    assert any("larger than the 5 available" in m for m in result.messages)
+    assert any("below 1" in m for m in result.messages)
+    assert len(result.after) == 1
+
+
+def test_cascade_runs_coarse_then_fine(seed_pipeline):
+    result = seed_pipeline.search(SEED_QUERY, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4, rerank_depth=2)
+    assert list(result.stages)[-2:] == ["coarse", "reranked"]
+    assert len(result.stages["coarse"]) == 4 and len(result.after) == 2
+    assert set(result.after.doc_ids()) <= set(result.stages["coarse"].doc_ids()[:2])
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
+def test_empty_query_is_refused(seed_pipeline, query):
+    with pytest.raises(ConfigError, match="query is empty"):
+        seed_pipeline.search(query)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"aggregation": "median"}, "aggregation"), ({"rrf_k": -1}, "RRF k"), ({"interpolation": 2.0}, "interpolation")],
+)
+def test_bad_settings_are_refused(seed_pipeline, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        seed_pipeline.search(SEED_QUERY, **overrides)
+
+
+def test_empty_corpus_is_refused():
+    from reranker.corpus import Corpus
+    from reranker.pipeline import Pipeline
+
+    with pytest.raises(ConfigError, match="empty"):
+        Pipeline(Corpus(()), PipelineConfig(cross_encoder=None))
+
+
+def test_embeddings_are_cached_and_a_corrupt_cache_is_rebuilt(seed_corpus, tmp_path):
+    from reranker.dense import DenseRetriever
+
+    first = DenseRetriever(seed_corpus, BUNDLED_MODEL, cache_dir=tmp_path)
+    assert first.cache_status == "encoded"
+    second = DenseRetriever(seed_corpus, BUNDLED_MODEL, cache_dir=tmp_path)
+    assert second.cache_status == "loaded from cache"
+    first.cache_path.write_bytes(b"garbage")
+    third = DenseRetriever(seed_corpus, BUNDLED_MODEL, cache_dir=tmp_path)
+    assert third.cache_status == "encoded"
+    assert third.search(SEED_QUERY, 5).doc_ids() == second.search(SEED_QUERY, 5).doc_ids()
+
+
+def test_hnsw_index_agrees_with_flat_on_a_small_corpus(seed_corpus, tmp_path):
+    from reranker.dense import DenseRetriever
+
+    flat = DenseRetriever(seed_corpus, BUNDLED_MODEL, cache_dir=tmp_path, index="flat")
+    hnsw = DenseRetriever(seed_corpus, BUNDLED_MODEL, cache_dir=tmp_path, index="hnsw")
+    assert hnsw.search(SEED_QUERY, 5).doc_ids() == flat.search(SEED_QUERY, 5).doc_ids()
+
+
+def test_dense_retrieval_puts_the_definition_first(seed_pipeline):
+    assert seed_pipeline.search(SEED_QUERY, cross_encoder=None).stages["dense"].doc_ids()[0] == "attention-def"
