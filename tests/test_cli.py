@@ -69,7 +69,7 @@ def test_eval_json_shape_without_cross_encoder(capsys, beir_folder):
     ],
 )
 def test_bad_input_gives_a_message_and_exit_code_2(capsys, beir_folder, argv, message):
-    code, out, err = run(capsys, "search", "--dataset", str(beir_folder), *argv)
+    code, _, err = run(capsys, "search", "--dataset", str(beir_folder), *argv)
     assert code == 2 and message in err and "Traceback" not in err
 
 
