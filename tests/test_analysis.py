@@ -1,0 +1,220 @@
+"""Error analysis: configurations, shared passes, significance against scipy, hurt flags, agreement."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import BUNDLED_MODEL
+
+from reranker.analysis import (
+    REPORT_CACHE,
+    Configuration,
+    EvaluationCancelled,
+    agreement,
+    evaluate_configurations,
+    helped_and_hurt,
+    hurt_documents,
+    model_agreement,
+    parse_configuration,
+    parse_configurations,
+    query_deltas,
+    ranking_changes,
+    run_configurations,
+)
+from reranker.corpus import build_corpus
+from reranker.errors import ConfigError
+from reranker.evaluate import evaluate_run, stage_run
+from reranker.types import Document, Hit, PipelineResult, RankedList
+
+TEXTS = {
+    "cat1": "cats are small furry animals that purr and sleep",
+    "dog1": "dogs bark and are loyal pets that love walks",
+    "fin1": "the stock market fell sharply today as investors sold",
+    "py1": "python is a programming language with readable syntax",
+    "cat2": "a cat chased the mouse around the house",
+    "fin2": "bond yields rose while stocks fell on inflation news",
+    "snake": "snakes are reptiles and pythons are large constricting snakes",
+    "cat3": "kittens are young cats that play a lot",
+    "dog2": "puppies are young dogs that need training",
+    "rust": "programming in rust is fast and memory safe",
+}
+QUERIES = {"q1": "young cats", "q2": "stocks falling", "q3": "python programming language", "q4": "loyal dog"}
+QRELS = {"q1": {"cat3": 2, "cat1": 1}, "q2": {"fin1": 1, "fin2": 2}, "q3": {"py1": 2}, "q4": {"dog1": 2, "dog2": 1}}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from reranker.pipeline import Pipeline, PipelineConfig
+
+    corpus = build_corpus([Document(k, v) for k, v in TEXTS.items()], name="pets")
+    config = PipelineConfig(cross_encoder=None, retrieval_depth=10, rerank_depth=6, top_n=3)
+    return Pipeline(corpus, config, cache_dir=str(tmp_path_factory.mktemp("emb")))
+
+
+@pytest.fixture(scope="module")
+def report(pipeline):
+    configs = parse_configurations(["bm25,dense", "fused", f"mini=rerank:{BUNDLED_MODEL}"])
+    return evaluate_configurations(pipeline, QUERIES, QRELS, configs, baseline="fused", dataset="pets", split="test")
+
+
+def test_parse_configuration_variants():
+    assert parse_configuration("bm25") == Configuration("bm25", "bm25", spec="bm25")
+    auto = parse_configuration("auto")
+    assert (auto.stage, auto.cross_encoder) == ("reranked", "auto")
+    named = parse_configuration("A=rerank:org/model@depth=20@interpolation=0.25")
+    assert named.name == "A" and named.cross_encoder == "org/model"
+    assert dict(named.settings) == {"rerank_depth": 20, "interpolation": 0.25}
+    cascade = parse_configuration("cascade:small+big")
+    assert (cascade.coarse_cross_encoder, cascade.cross_encoder) == ("small", "big")
+    assert parse_configuration("./models/ce").cross_encoder == "./models/ce"
+    assert [c.name for c in parse_configurations(["bm25,fused", "auto"])] == ["bm25", "fused", "auto"]
+
+
+@pytest.mark.parametrize(
+    "bad, fragment",
+    [
+        ("", "empty configuration"),
+        ("cascade:onlyone", r"COARSE\+FINE"),
+        ("rerank:none", "name a cross-encoder"),
+        ("auto@colour=red", "unknown setting"),
+        ("auto@depth=deep", "needs a int"),
+        ("=bm25", "NAME=SPEC"),
+    ],
+)
+def test_bad_configurations_say_how_to_fix(bad, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        parse_configurations([bad]) if bad else parse_configuration(bad)
+
+
+def test_duplicate_names_are_refused():
+    with pytest.raises(ConfigError, match="must differ"):
+        parse_configurations(["fused", "fused"])
+
+
+def test_first_stage_configurations_share_the_reranking_pass(pipeline, monkeypatch):
+    calls = []
+    original = pipeline.search
+
+    def counting(query, **overrides):
+        calls.append(overrides.get("cross_encoder"))
+        return original(query, **overrides)
+
+    monkeypatch.setattr(pipeline, "search", counting)
+    configs = parse_configurations([f"bm25,fused,mini=rerank:{BUNDLED_MODEL}"])
+    out = run_configurations(pipeline, QUERIES, configs)
+    assert calls == [BUNDLED_MODEL] * len(QUERIES)  # one pass serves all three
+    assert out["bm25"][0] is out["mini"][0]
+    assert out["mini"][1] == BUNDLED_MODEL and all(error is None for _, _, error in out.values())
+
+
+def test_means_match_the_core_evaluation(report):
+    for name, stage in [("bm25", "bm25"), ("dense", "dense"), ("fused", "fused"), ("mini", "reranked")]:
+        result = report.get(name)
+        expected = evaluate_run(QRELS, stage_run(result.results, stage), ("ndcg@10", "mrr@10", "recall@100"))
+        for metric, value in expected.items():
+            assert result.means[metric] == pytest.approx(value)
+
+
+def test_significance_is_a_paired_t_test_against_the_baseline(report):
+    from scipy.stats import ttest_rel
+
+    sig = report.significance_for("mini", "ndcg@10")
+    base = [report.get("fused").per_query[q]["ndcg@10"] for q in QUERIES]
+    mine = [report.get("mini").per_query[q]["ndcg@10"] for q in QUERIES]
+    expected = ttest_rel(base, mine).pvalue
+    if expected != expected:  # identical per-query scores: no evidence of a difference
+        expected = 1.0
+    assert sig.p_value == pytest.approx(expected, rel=1e-6)
+    assert sig.significant == (sig.p_value < report.max_p)
+    assert sig.delta == pytest.approx(sum(mine) / 4 - sum(base) / 4)
+    assert sig.wins + sig.ties + sig.losses == len(QUERIES)
+    assert report.significance_for("fused", "ndcg@10") is None  # the baseline is not tested against itself
+
+
+def test_a_configuration_that_cannot_load_reports_why_and_the_others_run(pipeline):
+    configs = parse_configurations(["fused", "broken=rerank:/no/such/model-dir"])
+    report = evaluate_configurations(pipeline, QUERIES, QRELS, configs)
+    broken = report.get("broken")
+    assert not broken.ok and "/no/such/model-dir" in broken.error
+    assert report.get("fused").ok and report.get("fused").means["ndcg@10"] > 0
+    assert report.significance == ()
+
+
+def test_no_judged_queries_explains_what_is_missing(pipeline):
+    with pytest.raises(ConfigError, match="relevant judgment"):
+        evaluate_configurations(pipeline, QUERIES, {"q1": {"cat1": 0}}, parse_configurations(["fused"]))
+
+
+def test_unknown_baseline_is_refused(pipeline):
+    with pytest.raises(ConfigError, match="baseline"):
+        evaluate_configurations(pipeline, QUERIES, QRELS, parse_configurations(["fused"]), baseline="nope")
+
+
+def test_cancel_stops_between_queries(pipeline):
+    seen = []
+    with pytest.raises(EvaluationCancelled, match="stopped after 2"):
+        run_configurations(
+            pipeline, QUERIES, parse_configurations(["fused"]), progress=lambda d, t, _: seen.append((d, t)),
+            should_stop=lambda: len(seen) >= 2,
+        )
+    assert seen == [(1, 4), (2, 4)]
+
+
+def _ranked(stage, ids):
+    return RankedList(stage, tuple(Hit(d, r, float(-r), stage) for r, d in enumerate(ids, start=1)), "score")
+
+
+def _result(fused, reranked, top_n=3):
+    stages = {"fused": _ranked("fused", fused), "reranked": _ranked("reranked", reranked)}
+    return PipelineResult("q", stages, (), (), top_n)
+
+
+def test_hurt_documents_are_relevant_ones_pushed_out_of_the_top_n():
+    result = _result(["a", "b", "c", "d", "e"], ["d", "e", "a", "c", "b"])
+    hurt = hurt_documents(result, {"b": 2, "c": 1, "a": 1, "e": 0}, top_n=3)
+    assert [(h.doc_id, h.grade, h.before, h.after) for h in hurt] == [("b", 2, 2, 5), ("c", 1, 3, 4)]
+    assert hurt_documents(_result(["a", "b"], ["b", "a"]), {"a": 1}) == ()
+
+
+def test_query_deltas_and_helped_and_hurt(report):
+    deltas = query_deltas(report, "mini")
+    assert {d.query_id for d in deltas} == set(QUERIES)
+    fused = report.get("fused").per_query
+    for d in deltas:
+        assert d.before == pytest.approx(fused[d.query_id]["ndcg@10"])
+        assert d.after == pytest.approx(report.get("mini").per_query[d.query_id]["ndcg@10"])
+    helped, hurt = helped_and_hurt(deltas)
+    assert all(d.delta > 0 for d in helped) and all(d.delta < 0 for d in hurt)
+    assert [d.delta for d in hurt] == sorted(d.delta for d in hurt)
+    with pytest.raises(ConfigError, match="does not rerank"):
+        query_deltas(report, "fused")
+
+
+def test_ranking_changes_put_the_most_changed_first(report):
+    changes = ranking_changes(report.get("mini").results, QUERIES)
+    assert [c.rbo for c in changes] == sorted(c.rbo for c in changes)
+    unchanged = ranking_changes({"x": _result(["a", "b", "c"], ["a", "b", "c"])}, {"x": "q"})
+    assert unchanged[0].rbo == pytest.approx(1.0) and unchanged[0].kendall_tau == pytest.approx(1.0)
+
+
+def test_agreement_matrix():
+    same = _ranked("a", ["a", "b", "c", "d"])
+    reverse = _ranked("b", ["d", "c", "b", "a"])
+    matrix = agreement({"x": same, "y": reverse, "z": same}, k=2)
+    assert matrix.kendall_tau[0][1] == pytest.approx(-1.0)
+    assert matrix.kendall_tau[0][2] == pytest.approx(1.0)
+    assert matrix.overlap[0][1] == 0.0 and matrix.overlap[1][1] == 1.0
+    averaged = agreement({"x": [same, same], "y": [same, reverse]}, k=4)
+    assert averaged.kendall_tau[0][1] == pytest.approx(0.0) and averaged.queries == 2
+
+
+def test_model_agreement_over_a_report(report):
+    matrix = model_agreement(report, ["fused", "mini"])
+    assert matrix.names == ("fused", "mini") and matrix.queries == len(QUERIES)
+    assert matrix.kendall_tau[0][0] == pytest.approx(1.0)
+
+
+def test_report_cache_returns_the_same_report(pipeline, report):
+    key = REPORT_CACHE.key(pipeline, "test", QUERIES, tuple(c.config for c in report.configurations))
+    REPORT_CACHE.put(key, report)
+    assert REPORT_CACHE.get(key) is report
+    assert REPORT_CACHE.get((*key, "other")) is None
