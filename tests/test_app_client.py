@@ -110,3 +110,25 @@ def test_upload_rejects_a_broken_file_and_keeps_the_corpus(client, app, tmp_path
     ]
     lists = client.predict(key, "yellow tropical fruit", *settings(), api_name="/search")[2]
     assert final_order(lists)[0] == "ba"
+
+
+def test_extra_tab_can_link_a_query_into_search(app):
+    """Another view (e.g. Evaluate) adds a tab and opens Search on a corpus and query with one call."""
+    import gradio as gr
+
+    from reranker.ui import DEFAULT_TABS
+
+    _, state = app
+
+    def evaluate_tab(ctx):
+        with gr.Tab("Evaluate", id="evaluate"):
+            pick = gr.Dropdown([q for q, _ in QUERIES.values()], label="Query")
+            ctx.link_to_search(pick.select, lambda q: (KEY, q), [pick])
+
+    demo = build_demo(state, tabs=[*DEFAULT_TABS, evaluate_tab])
+    openers = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "opener"]
+    assert len(openers) == 1
+    tabs, corpus, query = openers[0].fn(SEED_QUERY)
+    assert tabs["selected"] == "search" and corpus["value"] == KEY and query["value"] == SEED_QUERY
+    search_after_open = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "on_search"]
+    assert len(search_after_open) == 5  # Search button, Enter, score mode, example pick, and the link

@@ -134,6 +134,6 @@ def test_chunk_figure_highlights_deciding_window_and_truncation():
 
 
 def test_model_latency_and_empty_figures():
-    fig = figures.model_latency_figure([("m1", 120.0, 800.0), ("m2", 40.0, 0.0)])
+    fig = figures.model_latency_figure([("m1", 120.0, 800.0, "10 docs"), ("m2", 40.0, 0.0, "10 docs, 4 from cache")])
     assert list(fig.data[0].text) == ["120 ms", "40 ms"] and fig.data[1].name.startswith("first load")
     assert figures.empty_figure("nothing").layout.annotations[0].text == "nothing"

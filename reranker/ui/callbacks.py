@@ -210,9 +210,9 @@ def chunk_view(
     state: AppState, corpus_key: str, query: str, doc_id: str | None, settings: Settings, progress: ProgressFn | None = None
 ) -> ChunkView:
     """Per-window cross-encoder scores for one document, its text with the deciding window and the cut."""
-    pipeline = _pipeline(state, corpus_key, progress)
     if not doc_id:
         return ChunkView(figures.empty_figure("Run a search, then pick a document."), "", "")
+    pipeline = _pipeline(state, corpus_key, progress)
     doc = pipeline.corpus.get(doc_id.strip())
     if doc is None:
         raise ConfigError(f"No document with id {doc_id!r} in this corpus; pick one from the list.")
@@ -285,15 +285,15 @@ def compare_view(
             if resolved is None:
                 raise ConfigError(f"{spec!r} does not name a cross-encoder available here; pick or type a model id.")
             pipeline, result, _ = _search(state, corpus_key, query, settings, progress, cross_encoder=resolved)
-            timing = result.timing("reranked")
-            rows.append((resolved, timing.ms if timing else 0.0, timing.load_ms if timing else 0.0))
+            timing = result.timing("reranked") or StageTiming("reranked", 0.0)
+            rows.append((resolved, timing.ms, timing.load_ms, timing.detail))
             lists.append(result.stages["reranked"])
             names.append(resolved)
         else:
             pipeline, result, loads = _search(state, corpus_key, query, settings, progress, bi_encoder=spec, cross_encoder="none")
-            timing = result.timing("dense")
+            timing = result.timing("dense") or StageTiming("dense", 0.0)
             load = sum(t.load_ms for t in loads if t.stage == "dense index")
-            rows.append((spec, timing.ms if timing else 0.0, load))
+            rows.append((spec, timing.ms, load, timing.detail))
             lists.append(result.stages["dense"])
             names.append(spec)
     top_n = int(settings.top_n)
@@ -355,7 +355,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except RerankLensError as exc:
-            raise gr.Error(str(exc), title=_error_title(exc), duration=30, print_exception=False) from None
+            raise gr.Error(page_message(exc), title=_error_title(exc), duration=30, print_exception=False) from None
         except Exception:  # the page must never show a traceback
             logger.exception("unexpected error in %s", getattr(fn, "__name__", "callback"))
             raise gr.Error(
@@ -363,6 +363,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             ) from None
 
     return wrapper
+
+
+def page_message(exc: Exception) -> str:
+    """The message as the page's toast shows it (it renders HTML): escaped, line breaks kept."""
+    return render.esc(str(exc)).replace("\n", "<br>")
 
 
 def _error_title(exc: RerankLensError) -> str:
@@ -418,7 +423,7 @@ def make_callbacks(state: AppState) -> dict[str, Callable[..., Any]]:
         try:
             source = state.add_upload(path, display)
         except RerankLensError as exc:
-            gr.Warning(f"Upload rejected, the previous corpus stays selected. {exc}", duration=20)
+            gr.Warning(f"Upload rejected; the previous corpus stays selected.<br>{page_message(exc)}", duration=30)
             return gr.update(value=current_key)
         gr.Info(f"Loaded {source.label}.")
         return gr.update(choices=state.choices(), value=source.key)

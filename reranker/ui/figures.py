@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from reranker.corpus import Corpus
 from reranker.types import ChunkScore, PipelineResult, StageTiming
-from reranker.ui.render import stage_name, title_of
+from reranker.ui.render import format_score, stage_name, title_of
 
 FONT = "IBM Plex Sans, ui-sans-serif, system-ui, -apple-system, Segoe UI, sans-serif"
 INK = "#1f2937"
@@ -125,8 +125,8 @@ def latency_figure(timings: Sequence[StageTiming], loads: Sequence[StageTiming] 
     return _layout(fig, heading, 140 + 38 * len(rows))
 
 
-def model_latency_figure(rows: Sequence[tuple[str, float, float]]) -> go.Figure:
-    """(model, inference ms, first-load ms) per model, side by side."""
+def model_latency_figure(rows: Sequence[tuple[str, float, float, str]]) -> go.Figure:
+    """(model, inference ms, first-load ms, detail) per model, side by side."""
     if not rows:
         return empty_figure("Run a comparison to see each model's latency.")
     names = [r[0] for r in rows]
@@ -134,7 +134,7 @@ def model_latency_figure(rows: Sequence[tuple[str, float, float]]) -> go.Figure:
     fig.add_trace(
         go.Bar(y=names, x=[r[1] for r in rows], orientation="h", name="scoring this query", marker={"color": ACCENT},
                text=[_ms(r[1]) for r in rows], textposition="outside", cliponaxis=False,
-               hovertemplate="%{y}: %{x:.1f} ms<extra>scoring</extra>")
+               customdata=[r[3] for r in rows], hovertemplate="%{y}: %{x:.1f} ms<br>%{customdata}<extra>scoring</extra>")
     )
     if any(r[2] > 0 for r in rows):
         fig.add_trace(
@@ -168,7 +168,7 @@ def chunk_scores_figure(
             x=labels,
             y=values,
             marker={"color": colors, "line": {"color": ACCENT, "width": [2 if c.index == deciding else 0 for c in chunks]}},
-            text=[f"{v:.2f}" for v in values],
+            text=[format_score(v) for v in values],
             textposition="outside",
             cliponaxis=False,
             customdata=[[c.token_start, c.token_end, c.start, c.end] for c in chunks],
@@ -179,15 +179,17 @@ def chunk_scores_figure(
         position = _cut_position(chunks, truncated_at)
         fig.add_vline(x=position, line={"color": "#dc2626", "dash": "dash", "width": 2})
         fig.add_annotation(
-            x=position, y=1, yref="paper", text="✂ truncation point", showarrow=False, xanchor="left",
-            font={"color": "#dc2626", "size": 12}, bgcolor="rgba(255,255,255,0.8)",
+            x=position, y=1.0, yref="paper", yanchor="bottom", text="✂ a truncating model stops here", showarrow=False,
+            xanchor="left", font={"color": "#dc2626", "size": 12}, bgcolor="rgba(255,255,255,0.85)",
         )
     unit = "sigmoid(logit), 0–1" if normalized else "cross-encoder logit"
     fig.update_yaxes(title={"text": unit})
     if normalized:
         fig.update_yaxes(range=[0, 1.1])
     fig.update_layout(showlegend=False, bargap=0.25)
-    return _layout(fig, title, 340)
+    _layout(fig, title, 360)
+    fig.update_layout(margin={"t": 80})
+    return fig
 
 
 def _cut_position(chunks: Sequence[ChunkScore], char: int) -> float:

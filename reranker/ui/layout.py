@@ -89,9 +89,16 @@ class AppContext:
     def inputs(self) -> list[gr.components.Component]:
         return [self.corpus, self.query, *self.settings]
 
+    links: list[tuple[Callable[..., Any], Callable[..., tuple[str, str]], list[Any]]] = field(default_factory=list)
+
     def show_query(self, corpus_key: str, query: str) -> tuple[Any, Any, Any]:
-        """Updates for (tabs, corpus, query) that open Search on a corpus and query; chain `.then(ctx.run_search)`."""
+        """Updates for (tabs, corpus, query) that select the Search tab with a corpus and a query."""
         return gr.update(selected=self.search_tab_id), gr.update(value=corpus_key), gr.update(value=query)
+
+    def link_to_search(self, trigger: Callable[..., Any], fn: Callable[..., tuple[str, str]], inputs: list[Any]) -> None:
+        """Make an event open Search and run it: `trigger` is e.g. `table.select`, `fn(*inputs)` returns
+        (corpus key, query). Wired once every tab is built, since the search outputs span tabs."""
+        self.links.append((trigger, fn, inputs))
 
 
 TabBuilder = Callable[[AppContext], None]
@@ -186,7 +193,7 @@ def _settings_panel(defaults: Settings) -> list[gr.components.Component]:
             rrf_k = gr.Slider(0, 200, value=defaults.rrf_k, step=1, label="RRF k",
                               info="Fusion score = Σ 1/(k + rank); larger k flattens rank differences.")
             rerank_depth = gr.Slider(5, 200, value=defaults.rerank_depth, step=5, label="Rerank depth",
-                                     info="Fused documents the cross-encoder scores.")
+                                     info="Fused documents the cross-encoder scores.", elem_id="rl-rerank-depth")
             top_n = gr.Slider(3, 50, value=defaults.top_n, step=1, label="Top-n shown")
         with gr.Row():
             chunk = gr.Slider(32, 512, value=defaults.chunk_tokens, step=16, label="Chunk size (tokens)",
@@ -216,8 +223,9 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         corpus_info = gr.HTML(elem_id="rl-corpus-info")
         with gr.Row(equal_height=False, elem_id="rl-query-row"):
             query = gr.Textbox(label="Query", placeholder="Ask something about the corpus…", scale=5, elem_id="rl-query",
-                               max_lines=3, value=examples[0] if examples else "")
-            example = gr.Dropdown(examples, value=None, label="Example queries", scale=3, elem_id="rl-examples")
+                               max_lines=3, value=examples[0] if examples else "", info="Press Enter or Search.")
+            example = gr.Dropdown(examples, value=None, label="Example queries", scale=3, elem_id="rl-examples",
+                                  info="Judged queries of this corpus: they also show nDCG@10.")
             search = gr.Button("Search", variant="primary", scale=1, elem_id="rl-search", min_width=110)
         settings = _settings_panel(defaults)
         with gr.Tabs(selected="search") as tab_group:
@@ -234,6 +242,13 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                 event = event.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
             return event
 
+        for trigger, fn, fn_inputs in ctx.links:
+
+            def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = fn) -> tuple[Any, Any, Any]:
+                return ctx.show_query(*_fn(*args))
+
+            wire(trigger(opener, fn_inputs, [tab_group, corpus, query], api_name=False, queue=False).then)
+
         wire(search.click, "search")
         wire(query.submit)
         wire(ctx.settings[-1].change)
@@ -241,15 +256,26 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         corpus.change(callbacks["corpus"], corpus, [example, corpus_info], api_name=False)
         upload.upload(callbacks["upload"], [upload, corpus], corpus, api_name="upload")
 
+        autorun = gr.State(False)
+
         def on_load(request: gr.Request):
+            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and runs the query."""
             params = dict(request.query_params) if request else {}
             key = params.get("corpus") or corpus.value
             q = params.get("q") or query.value
             selected = params.get("tab") or "search"
-            return gr.update(value=key), gr.update(value=q), gr.update(selected=selected)
+            return gr.update(value=key), gr.update(value=q), gr.update(selected=selected), bool(params.get("q"))
 
-        load = demo.load(on_load, None, [corpus, query, tab_group], api_name=False, queue=False)
-        load.then(callbacks["corpus"], corpus, [example, corpus_info], api_name=False)
+        def run_if_linked(run: bool, *args: Any, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+            if not run:
+                return tuple(gr.skip() for _ in ctx.search_outputs)
+            return callbacks["search"](*args, progress=progress)
+
+        load = demo.load(on_load, None, [corpus, query, tab_group, autorun], api_name=False, queue=False)
+        load = load.then(callbacks["corpus"], corpus, [example, corpus_info], api_name=False)
+        load = load.then(run_if_linked, [autorun, *inputs], ctx.search_outputs, api_name=False)
+        for fn, fn_inputs, fn_outputs in ctx.after_search:
+            load = load.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

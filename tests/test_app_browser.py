@@ -1,0 +1,186 @@
+"""The app in a real browser (Debian's chromium through Playwright), as a person uses it: run the seed
+query on the bundled knowledge corpus, see both lists with movements and the latency chart, hover a
+document, open a long document's chunk scores, compare two models, and hit an unavailable model.
+
+Screenshots go to test-artifacts/ (gitignored); the search view also refreshes assets/screenshot.png
+for the README.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from reranker.models import PROJECT_MODELS
+from reranker.ui import build_demo, launch_options
+from reranker.ui.state import SEED_QUERY, AppState
+from tests.conftest import BUNDLED_MODEL
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+BUNDLED = ROOT / "corpora"
+# A judged query of the longdocs corpus, answered deep inside document L01.
+LONG_QUERY = (
+    "Can we still roll back to the old Postgres cluster after the upgraded server has started, if pg_upgrade used hard links?"
+)
+LONG_WAIT = 300_000  # ms: a cold CPU encodes the corpus and loads the models on the first query
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (make test does)"),
+    pytest.mark.skipif(
+        not (BUNDLED / "knowledge" / "corpus.jsonl").is_file() or not (BUNDLED / "longdocs" / "corpus.jsonl").is_file(),
+        reason="the bundled knowledge and longdocs corpora are not built",
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def url():
+    demo = build_demo(AppState(bundled_dir=BUNDLED, data_dirs=[]))
+    _, address, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
+    yield address
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        yield page
+        browser.close()
+
+
+def set_dropdown(page, elem_id: str, value: str) -> None:
+    """Type a value into a Gradio dropdown that accepts custom values, and confirm it."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    box.press("Enter")
+    page.locator("body").click(position={"x": 5, "y": 5})
+
+
+def open_settings(page) -> None:
+    if not page.locator("#rl-cross input").is_visible():
+        page.get_by_text("Models & settings").click()
+        page.locator("#rl-cross input").wait_for(state="visible")
+
+
+def close_settings(page) -> None:
+    if page.locator("#rl-cross input").is_visible():
+        page.get_by_text("Models & settings").click()
+
+
+def test_seed_query_shows_both_lists_movements_and_latency(page, url):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto(url)
+    query = page.locator("#rl-query textarea")
+    query.wait_for()
+    open_settings(page)
+    set_dropdown(page, "rl-cross", BUNDLED_MODEL if not PROJECT_MODELS else "auto")
+    close_settings(page)
+    query.fill(SEED_QUERY)
+    page.locator("#rl-search").click()
+    after_rows = page.locator("#rl-lists .rl-col-after tr[data-doc]")
+    after_rows.first.wait_for(timeout=LONG_WAIT)
+    page.locator("#rl-latency .js-plotly-plot").wait_for(timeout=60_000)
+    page.locator("#rl-journey .js-plotly-plot").wait_for(timeout=60_000)
+
+    before_rows = page.locator("#rl-lists .rl-col-before tr[data-doc]")
+    assert before_rows.count() == 10 and after_rows.count() == 10
+    assert "After: Cross-encoder" in page.locator("#rl-lists .rl-col-after h3").inner_text()
+    badges = page.locator("#rl-lists .rl-col-after .rl-move").all_inner_texts()
+    assert all(re.match(r"^(▲ \d+|▼ \d+|=|★ new.*)$", b.strip()) for b in badges), badges
+    assert "nDCG@10" in page.locator("#rl-summary").inner_text()
+    latency = page.locator("#rl-latency").inner_text()
+    assert "ms" in latency and "Cross-encoder" in latency
+
+    # Hovering a document in one list highlights it in the other.
+    doc = before_rows.nth(0).get_attribute("data-doc")
+    before_rows.nth(0).hover()
+    twin = page.locator(f'#rl-lists .rl-col-after tr[data-doc="{doc}"]')
+    if twin.count():
+        assert "rl-hover" in (twin.get_attribute("class") or "")
+    page.mouse.move(5, 5)
+    page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "search_top.png"), clip={"x": 0, "y": 0, "width": 1440, "height": 1600}, full_page=True)
+    assert "Traceback" not in page.content()
+
+
+def test_long_document_chunk_scores(page, url):
+    # Open the app on the long-documents corpus with a query, as a link from elsewhere would.
+    page.goto(f"{url}?corpus=bundled:longdocs&q={quote(LONG_QUERY)}")
+    page.locator("#rl-query textarea").wait_for()
+    page.wait_for_function("document.querySelector('#rl-query textarea').value.includes('hard links')")
+    open_settings(page)
+    set_dropdown(page, "rl-cross", BUNDLED_MODEL if not PROJECT_MODELS else "auto")
+    depth = page.locator("#rl-rerank-depth input[type=number]")
+    depth.fill("5")
+    depth.press("Enter")
+    close_settings(page)
+    page.locator("#rl-search").click()
+    page.locator("#rl-lists .rl-col-after tr[data-doc]").first.wait_for(timeout=LONG_WAIT)
+    page.get_by_role("tab", name="Chunks").click()
+    page.locator("#rl-chunk-text .rl-deciding-tag").wait_for(timeout=LONG_WAIT)
+    page.locator("#rl-chunk-plot .js-plotly-plot").wait_for(timeout=60_000)
+    bars = page.locator("#rl-chunk-plot g.point")
+    assert bars.count() >= 4  # a 2,000+ token document in 400-token windows
+    assert page.locator("#rl-chunk-text .rl-cut").count() == 1
+    assert "windows of up to" in page.locator("#rl-chunk-info").inner_text()
+    assert "nDCG@10" in page.locator("#rl-summary").inner_text()  # a judged query, opened by link
+    page.screenshot(path=str(ARTIFACTS / "chunks.png"), full_page=True)
+
+
+def test_compare_two_models_and_unavailable_model_error(page, url):
+    page.get_by_role("tab", name="Compare").click()
+    model_b = next(iter(PROJECT_MODELS), "all-MiniLM-L6-v2")
+    set_dropdown(page, "rl-model-a", BUNDLED_MODEL)
+    set_dropdown(page, "rl-model-b", model_b)
+    page.locator("#rl-compare-btn").click()
+    page.locator("#rl-agreement .rl-stat").first.wait_for(timeout=LONG_WAIT)
+    page.locator("#rl-compare-latency .js-plotly-plot").wait_for(timeout=60_000)
+    assert "Kendall τ" in page.locator("#rl-agreement").inner_text()
+    assert page.locator("#rl-compare-lists tr[data-doc]").count() >= 2
+    page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=True)
+
+    page.get_by_role("tab", name="Search").click()
+    open_settings(page)
+    set_dropdown(page, "rl-cross", "cross-encoder/ms-marco-electra-base")
+    close_settings(page)
+    page.locator("#rl-search").click()
+    toast = page.get_by_text("could not be loaded", exact=False).first
+    toast.wait_for(timeout=60_000)
+    assert "Fix:" in page.locator("body").inner_text()
+    assert "Traceback" not in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "error.png"), full_page=True)
+
+
+def test_refresh_readme_screenshot():
+    """Copy the search view to assets/ when the browser tests above produced it (and asked to)."""
+    shot = ARTIFACTS / "search_top.png"
+    if not shot.exists():
+        pytest.skip("no screenshot produced")
+    if os.environ.get("RERANK_LENS_UPDATE_SCREENSHOT"):
+        shutil.copy(shot, ROOT / "assets" / "screenshot.png")
+    assert shot.stat().st_size > 20_000
