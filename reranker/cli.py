@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_pipeline_arguments(evaluate)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    evaluate.add_argument(
+        "--queries-file",
+        default=None,
+        help="evaluate only the query ids listed in this file, one per line (e.g. models/<name>/heldout_queries.txt)",
+    )
     evaluate.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_eval_arguments(evaluate)
 
@@ -237,3 +242,9 @@ def _models(args: argparse.Namespace) -> int:
     for spec, _ in KNOWN_BI_ENCODERS:
         print(f"  {'offline ok' if is_available_offline(spec) else 'needs hub ':<11} {spec}")
     return 0
+
+
+# `finetune` lives in its own module; it adds its parser to _EXTENSIONS (imports torch only when run).
+from reranker.finetune import register_command as _register_finetune  # noqa: E402
+
+_register_finetune()

@@ -51,6 +51,24 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
 
 
+def restrict_queries(path: str, queries: dict[str, str], qrels: dict) -> tuple[dict[str, str], dict]:
+    """Keep the queries whose ids a file lists (one per line), e.g. a fine-tuned model's held-out queries."""
+    from pathlib import Path
+
+    from reranker.errors import DataError
+
+    try:
+        wanted = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    except OSError as exc:
+        raise DataError(
+            f"cannot read the queries file ({exc.strerror}); give a text file of query ids, one per line", path=path
+        ) from None
+    kept = {q: queries[q] for q in wanted if q in queries}
+    if not kept:
+        raise DataError("none of the query ids in this file have judgments in the chosen split; check --split", path=path)
+    return kept, {q: qrels[q] for q in kept}
+
+
 def metrics_for(recall_k: int) -> tuple[str, ...]:
     if recall_k < 1:
         raise ConfigError("--recall-k must be at least 1")
@@ -62,6 +80,8 @@ def run_eval(args: argparse.Namespace, load_pipeline: Callable) -> int:
     pipeline, dataset = load_pipeline(args)
     qrels = dataset.split_qrels(args.split)
     queries = dataset.split_queries(args.split)
+    if getattr(args, "queries_file", None):
+        queries, qrels = restrict_queries(args.queries_file, queries, qrels)
     if args.limit:
         queries = dict(list(queries.items())[: args.limit])
         qrels = {q: qrels[q] for q in queries}

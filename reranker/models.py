@@ -212,3 +212,7 @@ def forget_loaded_models() -> None:
     """Drop every cached model (tests, or freeing memory)."""
     with _load_lock:
         _loaded.clear()
+
+
+# The project's own fine-tuned cross-encoders register themselves in PROJECT_MODELS (import at the end: no cycle).
+from reranker import project_models  # noqa: E402,F401

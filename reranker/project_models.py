@@ -1,0 +1,212 @@
+"""Cross-encoders this project ships as compact artifacts applied to the bundled all-MiniLM-L6-v2 backbone.
+
+An artifact (models/<name>/) holds the fine-tuned weights as differences from the backbone in
+float16 (word embeddings stay frozen in training, so they need no delta), the new classification
+head and pooler in full float32, the model's configuration, and its model card. On first use it is
+rebuilt into a normal cross-encoder directory under ~/.cache/rerank-lens/models/<hash>/, which then
+loads like any hub model; nothing is downloaded and nothing is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from reranker.models import DEFAULT_BI_ENCODER, PROJECT_MODEL_INFO, PROJECT_MODELS, resolve_model
+
+logger = logging.getLogger(__name__)
+
+MODELS_ROOT = Path(__file__).resolve().parent.parent / "models"
+WEIGHTS_FILE = "weights.safetensors"
+WEIGHTS_KEY = "model.safetensors"
+FULL_PREFIX = "full."
+DELTA_PREFIX = "delta."
+# Files copied from a fine-tuned model directory into the artifact (weights are handled apart).
+ARTIFACT_FILES = (
+    "config.json",
+    "config_sentence_transformers.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "README.md",
+    "finetune.json",
+    "heldout_queries.txt",
+    "dev_queries.txt",
+)
+# Tokenizer files come from the backbone, so the artifact stays small.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+FULL_PRECISION = ("classifier.", "pooler.")
+
+
+def _backbone_key(key: str) -> str:
+    return key.removeprefix("bert.")
+
+
+def export_artifact(model_dir: str | Path, artifact_dir: str | Path, backbone: str = DEFAULT_BI_ENCODER) -> dict:
+    """Write a fine-tuned cross-encoder as a compact artifact (float16 deltas against the backbone).
+
+    Returns sizes and the largest absolute rounding error the float16 deltas introduce.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model_dir, artifact_dir = Path(model_dir), Path(artifact_dir)
+    trained = load_file(str(model_dir / WEIGHTS_KEY))
+    base = load_file(str(Path(resolve_model(backbone).path) / WEIGHTS_KEY))
+    tensors: dict[str, torch.Tensor] = {}
+    max_error = 0.0
+    for key, value in trained.items():
+        reference = base.get(_backbone_key(key))
+        if reference is None or key.startswith(FULL_PRECISION) or _backbone_key(key).startswith(FULL_PRECISION):
+            tensors[FULL_PREFIX + key] = value.float().contiguous()
+        elif torch.equal(reference, value):
+            continue
+        else:
+            delta = (value.float() - reference.float()).half()
+            max_error = max(max_error, float((reference.float() + delta.float() - value.float()).abs().max()))
+            tensors[DELTA_PREFIX + key] = delta.contiguous()
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(artifact_dir / WEIGHTS_FILE), metadata={"backbone": backbone, "format": "rerank-lens-delta-v1"})
+    for name in ARTIFACT_FILES:
+        if (model_dir / name).is_file():
+            shutil.copy2(model_dir / name, artifact_dir / name)
+    size = sum(p.stat().st_size for p in artifact_dir.iterdir() if p.is_file())
+    return {"bytes": size, "tensors": len(tensors), "max_abs_error": max_error}
+
+
+def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None = None) -> Path:
+    """A loadable cross-encoder directory rebuilt from an artifact and the bundled backbone (once, cached)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    artifact_dir = Path(artifact_dir)
+    weights = artifact_dir / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing; the artifact is incomplete (check out models/ again)")
+    digest = hashlib.sha256()
+    for name in (WEIGHTS_FILE, "config.json", "config_sentence_transformers.json"):
+        if (artifact_dir / name).is_file():
+            digest.update((artifact_dir / name).read_bytes())
+    root = Path(cache_root) if cache_root else _cache_root()
+    target = root / f"{artifact_dir.name}-{digest.hexdigest()[:16]}"
+    if (target / WEIGHTS_KEY).is_file():
+        return target
+
+    with safe_open(str(weights), "pt") as handle:
+        backbone = (handle.metadata() or {}).get("backbone", DEFAULT_BI_ENCODER)
+    backbone_dir = Path(resolve_model(backbone).path)
+    base = load_file(str(backbone_dir / WEIGHTS_KEY))
+    stored = load_file(str(weights))
+    state = {}
+    full = {k.removeprefix(FULL_PREFIX): v for k, v in stored.items() if k.startswith(FULL_PREFIX)}
+    deltas = {k.removeprefix(DELTA_PREFIX): v for k, v in stored.items() if k.startswith(DELTA_PREFIX)}
+    for key, value in base.items():
+        name = f"bert.{key}"
+        if name in full or name in deltas:
+            continue
+        state[name] = value
+    for name, delta in deltas.items():
+        state[name] = (base[_backbone_key(name)].float() + delta.float()).contiguous()
+    state.update(full)
+
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+    try:
+        save_file(state, str(staging / WEIGHTS_KEY), metadata={"format": "pt"})
+        for name in ARTIFACT_FILES:
+            if (artifact_dir / name).is_file():
+                shutil.copy2(artifact_dir / name, staging / name)
+        for name in TOKENIZER_FILES:
+            if (backbone_dir / name).is_file():
+                shutil.copy2(backbone_dir / name, staging / name)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process built it first
+            if not (target / WEIGHTS_KEY).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("built %s from %s and %s", target, artifact_dir, backbone)
+    return target
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("RERANK_LENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rerank-lens")
+    return Path(root) / "models"
+
+
+def artifact_info(artifact_dir: str | Path) -> str:
+    """A one-line label from the artifact's metadata: what it was trained on and how well it measured."""
+    try:
+        meta = json.loads((Path(artifact_dir) / "finetune.json").read_text())
+    except (OSError, ValueError):
+        return "fine-tuned locally"
+    quality = meta.get("heldout")
+    names = ", ".join(d.get("name", "?") for d in meta.get("datasets", []))
+    if quality:
+        return (
+            f"fine-tuned locally on {names} from the bundled all-MiniLM-L6-v2: held-out nDCG@10 "
+            f"{quality['reranked']:.3f} (fused {quality['fused']:.3f}, {quality['queries']} queries)"
+        )
+    dev = meta.get("dev_after") or {}
+    return f"fine-tuned locally on {names}: dev nDCG@10 {dev.get('reranked@interp0', float('nan')):.3f}"
+
+
+def register(name: str, artifact_dir: Path) -> None:
+    """Make an artifact resolvable by name (e.g. in PipelineConfig(cross_encoder=name) and the CLI)."""
+    if not (artifact_dir / WEIGHTS_FILE).is_file():
+        return
+    PROJECT_MODELS[name] = lambda: build_from_artifact(artifact_dir)
+    PROJECT_MODEL_INFO[name] = artifact_info(artifact_dir)
+
+
+def _registry_file() -> Path:
+    return _cache_root().parent / "finetuned.json"
+
+
+def remember_finetuned(model_dir: str | Path) -> None:
+    """Note a directory `finetune` wrote, so pickers list it next to the shipped model."""
+    path = str(Path(model_dir).resolve())
+    registry = _registry_file()
+    try:
+        known = json.loads(registry.read_text()) if registry.is_file() else []
+    except (OSError, ValueError):
+        known = []
+    if path not in known:
+        registry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = registry.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps([*known, path], indent=1))
+        os.replace(tmp, registry)
+    register_local(Path(path))
+
+
+def register_local(model_dir: Path) -> None:
+    """Register a fine-tuned model directory under its path, labelled with its model card's dev metrics."""
+    if (model_dir / "finetune.json").is_file() and (model_dir / WEIGHTS_KEY).is_file():
+        PROJECT_MODELS[str(model_dir)] = lambda: model_dir
+        PROJECT_MODEL_INFO[str(model_dir)] = artifact_info(model_dir)
+
+
+def recommended_interpolation(model_dir: str | Path) -> float | None:
+    """The fused-score interpolation weight a fine-tuned model's card recommends (None if it has no card)."""
+    try:
+        return float(json.loads((Path(model_dir) / "finetune.json").read_text())["recommended_interpolation"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _register_all() -> None:
+    register("rerank-lens/minilm-l6-scifact", MODELS_ROOT / "minilm-l6-scifact")
+    try:
+        known = json.loads(_registry_file().read_text()) if _registry_file().is_file() else []
+    except (OSError, ValueError):
+        known = []
+    for path in known:
+        register_local(Path(path))
+
+
+_register_all()
