@@ -116,12 +116,19 @@ def test_seed_query_shows_both_lists_movements_and_latency(page, url):
     latency = page.locator("#rl-latency").inner_text()
     assert "ms" in latency and "Cross-encoder" in latency
 
-    # Hovering a document in one list highlights it in the other.
-    doc = before_rows.nth(0).get_attribute("data-doc")
-    before_rows.nth(0).hover()
-    twin = page.locator(f'#rl-lists .rl-col-after tr[data-doc="{doc}"]')
-    if twin.count():
-        assert "rl-hover" in (twin.get_attribute("class") or "")
+    # Hovering a document highlights it in both lists; clicking pins it.
+    after_ids = [after_rows.nth(i).get_attribute("data-doc") for i in range(after_rows.count())]
+    before_ids = [before_rows.nth(i).get_attribute("data-doc") for i in range(before_rows.count())]
+    doc = next((d for d in before_ids if d in after_ids), before_ids[0])
+    hovered = page.locator(f'#rl-lists .rl-col-before tr[data-doc="{doc}"]')
+    hovered.hover()
+    lit = page.locator("#rl-lists tr.rl-hover")
+    assert {lit.nth(i).get_attribute("data-doc") for i in range(lit.count())} == {doc}
+    assert lit.count() == (2 if doc in after_ids else 1)
+    hovered.click()
+    assert page.locator("#rl-lists tr.rl-selected").count() == lit.count()
+    hovered.click()
+    assert page.locator("#rl-lists tr.rl-selected").count() == 0
     page.mouse.move(5, 5)
     page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
     page.screenshot(path=str(ARTIFACTS / "search_top.png"), clip={"x": 0, "y": 0, "width": 1440, "height": 1600}, full_page=True)

@@ -159,7 +159,11 @@ def search_view(
     grades = judged[1] if judged else None
     ndcg = ndcg_before_after(result, judged[0], judged[1]) if judged else None
     label = state.source(corpus_key).label
-    summary = render.summary_html(result, corpus_label=label, ndcg=ndcg, judged=len(grades) if grades else None)
+    spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
+    models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
+    summary = render.summary_html(
+        result, corpus_label=label, ndcg=ndcg, judged=len(grades) if grades else None, models=models
+    )
     lists = render.before_after_html(result, pipeline.corpus, normalized=settings.normalized, judgments=grades)
     notes = render.messages_html(result.messages)
     if not result.after.hits:

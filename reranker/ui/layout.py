@@ -26,6 +26,7 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CSS_PATH = ASSETS / "app.css"
 CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))
 MAX_UPLOAD = "50mb"
+PRIVATE = "private"  # page-only events: not in the API docs, not callable by API clients
 
 # Hover a row to highlight the document in every list of the component; click to pin it.
 HIGHLIGHT_JS = """
@@ -145,7 +146,7 @@ def build_chunks_tab(ctx: AppContext) -> None:
         inputs = [ctx.corpus, ctx.query, doc, *ctx.settings]
         outputs = [fig, text, info]
         show.click(ctx.callbacks["chunks"], inputs, outputs, api_name="chunks")
-        doc.input(ctx.callbacks["chunks"], inputs, outputs, api_name=False, show_progress="minimal")
+        doc.input(ctx.callbacks["chunks"], inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
         ctx.search_outputs.append(doc)
         ctx.after_search.append((ctx.callbacks["chunks"], inputs, outputs))
 
@@ -171,7 +172,7 @@ def build_compare_tab(ctx: AppContext) -> None:
             lists = gr.HTML(elem_id="rl-compare-lists", js_on_load=HIGHLIGHT_JS)
         latency = gr.Plot(figures.empty_figure("Run a comparison to see each model's latency."), show_label=False,
                           elem_id="rl-compare-latency")
-        kind.change(ctx.callbacks["compare_kind"], kind, [model_a, model_b], api_name=False)
+        kind.change(ctx.callbacks["compare_kind"], kind, [model_a, model_b], api_visibility=PRIVATE)
         run.click(ctx.callbacks["compare"], [ctx.corpus, ctx.query, kind, model_a, model_b, *ctx.settings],
                   [agreement, lists, latency], api_name="compare")
 
@@ -236,10 +237,11 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         inputs = ctx.inputs
         search_event = dict(fn=callbacks["search"], inputs=inputs, outputs=ctx.search_outputs)
 
-        def wire(trigger, api_name: str | bool = False):
-            event = trigger(**search_event, api_name=api_name)
+        def wire(trigger, api_name: str | None = None):
+            naming = {"api_name": api_name} if api_name else {"api_visibility": PRIVATE}
+            event = trigger(**search_event, **naming)
             for fn, fn_inputs, fn_outputs in ctx.after_search:
-                event = event.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
+                event = event.success(fn, fn_inputs, fn_outputs, api_visibility=PRIVATE, show_progress="hidden")
             return event
 
         for trigger, fn, fn_inputs in ctx.links:
@@ -247,13 +249,13 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = fn) -> tuple[Any, Any, Any]:
                 return ctx.show_query(*_fn(*args))
 
-            wire(trigger(opener, fn_inputs, [tab_group, corpus, query], api_name=False, queue=False).then)
+            wire(trigger(opener, fn_inputs, [tab_group, corpus, query], api_visibility=PRIVATE, queue=False).then)
 
         wire(search.click, "search")
         wire(query.submit)
         wire(ctx.settings[-1].change)
-        wire(example.input(lambda q: q or gr.update(), example, query, api_name=False, queue=False).then)
-        corpus.change(callbacks["corpus"], corpus, [example, corpus_info], api_name=False)
+        wire(example.input(lambda q: q or gr.update(), example, query, api_visibility=PRIVATE, queue=False).then)
+        corpus.change(callbacks["corpus"], corpus, [example, corpus_info], api_visibility=PRIVATE)
         upload.upload(callbacks["upload"], [upload, corpus], corpus, api_name="upload")
 
         autorun = gr.State(False)
@@ -271,11 +273,11 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                 return tuple(gr.skip() for _ in ctx.search_outputs)
             return callbacks["search"](*args, progress=progress)
 
-        load = demo.load(on_load, None, [corpus, query, tab_group, autorun], api_name=False, queue=False)
-        load = load.then(callbacks["corpus"], corpus, [example, corpus_info], api_name=False)
-        load = load.then(run_if_linked, [autorun, *inputs], ctx.search_outputs, api_name=False)
+        load = demo.load(on_load, None, [corpus, query, tab_group, autorun], api_visibility=PRIVATE, queue=False)
+        load = load.then(callbacks["corpus"], corpus, [example, corpus_info], api_visibility=PRIVATE)
+        load = load.then(run_if_linked, [autorun, *inputs], ctx.search_outputs, api_visibility=PRIVATE)
         for fn, fn_inputs, fn_outputs in ctx.after_search:
-            load = load.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
+            load = load.success(fn, fn_inputs, fn_outputs, api_visibility=PRIVATE, show_progress="hidden")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

@@ -203,6 +203,7 @@ def summary_html(
     corpus_label: str,
     ndcg: tuple[float, float] | None = None,
     judged: int | None = None,
+    models: str = "",
 ) -> str:
     """A one-line summary: corpus, how many documents moved, nDCG@10 before → after when judged."""
     top_n = result.top_n
@@ -212,6 +213,7 @@ def summary_html(
     new = sum(m.kind == "new" for m in moves)
     parts = [
         f"<span><b>{esc(corpus_label)}</b></span>",
+        *([f"<span class='rl-models' title='bi-encoder → cross-encoder'>{esc(models)}</span>"] if models else []),
         f"<span>top {top_n}: <b class='rl-up-t'>{up} up</b>, <b class='rl-down-t'>{down} down</b>, "
         f"<b class='rl-new-t'>{new} new</b></span>",
         _time_summary(result),
