@@ -7,6 +7,7 @@ Scores are kept as the model's raw logit and as sigmoid(logit) in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -20,6 +21,7 @@ from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.models import LoadedModel, load_cross_encoder
+from reranker.speed import PAIR_COSTS, Precision, autocast, configure_threads, select_precision, timed_ms
 from reranker.types import ChunkScore, Document, Hit, RankedList
 
 logger = logging.getLogger(__name__)
@@ -115,6 +117,7 @@ class CrossEncoderReranker:
         aggregation: Aggregation = "max",
         trust_remote_code: bool = False,
         cache: ScoreCache | None = SCORE_CACHE,
+        precision: Precision = "auto",
     ) -> None:
         if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
             raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
@@ -130,8 +133,23 @@ class CrossEncoderReranker:
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
-        self._cache_key = f"{self.loaded.resolved.path}|{self.max_length}"
-        self._lock = _inference_locks.setdefault(self._cache_key, threading.Lock())
+        self.precision_choice = select_precision(precision)
+        self.precision = self.precision_choice.precision
+        configure_threads()
+        model_key = f"{self.loaded.resolved.path}|{self.max_length}"
+        # Precision is part of the score identity: fp16/bf16 logits differ from fp32 in the 4th decimal.
+        self._cache_key = f"{model_key}|{self.precision}"
+        self._lock = _inference_locks.setdefault(model_key, threading.Lock())
+        # Token offsets per document text: planning a depth and then scoring tokenise each document once.
+        self._offsets = functools.lru_cache(maxsize=20_000)(self._token_offsets)
+
+    def _token_offsets(self, text: str) -> tuple[tuple[int, int], ...]:
+        return tuple(map(tuple, self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]))
+
+    @property
+    def per_pair_ms(self) -> float | None:
+        """Measured milliseconds per freshly scored pair on this machine (None before the first scoring)."""
+        return PAIR_COSTS.per_pair_ms(self._cache_key)
 
     @property
     def name(self) -> str:
@@ -139,6 +157,33 @@ class CrossEncoderReranker:
 
     def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
         """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
+        plans, pairs, messages = self._plan(query, documents)
+        raw, scored = self._score_pairs(pairs)
+        cursor = 0
+        results = []
+        for doc, windows, truncated_at in plans:
+            window_scores = raw[cursor : cursor + len(windows)]
+            cursor += len(windows)
+            chunks = tuple(
+                ChunkScore(w.index, w.start, w.end, float(s), w.token_start, w.token_end)
+                for w, s in zip(windows, window_scores, strict=True)
+            )
+            score, deciding = aggregate(list(window_scores), self.aggregation)
+            results.append(DocumentScore(doc.id, score, sigmoid(score), chunks, deciding, truncated_at))
+        return results, messages, scored, len(pairs) - scored
+
+    def new_pairs_per_document(self, query: str, documents: Sequence[Document]) -> list[int]:
+        """How many (query, window) pairs each document still needs scored (cached pairs are free)."""
+        plans, pairs, _ = self._plan(query, documents)
+        counts, cursor = [], 0
+        for _, windows, _ in plans:
+            chunk = pairs[cursor : cursor + len(windows)]
+            cursor += len(windows)
+            counts.append(sum(1 for q, d in chunk if self.cache is None or self.cache.get((self._cache_key, q, d)) is None))
+        return counts
+
+    def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str]]:
+        """Split documents into windows that fit next to the query: (plans, pairs, messages)."""
         messages: list[str] = []
         query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
         specials = self.tokenizer.num_special_tokens_to_add(pair=True)
@@ -158,25 +203,12 @@ class CrossEncoderReranker:
         pairs: list[tuple[str, str]] = []
         for doc in documents:
             text = doc.full_text
-            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            offsets = self._offsets(text)
             windows = token_windows(offsets, window, overlap)
             truncated_at = offsets[budget - 1][1] if len(offsets) > budget else None
             plans.append((doc, windows, truncated_at))
             pairs.extend((query, text[w.start : w.end]) for w in windows)
-
-        raw, scored = self._score_pairs(pairs)
-        cursor = 0
-        results = []
-        for doc, windows, truncated_at in plans:
-            window_scores = raw[cursor : cursor + len(windows)]
-            cursor += len(windows)
-            chunks = tuple(
-                ChunkScore(w.index, w.start, w.end, float(s), w.token_start, w.token_end)
-                for w, s in zip(windows, window_scores, strict=True)
-            )
-            score, deciding = aggregate(list(window_scores), self.aggregation)
-            results.append(DocumentScore(doc.id, score, sigmoid(score), chunks, deciding, truncated_at))
-        return results, messages, scored, len(pairs) - scored
+        return plans, pairs, messages
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
         """Raw scores for pairs, and how many needed the model (the rest came from the cache)."""
@@ -189,21 +221,35 @@ class CrossEncoderReranker:
             else:
                 scores[i] = cached
         if todo:
-            import torch
-
-            with self._lock:
-                logits = self.model.predict(
-                    [pairs[i] for i in todo],
-                    batch_size=self.batch_size,
-                    activation_fn=torch.nn.Identity(),
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-            for i, value in zip(todo, _logits_to_raw(np.asarray(logits)), strict=True):
+            with self._lock, timed_ms() as elapsed:
+                raw = self._predict([pairs[i] for i in todo], self.precision)
+                bad = np.flatnonzero(~np.isfinite(raw))
+                if len(bad):  # reduced precision overflowed: rescore those pairs in fp32
+                    logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), self.precision)
+                    raw[bad] = self._predict([pairs[todo[j]] for j in bad], "fp32")
+            PAIR_COSTS.record(self._cache_key, len(todo), elapsed[0])
+            for i, value in zip(todo, raw, strict=True):
                 scores[i] = float(value)
                 if self.cache is not None:
                     self.cache.put((self._cache_key, *pairs[i]), float(value))
         return [float(s) for s in scores], len(todo)  # type: ignore[arg-type]
+
+    def score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Raw scores for (query, text) pairs as given (no windowing), through the cache."""
+        return self._score_pairs(pairs)[0]
+
+    def _predict(self, pairs: list[tuple[str, str]], precision: str) -> np.ndarray:
+        import torch
+
+        with autocast(precision):
+            logits = self.model.predict(
+                pairs,
+                batch_size=self.batch_size,
+                activation_fn=torch.nn.Identity(),
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return _logits_to_raw(np.asarray(logits, dtype=np.float32))
 
     def rerank(
         self,

@@ -99,7 +99,10 @@ class DenseRetriever:
     def _encode_corpus(self, progress: ProgressCallback | None, show_bar: bool) -> np.ndarray:
         texts = [_document_text(doc.title, doc.text) for doc in self.corpus.documents]
         total = len(texts)
-        # Encode in slices so the UI can report progress; within a slice the library sorts by length.
+        # Encode in slices so the UI can report progress. Sorting the whole corpus by length first
+        # (not only within a slice, as the library does) keeps every batch's padding minimal.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        texts = [texts[i] for i in order]
         step = max(self.batch_size * 4, 256)
         parts = []
         for start in range(0, total, step):
@@ -114,7 +117,9 @@ class DenseRetriever:
             )
             if progress:
                 progress(min(start + step, total), total)
-        return np.vstack(parts).astype(np.float32)
+        embeddings = np.empty((total, parts[0].shape[1]), dtype=np.float32)
+        embeddings[order] = np.vstack(parts)
+        return embeddings
 
     def encode_query(self, query: str) -> np.ndarray:
         vector = self.loaded.model.encode([query], normalize_embeddings=True, convert_to_numpy=True)

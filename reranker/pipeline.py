@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
+from reranker.budget import check_budget, plan_cascade_for, plan_rerank
 from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
 from reranker.cross_encoder import CrossEncoderReranker
@@ -23,6 +24,7 @@ from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
+from reranker.speed import PRECISIONS, Precision
 from reranker.types import PipelineResult, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -56,8 +58,13 @@ class PipelineConfig:
     stemmer: str | None = "english"
     dense_index: IndexKind = "auto"
     trust_remote_code: bool = False
+    precision: Precision = "auto"
+    latency_budget_ms: float | None = None
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        check_budget(self.latency_budget_ms)
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
         if self.rrf_k < 0:
@@ -160,6 +167,7 @@ class Pipeline:
         """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
         config = config or self.config
         key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
+        key += (config.precision,)
         with self._build_lock:
             if key not in self._rerankers:
                 self._rerankers[key] = CrossEncoderReranker(
@@ -170,6 +178,7 @@ class Pipeline:
                     chunk_overlap=config.chunk_overlap,
                     aggregation=config.aggregation,
                     trust_remote_code=config.trust_remote_code,
+                    precision=config.precision,
                 )
             return self._rerankers[key]
 
@@ -177,6 +186,7 @@ class Pipeline:
         """Run every stage for one query; keyword overrides change settings for this call only."""
         config = dataclasses.replace(self.config, **overrides) if overrides else self.config
         config.validate()
+        started = time.perf_counter()
         query = _check_query(query)
         messages: list[str] = []
         depth = self._clamp("retrieval depth", config.retrieval_depth, len(self.corpus), messages)
@@ -207,11 +217,33 @@ class Pipeline:
             )
         if coarse_spec and fine_spec:
             coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
+            if config.latency_budget_ms:
+                cascade = plan_cascade_for(
+                    self.reranker(coarse_spec, config),
+                    self.reranker(fine_spec, config),
+                    query,
+                    [self.corpus[h.doc_id] for h in candidates.hits[:coarse_depth]],
+                    budget_ms=config.latency_budget_ms,
+                    spent_ms=(time.perf_counter() - started) * 1000,
+                    max_fine=config.rerank_depth,
+                )
+                coarse_depth = cascade.coarse_depth
+                messages.append(f"Latency budget (cascade): {cascade.reason}.")
             candidates = self._rerank_stage(
                 "coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages
             )
         if fine_spec:
             rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
+            if config.latency_budget_ms:
+                plan = plan_rerank(
+                    self.reranker(fine_spec, config),
+                    query,
+                    [self.corpus[h.doc_id] for h in candidates.hits[:rerank_depth]],
+                    budget_ms=config.latency_budget_ms,
+                    spent_ms=(time.perf_counter() - started) * 1000,
+                )
+                rerank_depth = max(1, plan.depth)
+                messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
             if config.interpolation > 0:
                 stages["reranked"] = interpolate(stages["reranked"], stages["fused"], config.interpolation)

@@ -1,0 +1,186 @@
+"""Cross-encoder throughput and ranking agreement: this project's reranker vs plain sentence-transformers.
+
+Both score the same (query, window) pairs: the windows the project's reranker makes from the
+first stage's top candidates of sampled queries. The baseline is `CrossEncoder.predict` in fp32,
+batch 32, on its own model instance; the project path is `CrossEncoderReranker.score_documents`
+(what the app and CLI run) with an empty score cache, so every pair is scored fresh. The two run
+interleaved, query by query, so load on a shared machine hits both alike.
+
+    python -m benchmarks.cross_encoder --dataset ../shared/datasets/scifact --queries 20 --depth 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from benchmarks.common import cross_encoder_spec, load, machine, machine_line, ndcg_at_k, sample_queries, table
+from reranker.chunking import aggregate
+from reranker.cross_encoder import CrossEncoderReranker, ScoreCache
+from reranker.pipeline import Pipeline, PipelineConfig
+from reranker.speed import PRECISIONS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cross_encoder", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True, help="BEIR folder (queries are sampled from it) or a document folder")
+    parser.add_argument("--queries", type=int, default=20, help="queries sampled (judged ones first)")
+    parser.add_argument("--depth", type=int, default=20, help="first-stage candidates reranked per query")
+    parser.add_argument("--model", default="auto", help="cross-encoder (default: the pipeline's offline default)")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens per pair (the model reads at most this)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["auto"],
+        choices=PRECISIONS,
+        help="project precisions to measure (the first is reported as 'project')",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from reranker.speed import configure_threads
+
+    configure_threads()
+    dataset = load(args.dataset)
+    spec, note = cross_encoder_spec(args.model)
+    queries, qrels = sample_queries(dataset, args.queries, args.seed)
+    first_stage = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
+    candidates = {qid: first_stage.search(text).stages["fused"] for qid, text in queries.items()}
+
+    # The pairs: windows exactly as the project's reranker cuts them (a separate instance, so the
+    # measured ones start with nothing tokenised).
+    planner = CrossEncoderReranker(spec, max_length=args.max_length, precision="fp32", cache=None)
+    docs = {qid: [dataset.corpus[h.doc_id] for h in candidates[qid].hits[: args.depth]] for qid in queries}
+    plans = {qid: planner._plan(queries[qid], docs[qid]) for qid in queries}
+    path = planner.loaded.resolved.path
+    baseline = CrossEncoder(path, max_length=planner.max_length, device="cpu")
+    # Same weights, including a head the checkpoint may lack (then randomly initialised per instance).
+    baseline.model.load_state_dict(planner.model.model.state_dict())
+    variants = {
+        p: CrossEncoderReranker(spec, max_length=args.max_length, precision=p, batch_size=args.batch_size, cache=ScoreCache())
+        for p in dict.fromkeys(args.precision)
+    }
+
+    def run_baseline(pairs):
+        identity = torch.nn.Identity()
+        return baseline.predict(pairs, batch_size=32, activation_fn=identity, convert_to_numpy=True, show_progress_bar=False)
+
+    warm = plans[next(iter(queries))][1][:4]
+    run_baseline(warm)
+    for reranker in variants.values():
+        reranker.score_pairs(warm)
+        reranker.cache.clear()
+
+    wall = {"baseline": 0.0, **{p: 0.0 for p in variants}}
+    cpu = dict.fromkeys(wall, 0.0)
+    rankings: dict[str, dict[str, list[str]]] = {name: {} for name in wall}
+    total_pairs = 0
+    for i, qid in enumerate(queries):
+        plan, pairs, _ = plans[qid]
+        total_pairs += len(pairs)
+        order = ["baseline", *variants] if i % 2 == 0 else [*variants, "baseline"]
+        for name in order:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            if name == "baseline":
+                raw = list(map(float, run_baseline(pairs)))
+                scores, cursor = {}, 0
+                for doc, windows, _ in plan:
+                    scores[doc.id] = aggregate(raw[cursor : cursor + len(windows)], planner.aggregation)[0]
+                    cursor += len(windows)
+            else:
+                results, _, scored, _ = variants[name].score_documents(queries[qid], docs[qid])
+                assert scored == len(pairs), "the project path must score every pair fresh"
+                scores = {r.doc_id: r.raw for r in results}
+            wall[name] += time.perf_counter() - start
+            cpu[name] += time.process_time() - start_cpu
+            fused_rank = {h.doc_id: h.rank for h in candidates[qid].hits}
+            rankings[name][qid] = sorted(scores, key=lambda d, s=scores: (-s[d], fused_rank[d]))
+
+    def agreement(name: str) -> float:
+        values = []
+        for qid, base in rankings["baseline"].items():
+            k = min(10, len(base))
+            values.append(len(set(base[:k]) & set(rankings[name][qid][:k])) / k)
+        return sum(values) / len(values)
+
+    def ndcg(name: str) -> float | None:
+        judged = [q for q in queries if q in qrels]
+        if not judged:
+            return None
+        return sum(ndcg_at_k(rankings[name][q], qrels[q]) for q in judged) / len(judged)
+
+    fused_ndcg = None
+    if any(q in qrels for q in queries):
+        judged = [q for q in queries if q in qrels]
+        fused_ndcg = sum(ndcg_at_k(candidates[q].doc_ids()[: args.depth], qrels[q]) for q in judged) / len(judged)
+    info = machine()
+    rows = []
+    for name in wall:
+        reranker = variants.get(name)
+        label = "sentence-transformers predict, fp32"
+        if reranker is not None:
+            label = f"project CrossEncoderReranker, {name} -> {reranker.precision}"
+        rows.append(
+            {
+                "path": label,
+                "pairs_per_s": total_pairs / wall[name],
+                "cpu_ms_per_pair": 1000 * cpu[name] / total_pairs,
+                "speedup": wall["baseline"] / wall[name],
+                "top10_agreement": agreement(name),
+                "ndcg@10": ndcg(name),
+            }
+        )
+    main_variant = next(iter(variants))
+    result = {
+        "dataset": dataset.path,
+        "model": spec,
+        "note": note,
+        "queries": len(queries),
+        "depth": args.depth,
+        "pairs": total_pairs,
+        "max_length": planner.max_length,
+        "precision": variants[main_variant].precision,
+        "precision_reason": variants[main_variant].precision_choice.reason,
+        "baseline_pairs_per_s": round(rows[0]["pairs_per_s"], 2),
+        "project_pairs_per_s": round(rows[1]["pairs_per_s"], 2),
+        "speedup": round(rows[1]["speedup"], 3),
+        "top10_agreement": round(rows[1]["top10_agreement"], 4),
+        "baseline_ndcg@10": rows[0]["ndcg@10"],
+        "project_ndcg@10": rows[1]["ndcg@10"],
+        "first_stage_ndcg@10": fused_ndcg,
+        "rows": rows,
+        "machine": info,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(machine_line(info))
+    print(
+        f"dataset {dataset.path}: {len(queries)} queries x top {args.depth} first-stage candidates "
+        f"= {total_pairs} pairs, max length {planner.max_length}"
+    )
+    print(f"model {spec}" + (f"\nnote: {note}" if note else ""))
+    print(f"precision auto resolves to: {variants[main_variant].precision_choice.reason}")
+    headers = ["path", "pairs/s", "CPU ms/pair", "speedup", "top-10 agreement", "nDCG@10"]
+    cells = [[r["path"], r["pairs_per_s"], r["cpu_ms_per_pair"], r["speedup"], r["top10_agreement"], r["ndcg@10"]] for r in rows]
+    print(table(headers, [[("-" if c is None else c) for c in row] for row in cells]))
+    if fused_ndcg is not None:
+        print(f"first stage (RRF) nDCG@10 over the same candidates: {fused_ndcg:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Inference speed settings: numeric precision per CPU, thread count, measured cost per pair.
+
+Precision is chosen from what the CPU computes natively. Measured on an AVX-512 Xeon without AMX
+(see README, Performance): fp16 matrix products (AVX512-FP16) run about 1.1-1.2x fp32 and stay
+within 1e-4 of its logits, while bf16 (AVX512_BF16 only) is *slower* than fp32, because its dot
+product instruction has no more throughput than fp32 FMA there; bf16 pays off with AMX tiles.
+So "auto" means: bf16 with AMX, else fp16 with AVX512-FP16 (or AMX-FP16), else fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from reranker.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+CPUINFO = Path("/proc/cpuinfo")
+
+# CPU flags that make each reduced precision native (Linux /proc/cpuinfo names).
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+FP16_FLAGS = frozenset({"avx512_fp16", "amx_fp16"})
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision inference runs in, what was asked for, and why."""
+
+    requested: str
+    precision: Literal["fp32", "bf16", "fp16"]
+    reason: str
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags of this machine (empty where /proc/cpuinfo is unavailable)."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        logger.info("no %s; assuming no reduced-precision instructions", CPUINFO)
+    return frozenset()
+
+
+def select_precision(requested: str = "auto", flags: frozenset[str] | None = None) -> PrecisionChoice:
+    """Resolve a precision request against the CPU; unsupported requests fall back to fp32."""
+    if requested not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
+    flags = cpu_flags() if flags is None else flags
+    if requested == "fp32":
+        return PrecisionChoice(requested, "fp32", "fp32 requested")
+    if requested == "bf16":
+        if flags & BF16_FLAGS:
+            return PrecisionChoice(requested, "bf16", f"bf16 requested; CPU has {', '.join(sorted(flags & BF16_FLAGS))}")
+        return PrecisionChoice(
+            requested, "fp32", "bf16 requested but the CPU has no native bf16 (avx512_bf16/amx_bf16); using fp32"
+        )
+    if requested == "fp16":
+        if flags & FP16_FLAGS:
+            return PrecisionChoice(requested, "fp16", f"fp16 requested; CPU has {', '.join(sorted(flags & FP16_FLAGS))}")
+        return PrecisionChoice(
+            requested, "fp32", "fp16 requested but the CPU has no native fp16 (avx512_fp16/amx_fp16); using fp32"
+        )
+    if "amx_bf16" in flags:
+        return PrecisionChoice(requested, "bf16", "auto: CPU has AMX bf16 tiles")
+    if flags & FP16_FLAGS:
+        return PrecisionChoice(requested, "fp16", f"auto: CPU has {', '.join(sorted(flags & FP16_FLAGS))} and no AMX bf16")
+    return PrecisionChoice(requested, "fp32", "auto: no native reduced precision faster than fp32 on this CPU")
+
+
+def autocast(precision: str, device: str = "cpu") -> contextlib.AbstractContextManager:
+    """A context in which matrix products run at `precision` (fp32: no change)."""
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return torch.autocast(device_type=device, dtype=dtype)
+
+
+def physical_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def configure_threads() -> int:
+    """One torch thread per usable CPU and no tokenizer thread pool competing with it; returns threads."""
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    threads = physical_cores()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+class PairCostMeter:
+    """Measured milliseconds per freshly scored pair, per model key (exponential moving average)."""
+
+    def __init__(self, smoothing: float = 0.3) -> None:
+        self._ms: dict[str, float] = {}
+        self._smoothing = smoothing
+        self._lock = threading.Lock()
+
+    def record(self, key: str, pairs: int, ms: float) -> None:
+        if pairs <= 0 or ms <= 0:
+            return
+        value = ms / pairs
+        with self._lock:
+            old = self._ms.get(key)
+            self._ms[key] = value if old is None else (1 - self._smoothing) * old + self._smoothing * value
+
+    def per_pair_ms(self, key: str) -> float | None:
+        with self._lock:
+            return self._ms.get(key)
+
+
+PAIR_COSTS = PairCostMeter()
+
+
+@contextlib.contextmanager
+def timed_ms() -> Iterator[list[float]]:
+    """`with timed_ms() as t: ...` then t[0] holds elapsed milliseconds."""
+    import time
+
+    box = [0.0]
+    start = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box[0] = (time.perf_counter() - start) * 1000
