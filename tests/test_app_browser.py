@@ -183,6 +183,22 @@ def test_compare_two_models_and_unavailable_model_error(page, url):
     page.screenshot(path=str(ARTIFACTS / "error.png"), full_page=True)
 
 
+def test_broken_upload_names_the_line_and_keeps_the_corpus(page, url, tmp_path):
+    page.goto(url)
+    corpus = page.locator("#rl-corpus input")
+    corpus.wait_for()
+    before = corpus.input_value()
+    bad = tmp_path / "team notes.jsonl"
+    bad.write_text('{"_id": "n1", "text": "fine"}\n{"_id": "n2", "text": unquoted}\n')
+    with page.expect_file_chooser() as chooser:
+        page.locator("#rl-upload").click()
+    chooser.value.set_files(str(bad))
+    page.get_by_text("team notes.jsonl, line 2", exact=False).first.wait_for(timeout=60_000)
+    assert "stays selected" in page.locator("body").inner_text()
+    assert corpus.input_value() == before
+    page.screenshot(path=str(ARTIFACTS / "upload_error.png"))
+
+
 def test_refresh_readme_screenshot():
     """Copy the search view to assets/ when the browser tests above produced it (and asked to)."""
     shot = ARTIFACTS / "search_top.png"
