@@ -75,6 +75,7 @@ def test_chunk_view_without_a_cross_encoder_explains_itself(state):
 def test_compare_two_cross_encoders_and_two_bi_encoders(state):
     view = compare_view(state, KEY, SEED_QUERY, "Cross-encoders", BUNDLED_MODEL, "all-MiniLM-L6-v2", CROSS)
     assert "+1.000" in view.agreement and "100%" in view.agreement  # the alias names the same weights
+    assert "came from the score cache" in view.agreement  # the searches above already scored these windows
     assert view.lists.count("data-doc=") == 10
     assert [r for r in view.latency.data[0].y] == [BUNDLED_MODEL, "all-MiniLM-L6-v2"]
     bi = compare_view(state, KEY, SEED_QUERY, "Bi-encoders", BUNDLED_MODEL, BUNDLED_MODEL, CROSS)

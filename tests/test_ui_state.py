@@ -133,3 +133,19 @@ def test_concurrent_first_use_builds_one_pipeline(folders, tmp_path):
     assert state.is_ready("bundled:knowledge") and not state.is_ready("bundled:other")
     with pytest.raises(DataError, match="unknown corpus"):
         state.pipeline("bundled:nope")
+
+
+def test_only_the_latest_uploads_are_kept(folders, tmp_path, monkeypatch):
+    from reranker.ui import state as state_module
+
+    monkeypatch.setattr(state_module, "MAX_UPLOADS", 2)
+    bundled, _data = folders
+    state = AppState(bundled_dir=bundled, data_dirs=[])
+    keys = []
+    for i in range(3):
+        file = tmp_path / f"f{i}.txt"
+        file.write_text(f"Document number {i}.")
+        keys.append(state.add_upload(file).key)
+    remaining = [key for _, key in state.choices() if key.startswith("upload:")]
+    assert remaining == keys[1:]
+    assert state.choices()[0][1] == "bundled:knowledge"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -310,7 +311,21 @@ def compare_view(
         top_n,
         normalized=settings.normalized and cross,
     )
-    return CompareView(agreement, html, figures.model_latency_figure(rows))
+    return CompareView(agreement + cache_note(rows), html, figures.model_latency_figure(rows))
+
+
+def cache_note(rows: list[tuple[str, float, float, str]]) -> str:
+    """Say when a model's time is low because its scores came from the score cache."""
+    notes = []
+    for name, _, _, detail in rows:
+        windows = re.search(r"(\d+) windows", detail)
+        cached = re.search(r"(\d+) from cache", detail)
+        if windows and cached and int(cached.group(1)) > 0:
+            notes.append(
+                f"{name}: {cached.group(1)} of {windows.group(1)} windows came from the score cache (an earlier query "
+                "scored them), so its time is mostly tokenisation."
+            )
+    return "".join(render.notice_html(n, "info") for n in notes)
 
 
 def agreement_html(a: list[str], b: list[str], top_n: int, cross: bool) -> str:

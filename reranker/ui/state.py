@@ -32,6 +32,7 @@ SEED_QUERY = "What is transformer attention mechanism?"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
 MAX_EXAMPLES = 8
+MAX_UPLOADS = 10  # uploaded corpora kept per process; the oldest is forgotten first
 
 SourceKind = Literal["bundled", "data", "upload"]
 ProgressFn = Callable[[int, int], None]
@@ -192,6 +193,10 @@ class AppState:
         source = CorpusSource(f"upload:{digest}", f"{stem} (upload, {len(corpus)} docs)", str(path), "upload")
         with self._lock:
             entry = self._entries.setdefault(source.key, _Entry(source))
+            uploads = [key for key, e in self._entries.items() if e.source.kind == "upload" and key != source.key]
+            for key in uploads[: max(0, len(uploads) + 1 - MAX_UPLOADS)]:
+                logger.info("forgetting the oldest upload %s (at most %d are kept)", key, MAX_UPLOADS)
+                del self._entries[key]
         with entry.lock:
             if entry.dataset is None:
                 entry.dataset = Dataset(corpus=corpus, path=name)
