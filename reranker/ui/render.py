@@ -222,8 +222,9 @@ def summary_html(
         before, after = ndcg
         delta = after - before
         cls = "rl-up-t" if delta > 0.0005 else ("rl-down-t" if delta < -0.0005 else "")
+        documents = "document" if judged == 1 else "documents"
         parts.append(
-            f'<span title="nDCG@10 of this query against its relevance judgments ({judged} judged document{"s" if judged != 1 else ""}); '
+            f'<span title="nDCG@10 of this query against its relevance judgments ({judged} judged {documents}); '
             f'0 to 1, higher is better">nDCG@10 {before:.3f} → <b class="{cls}">{after:.3f}</b> '
             f"({delta:+.3f})</span>"
         )
