@@ -8,12 +8,15 @@ from __future__ import annotations
 import logging
 import os
 
-from reranker.ui import build_demo, launch_options
+from reranker.ui import AppState, build_demo, launch_options
+from reranker.ui.state import warm_up
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own startup requests
-    demo = build_demo()
+    state = AppState()
+    warm_up(state)  # index the default corpus and load the default cross-encoder while the server starts
+    demo = build_demo(state)
     demo.launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),

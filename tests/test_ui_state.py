@@ -149,3 +149,14 @@ def test_only_the_latest_uploads_are_kept(folders, tmp_path, monkeypatch):
     remaining = [key for _, key in state.choices() if key.startswith("upload:")]
     assert remaining == keys[1:]
     assert state.choices()[0][1] == "bundled:knowledge"
+
+
+def test_warm_up_indexes_the_default_corpus_in_the_background(folders, tmp_path):
+    from reranker.pipeline import PipelineConfig
+    from reranker.ui.state import warm_up
+
+    bundled, _data = folders
+    state = AppState(PipelineConfig(cross_encoder=None), bundled_dir=bundled, data_dirs=[], cache_dir=str(tmp_path / "e"))
+    assert not state.is_ready("bundled:knowledge")
+    warm_up(state).join(timeout=300)
+    assert state.is_ready("bundled:knowledge") and not state.is_ready("bundled:other")

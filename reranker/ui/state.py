@@ -21,7 +21,7 @@ from typing import Literal
 
 from reranker.corpus import Dataset, load_dataset, load_documents
 from reranker.errors import DataError
-from reranker.pipeline import Pipeline, PipelineConfig
+from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +212,28 @@ def progress_listener(callback: ProgressFn | None) -> Iterator[None]:
         yield
     finally:
         _progress_local.listener = previous
+
+
+def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
+    """Index the default corpus and load the default cross-encoder in a background thread, so the
+    first visitor's query only pays for inference. Failures are logged; the page reports them later."""
+
+    def run() -> None:
+        target = key or state.default_key
+        if target is None:
+            return
+        try:
+            pipeline = state.pipeline(target)
+            spec = resolve_cross_encoder_spec(state.config.cross_encoder)
+            if spec:
+                pipeline.reranker(spec)
+            logger.info("warm: %s indexed%s", target, f", {spec} loaded" if spec else "")
+        except Exception:  # a warm-up failure must not stop the server
+            logger.exception("warm-up of %s failed; the first query will retry", target)
+
+    thread = threading.Thread(target=run, name="rerank-lens-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _load(source: CorpusSource) -> Dataset:
