@@ -21,6 +21,7 @@ from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, Cro
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
 from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
+from reranker.speed import PRECISIONS, Precision
 from reranker.types import Document, Hit, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class Reranker:
     when the hub or the local cache has it, else the project's fine-tuned model). Texts longer
     than `chunk_tokens` (or than the model's input) are split into overlapping windows; the text's
     score is the max, mean or first window score (`aggregation`). `top_n=None` keeps every text.
+    `precision="auto"` runs fp16/bf16 where the CPU computes it natively, else fp32.
     The model loads once per process and is shared by every `Reranker` with the same settings.
     """
 
@@ -143,6 +145,7 @@ class Reranker:
     aggregation: Aggregation = "max"
     trust_remote_code: bool = False
     cache: bool = True
+    precision: Precision = "auto"
     resolved_model: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -155,6 +158,8 @@ class Reranker:
             )
         if self.batch_size < 1:
             raise ConfigError("batch_size must be at least 1")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         object.__setattr__(self, "resolved_model", resolve_reranker_model(self.model))
         engine = CrossEncoderReranker(
             self.resolved_model,
@@ -165,6 +170,7 @@ class Reranker:
             aggregation=self.aggregation,
             trust_remote_code=self.trust_remote_code,
             cache=SCORE_CACHE if self.cache else None,
+            precision=self.precision,
         )
         object.__setattr__(self, "_engine", engine)
 
@@ -216,9 +222,17 @@ def rerank(
     chunk_tokens: int = 400,
     chunk_overlap: int = 100,
     aggregation: Aggregation = "max",
+    precision: Precision = "auto",
 ) -> RerankResult:
     """Rerank texts for a query in one call; see `Reranker` for the settings and `RerankResult` for the output."""
-    reranker = Reranker(model, top_n=top_n, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, aggregation=aggregation)
+    reranker = Reranker(
+        model,
+        top_n=top_n,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        aggregation=aggregation,
+        precision=precision,
+    )
     return reranker.rerank(query, texts)
 
 

@@ -26,6 +26,7 @@ from reranker.bm25 import BM25Retriever
 from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
 from reranker.pipeline import AUTO
+from reranker.speed import Precision
 
 __all__ = ["METADATA_KEYS", "CorpusBM25Retriever", "CrossEncoderCompressor"]
 
@@ -49,6 +50,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     max_length: int | None = Field(default=None, description="Tokens per pair; None uses the model's own limit.")
     retrieval_score_key: str = Field(default="score", description="Metadata key holding the first-stage score.")
     trust_remote_code: bool = Field(default=False, description="Allow model repositories to run their own code.")
+    precision: Precision = Field(default="auto", description="auto, fp32, bf16 or fp16 matrix products.")
     _reranker: Reranker = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
@@ -61,6 +63,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
             chunk_overlap=self.chunk_overlap,
             aggregation=self.aggregation,
             trust_remote_code=self.trust_remote_code,
+            precision=self.precision,
         )
 
     @property

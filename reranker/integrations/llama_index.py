@@ -28,6 +28,7 @@ from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.pipeline import AUTO
+from reranker.speed import Precision
 
 __all__ = ["METADATA_KEYS", "CorpusBM25Retriever", "CrossEncoderRerank"]
 
@@ -51,6 +52,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
     max_length: int | None = Field(default=None, description="Tokens per pair; None uses the model's own limit.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Which node text is scored.")
     trust_remote_code: bool = Field(default=False, description="Allow model repositories to run their own code.")
+    precision: Precision = Field(default="auto", description="auto, fp32, bf16 or fp16 matrix products.")
     _reranker: Reranker = PrivateAttr()
 
     def __init__(self, top_n: int = 2, model: str = AUTO, **kwargs: Any) -> None:
@@ -64,6 +66,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
             chunk_overlap=self.chunk_overlap,
             aggregation=self.aggregation,
             trust_remote_code=self.trust_remote_code,
+            precision=self.precision,
         )
 
     @classmethod
