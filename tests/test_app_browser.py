@@ -155,6 +155,12 @@ def test_long_document_chunk_scores(page, url):
     assert bars.count() >= 4  # a 2,000+ token document in 400-token windows
     assert page.locator("#rl-chunk-text .rl-cut").count() == 1
     assert "windows of up to" in page.locator("#rl-chunk-info").inner_text()
+    in_view = page.evaluate(
+        """() => { const box = document.querySelector('#rl-chunk-text .rl-doctext').getBoundingClientRect();
+                   const tag = document.querySelector('#rl-chunk-text .rl-deciding-tag').getBoundingClientRect();
+                   return tag.top >= box.top && tag.bottom <= box.bottom; }"""
+    )
+    assert in_view  # the text is scrolled to the deciding window
     assert "nDCG@10" in page.locator("#rl-summary").inner_text()  # a judged query, opened by link
     page.screenshot(path=str(ARTIFACTS / "chunks.png"), full_page=True)
 

@@ -44,6 +44,21 @@ element.addEventListener('click', e => {
 });
 """
 
+# Scroll the document text so the deciding window is in view, once per new document; the tab may be
+# hidden when the text arrives (nothing is laid out then), so retry whenever the component gets a size.
+SCROLL_TO_DECIDING_JS = """
+const reveal = () => {
+  const box = element.querySelector('.rl-doctext');
+  const tag = element.querySelector('.rl-deciding-tag');
+  if (!box || !tag || box.clientHeight === 0 || element.dataset.revealed === '1') return;
+  box.scrollTop = Math.max(0, tag.offsetTop - 48);
+  element.dataset.revealed = '1';
+};
+watch('value', () => { element.dataset.revealed = ''; reveal(); });
+new ResizeObserver(reveal).observe(element);
+reveal();
+"""
+
 INTRO = (
     '<div class="rl-header"><div><h1>Rerank Lens</h1>'
     "<p>What BM25, dense retrieval, reciprocal rank fusion and a cross-encoder do to one query: "
@@ -142,7 +157,7 @@ def build_chunks_tab(ctx: AppContext) -> None:
             show = gr.Button("Score windows", variant="secondary", scale=1)
         info = gr.HTML(elem_id="rl-chunk-info")
         fig = gr.Plot(figures.empty_figure("Run a search, then pick a document."), show_label=False, elem_id="rl-chunk-plot")
-        text = gr.HTML(elem_id="rl-chunk-text")
+        text = gr.HTML(elem_id="rl-chunk-text", js_on_load=SCROLL_TO_DECIDING_JS)
         inputs = [ctx.corpus, ctx.query, doc, *ctx.settings]
         outputs = [fig, text, info]
         show.click(ctx.callbacks["chunks"], inputs, outputs, api_name="chunks")
