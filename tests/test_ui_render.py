@@ -112,6 +112,13 @@ def test_rank_journey_has_one_line_per_top_document():
     assert fig.layout.yaxis.autorange == "reversed" and "not retrieved" in fig.layout.yaxis.ticktext
 
 
+def test_figure_labels_show_corpus_tags_as_text():
+    fig = figures.rank_journey(result(), CORPUS, top=3)
+    assert fig.data[1].name == "2. Bravo &lt;b&gt;bold&lt;/b&gt;"
+    chunk = figures.chunk_scores_figure((ChunkScore(0, 0, 5, 1.0, 0, 2),), 0, None, title='<a href="x">t</a>')
+    assert chunk.layout.title.text == '&lt;a href="x"&gt;t&lt;/a&gt;'
+
+
 def test_latency_bars_have_ms_labels_and_separate_first_load():
     fig = figures.latency_figure(result().timings, [StageTiming("dense index", 0.0, 2500.0)])
     query, load = fig.data

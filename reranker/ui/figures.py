@@ -22,7 +22,7 @@ PALETTE = ("#4f46e5", "#0891b2", "#059669", "#d97706", "#dc2626", "#7c3aed", "#d
 
 def _layout(fig: go.Figure, title: str, height: int) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 15, "color": INK}},
+        title={"text": plain(title), "x": 0, "xanchor": "left", "font": {"size": 15, "color": INK}},
         font={"family": FONT, "size": 12, "color": INK},
         paper_bgcolor="white",
         plot_bgcolor="white",
@@ -61,7 +61,7 @@ def rank_journey(result: PipelineResult, corpus: Corpus, top: int = 10) -> go.Fi
                 x=[stage_name(s) for s in stages],
                 y=ys,
                 mode="lines+markers",
-                name=f"{i + 1}. {short}",
+                name=f"{i + 1}. {plain(short)}",
                 line={"width": 2.5 if i < 3 else 1.5, "color": PALETTE[i % len(PALETTE)]},
                 marker={"size": 9 if i < 3 else 7},
                 customdata=text,
@@ -82,8 +82,14 @@ def rank_journey(result: PipelineResult, corpus: Corpus, top: int = 10) -> go.Fi
     return fig
 
 
+def plain(text: str) -> str:
+    """Corpus text for plotly labels: its tags (<a>, <b>, <br>) must show as text, not format."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _hover_safe(text: str) -> str:
-    return text.replace("<", "&lt;").replace(">", "&gt;").replace("%", "%%").replace("{", "(").replace("}", ")")
+    """Also keep plotly's %{...} template syntax out of a hovertemplate."""
+    return plain(text).replace("%", "%%").replace("{", "(").replace("}", ")")
 
 
 def latency_figure(timings: Sequence[StageTiming], loads: Sequence[StageTiming] = (), title: str | None = None) -> go.Figure:
