@@ -59,6 +59,9 @@ new ResizeObserver(reveal).observe(element);
 reveal();
 """
 
+# The lists, plots and badges are designed on white; keep the page light when the OS prefers dark.
+FORCE_LIGHT_JS = "() => { document.body.classList.remove('dark'); }"
+
 INTRO = (
     '<div class="rl-header"><div><h1>Rerank Lens</h1>'
     "<p>What BM25, dense retrieval, reciprocal rank fusion and a cross-encoder do to one query: "
@@ -308,4 +311,5 @@ def launch_options() -> dict[str, Any]:
         "max_file_size": MAX_UPLOAD,
         "show_error": False,
         "footer_links": ["api"],
+        "js": FORCE_LIGHT_JS,
     }
