@@ -21,7 +21,7 @@ from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.models import LoadedModel, load_cross_encoder
-from reranker.speed import PAIR_COSTS, Precision, autocast, configure_threads, select_precision, timed_ms
+from reranker.speed import PAIR_COSTS, Precision, configure_threads, select_precision, timed_ms, weights_in
 from reranker.types import ChunkScore, Document, Hit, RankedList
 
 logger = logging.getLogger(__name__)
@@ -136,10 +136,10 @@ class CrossEncoderReranker:
         self.precision_choice = select_precision(precision)
         self.precision = self.precision_choice.precision
         configure_threads()
-        model_key = f"{self.loaded.resolved.path}|{self.max_length}"
+        self._model_key = f"{self.loaded.resolved.path}|{self.max_length}"
         # Precision is part of the score identity: fp16/bf16 logits differ from fp32 in the 4th decimal.
-        self._cache_key = f"{model_key}|{self.precision}"
-        self._lock = _inference_locks.setdefault(model_key, threading.Lock())
+        self._cache_key = f"{self._model_key}|{self.precision}"
+        self._lock = _inference_locks.setdefault(self._model_key, threading.Lock())
         # Token offsets per document text: planning a depth and then scoring tokenise each document once.
         self._offsets = functools.lru_cache(maxsize=20_000)(self._token_offsets)
 
@@ -241,14 +241,13 @@ class CrossEncoderReranker:
     def _predict(self, pairs: list[tuple[str, str]], precision: str) -> np.ndarray:
         import torch
 
-        with autocast(precision):
-            logits = self.model.predict(
-                pairs,
-                batch_size=self.batch_size,
-                activation_fn=torch.nn.Identity(),
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
+        logits = weights_in(self.model, self._model_key, precision).predict(
+            pairs,
+            batch_size=self.batch_size,
+            activation_fn=torch.nn.Identity(),
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return _logits_to_raw(np.asarray(logits, dtype=np.float32))
 
     def rerank(
