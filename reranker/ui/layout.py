@@ -195,7 +195,14 @@ def build_compare_tab(ctx: AppContext) -> None:
                   [agreement, lists, latency], api_name="compare")
 
 
-DEFAULT_TABS: tuple[TabBuilder, ...] = (build_search_tab, build_chunks_tab, build_compare_tab)
+def build_evaluate_tab(ctx: AppContext) -> None:
+    """The Evaluate tab lives in its own module (query-set error analysis)."""
+    from reranker.ui.evaluate_view import build_evaluate_tab as build
+
+    build(ctx)
+
+
+DEFAULT_TABS: tuple[TabBuilder, ...] = (build_search_tab, build_chunks_tab, build_compare_tab, build_evaluate_tab)
 
 
 def _settings_panel(defaults: Settings) -> list[gr.components.Component]:

@@ -1,0 +1,527 @@
+"""The Evaluate tab: up to four configurations over a split's judged queries.
+
+Shows a metrics table with paired significance against a baseline and mean latency, a per-query
+nDCG@10 before/after plot (hover for the query, click to open it in Search), the queries reranking
+helped and hurt most with "reranker hurt" flags, the most-changed rankings, model agreement, and
+downloads (per-query CSV, JSON, TREC runs, an HTML snapshot of the current query). The `*_html`
+and `*_figure` functions are plain and tested directly; `build_evaluate_tab` only wires widgets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from reranker.analysis import (
+    MAX_CONFIGURATIONS,
+    REPORT_CACHE,
+    STAT_TESTS,
+    Agreement,
+    EvaluationCancelled,
+    EvaluationReport,
+    QueryDelta,
+    RankingChange,
+    evaluate_configurations,
+    helped_and_hurt,
+    model_agreement,
+    parse_configurations,
+    query_deltas,
+    ranking_changes,
+)
+from reranker.errors import ConfigError, RerankLensError
+from reranker.export import (
+    html_snapshot,
+    metrics_csv,
+    per_query_csv,
+    report_to_json,
+    snapshot_filename,
+    trec_run,
+    write_json,
+    write_text,
+)
+from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
+from reranker.ui.render import esc, notice_html
+from reranker.ui.state import AppState, judgments_for
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SPECS = ("fused", "auto", "", "")
+DELTA_METRIC = "ndcg@10"
+LIST_LENGTH = 10
+# Clicking a row (or a point of the plot) writes "query id|nonce" into the hidden box, which opens Search.
+PICK_ID = "rl-eval-pick"
+PICK_JS = f"""
+const pick = (qid, config) => {{
+  const box = document.querySelector('#{PICK_ID} textarea, #{PICK_ID} input');
+  if (!box) return;
+  box.value = qid + '|' + (config || '') + '|' + Date.now();
+  box.dispatchEvent(new Event('input', {{bubbles: true}}));
+}};
+element.addEventListener('click', e => {{
+  const row = e.target.closest('[data-qid]');
+  if (row) pick(row.dataset.qid, row.dataset.config);
+}});
+const hook = () => {{
+  const plot = document.querySelector('#rl-eval-plot .js-plotly-plot');
+  if (plot && plot.on && !plot.dataset.rlHooked) {{
+    plot.dataset.rlHooked = '1';
+    plot.on('plotly_click', ev => {{
+      const point = ev.points && ev.points[0];
+      if (point && point.customdata) pick(point.customdata[0], point.customdata[1]);
+    }});
+  }}
+}};
+new MutationObserver(hook).observe(document.body, {{childList: true, subtree: true}});
+hook();
+"""
+
+_STOP_FLAGS: dict[str, threading.Event] = {}
+CSS = """<style>
+table.rl-eval{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0}
+table.rl-eval th,table.rl-eval td{border-bottom:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
+.rl-eval-model{color:#57606a;font-size:11px}
+.rl-sig-up{color:#1a7f37;font-weight:600}.rl-sig-down{color:#cf222e;font-weight:600}.rl-sig-none{color:#57606a}
+.rl-eval-error td{color:#9a6700}
+.rl-eval-row{cursor:pointer}.rl-eval-row:hover{background:#eef3ff}
+.rl-hurt-flag{color:#cf222e;font-size:11px}
+.rl-eval-columns{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+</style>"""
+
+
+def configuration_choices() -> list[str]:
+    """Suggestions for the configuration pickers (any spec can be typed)."""
+    models = [*PROJECT_MODELS, *(m for m, _ in KNOWN_CROSS_ENCODERS)]
+    return ["bm25", "dense", "fused", "auto", *(f"rerank:{m}" for m in models)]
+
+
+@dataclass(frozen=True)
+class EvaluateView:
+    notes: str
+    table: str
+    figure: go.Figure
+    lists: str
+    changes: str
+    agreement: str
+    files: list[str]
+    report: EvaluationReport | None = None
+
+
+# ---------------------------------------------------------------- pure rendering
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def metrics_table_html(report: EvaluationReport) -> str:
+    """Mean per metric per configuration; Δ and p against the baseline (▲/▼ when significant), latency."""
+    test = {"student": "paired t-test", "fisher": "randomization test", "tukey": "Tukey HSD"}[report.stat_test]
+    head = "".join(f"<th>{esc(m)}</th>" for m in report.metrics)
+    rows = []
+    for result in report.configurations:
+        name = esc(result.name) + (" <small>(baseline)</small>" if result.name == report.baseline else "")
+        model = f"<div class='rl-eval-model'>{esc(result.model)}</div>" if result.model else ""
+        if not result.ok:
+            rows.append(
+                f"<tr class='rl-eval-error'><td>{name}{model}</td><td colspan='{len(report.metrics) + 1}'>"
+                f"could not run: {esc(result.error)}</td></tr>"
+            )
+            continue
+        cells = []
+        for metric in report.metrics:
+            value = f"{result.means[metric]:.4f}"
+            sig = report.significance_for(result.name, metric)
+            extra = ""
+            if sig is not None:
+                arrow = ("▲" if sig.delta > 0 else "▼") if sig.significant else ""
+                css = ("rl-sig-up" if sig.delta > 0 else "rl-sig-down") if sig.significant else "rl-sig-none"
+                extra = (
+                    f" <span class='{css}' title='{esc(test)}: p = {sig.p_value:.4f}; wins/ties/losses "
+                    f"{sig.wins}/{sig.ties}/{sig.losses}'>{arrow} {sig.delta:+.4f} (p {_p(sig.p_value)})</span>"
+                )
+            cells.append(f"<td>{value}{extra}</td>")
+        latency = result.latency_ms
+        stages = ", ".join(f"{esc(s)} {v:.0f}" for s, v in latency.items() if s != "total")
+        cells.append(f"<td title='{stages}'>{latency.get('total', 0.0):.0f} ms<div class='rl-eval-model'>{stages}</div></td>")
+        rows.append(f"<tr data-config='{esc(result.name)}'><td>{name}{model}</td>{''.join(cells)}</tr>")
+    caption = (
+        f"{len(report.judged)} judged queries of {esc(report.dataset)} ({esc(report.split)}). "
+        f"Δ and p against <b>{esc(report.baseline)}</b>, {esc(test)}; ▲/▼ = significant at p &lt; {report.max_p:g}. "
+        "Latency is the mean per query of the stages each configuration needs (model loading excluded)."
+    )
+    return CSS + (
+        f"<div id='rl-eval-table'><table class='rl-eval'><tr><th>configuration</th>{head}<th>latency / query</th></tr>"
+        f"{''.join(rows)}</table><p class='rl-help'>{caption}</p></div>"
+    )
+
+
+def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELTA_METRIC) -> go.Figure:
+    """One point per query: the metric before (fused) and after reranking; points above the diagonal gained."""
+    fig = go.Figure()
+    colors = ["#1a7f37" if d.delta > 0 else "#cf222e" if d.delta < 0 else "#8c959f" for d in deltas]
+    symbols = ["x" if d.hurt else "circle" for d in deltas]
+    hover = [
+        f"{esc(d.query_id)}: {esc(_short(d.query, 90))}<br>fused {d.before:.3f} → {d.after:.3f} ({d.delta:+.3f})"
+        + (f"<br>⚠ {len(d.hurt)} relevant document(s) pushed out of the top-n" if d.hurt else "")
+        + "<br>click to open in Search"
+        for d in deltas
+    ]
+    fig.add_trace(
+        go.Scatter(
+            x=[d.before for d in deltas],
+            y=[d.after for d in deltas],
+            mode="markers",
+            marker={"color": colors, "symbol": symbols, "size": 10, "line": {"width": 1, "color": "#ffffff"}},
+            customdata=[[d.query_id, name] for d in deltas],
+            hovertext=hover,
+            hoverinfo="text",
+            showlegend=False,
+        )
+    )
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#d0d7de", "dash": "dot"}, hoverinfo="skip",
+                             showlegend=False))
+    fig.update_layout(
+        title=f"{metric} per query: fused (x) vs {name} (y) — above the line reranking helped, × = reranker hurt",
+        xaxis={"title": f"{metric} fused", "range": [-0.03, 1.03]},
+        yaxis={"title": f"{metric} {name}", "range": [-0.03, 1.03]},
+        height=440,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        template="plotly_white",
+    )
+    return fig
+
+
+def empty_figure(message: str) -> go.Figure:
+    fig = go.Figure()
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_layout(height=220, xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white")
+    return fig
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENGTH) -> str:
+    """The queries reranking helped and hurt most; hurt flags list the relevant documents pushed out."""
+    helped, hurt = helped_and_hurt(deltas, n)
+    flagged = sum(1 for d in deltas if d.hurt)
+
+    def table(rows: Sequence[QueryDelta], title: str, element_id: str) -> str:
+        if not rows:
+            return f"<div id='{element_id}'><h4>{esc(title)}</h4><p class='rl-help'>None.</p></div>"
+        body = "".join(
+            f"<tr class='rl-eval-row' data-qid='{esc(d.query_id)}' data-config='{esc(name)}' title='Open in Search'>"
+            f"<td>{esc(_short(d.query, 80))}<div class='rl-eval-model'>{esc(d.query_id)}</div>{_hurt_flags(d)}</td>"
+            f"<td>{d.before:.3f} → {d.after:.3f}</td><td class='{'rl-sig-up' if d.delta > 0 else 'rl-sig-down'}'>"
+            f"{d.delta:+.3f}</td></tr>"
+            for d in rows
+        )
+        return (
+            f"<div id='{element_id}'><h4>{esc(title)}</h4><table class='rl-eval'>"
+            f"<tr><th>query</th><th>{DELTA_METRIC}</th><th>Δ</th></tr>{body}</table></div>"
+        )
+
+    summary = (
+        f"<p class='rl-help'>{esc(name)} vs fused: {sum(d.delta > 0 for d in deltas)} helped, "
+        f"{sum(d.delta < 0 for d in deltas)} hurt, {sum(d.delta == 0 for d in deltas)} unchanged; "
+        f"<b>{flagged}</b> queries with a ⚠ reranker-hurt flag (a relevant document in the fused top-n fell out of it). "
+        "Click a query to open it in Search.</p>"
+    )
+    return (
+        f"<div class='rl-eval-lists'>{summary}<div class='rl-eval-columns'>"
+        f"{table(helped, 'Helped most', 'rl-eval-helped')}{table(hurt, 'Hurt most', 'rl-eval-hurt')}</div></div>"
+    )
+
+
+def _hurt_flags(delta: QueryDelta) -> str:
+    if not delta.hurt:
+        return ""
+    items = ", ".join(
+        f"{esc(h.doc_id)} (grade {h.grade}, #{h.before} → {('#' + str(h.after)) if h.after else 'gone'})" for h in delta.hurt
+    )
+    return f"<div class='rl-hurt-flag'>⚠ reranker hurt: {items}</div>"
+
+
+def changes_html(changes: Sequence[RankingChange], name: str, n: int = LIST_LENGTH) -> str:
+    """The queries whose ranking changed most between fused and reranked (lowest RBO first)."""
+    if not changes:
+        return ""
+    body = "".join(
+        f"<tr class='rl-eval-row' data-qid='{esc(c.query_id)}' data-config='{esc(name)}' title='Open in Search'>"
+        f"<td>{esc(_short(c.query, 80))}</td><td>{c.rbo:.3f}</td><td>{c.kendall_tau:+.3f}</td><td>{c.overlap:.0%}</td></tr>"
+        for c in changes[:n]
+    )
+    return (
+        f"<div id='rl-eval-changes'><h4>Rankings {esc(name)} changed most</h4><table class='rl-eval'>"
+        "<tr><th>query</th><th>RBO (p=0.9)</th><th>Kendall τ</th><th>top-10 overlap</th></tr>"
+        f"{body}</table><p class='rl-help'>RBO and τ compare the fused candidates with the reranked order: "
+        "1 = unchanged, lower = reranking reordered more.</p></div>"
+    )
+
+
+def agreement_matrix_html(matrix: Agreement) -> str:
+    """Kendall τ (upper) and top-k overlap (lower) between configurations, averaged over queries."""
+    if len(matrix.names) < 2:
+        return ""
+    head = "".join(f"<th>{esc(n)}</th>" for n in matrix.names)
+    rows = []
+    for i, a in enumerate(matrix.names):
+        cells = []
+        for j, _ in enumerate(matrix.names):
+            if i == j:
+                cells.append("<td>—</td>")
+            elif j > i:
+                cells.append(f"<td title='Kendall τ'>τ {matrix.kendall_tau[i][j]:+.2f}</td>")
+            else:
+                cells.append(f"<td title='top-{matrix.k} overlap'>{matrix.overlap[i][j]:.0%}</td>")
+        rows.append(f"<tr><th>{esc(a)}</th>{''.join(cells)}</tr>")
+    return (
+        f"<div id='rl-eval-agreement'><h4>Agreement between configurations ({matrix.queries} queries)</h4>"
+        f"<table class='rl-eval'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+        f"<p class='rl-help'>Above the diagonal: Kendall τ over the documents both lists hold (1 = same order). "
+        f"Below: share of the top-{matrix.k} in common.</p></div>"
+    )
+
+
+# ---------------------------------------------------------------- running
+
+
+def evaluate_view(
+    state: AppState,
+    corpus_key: str,
+    split: str,
+    specs: Sequence[str],
+    baseline: str | None,
+    stat_test: str,
+    limit: int | None,
+    base_overrides: dict[str, Any],
+    *,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    focus: str | None = None,
+) -> EvaluateView:
+    """Evaluate the configurations (from cache when nothing changed) and render every panel."""
+    if not corpus_key:
+        raise ConfigError("Pick a corpus first.")
+    specs = [s for s in specs if s and s.strip()]
+    if not specs:
+        raise ConfigError("Pick at least one configuration, e.g. fused and auto.")
+    dataset = state.dataset(corpus_key)
+    if not dataset.qrels:
+        raise ConfigError(
+            f"{state.source(corpus_key).label} has no relevance judgments, so it cannot be evaluated (search still works). "
+            "Add qrels/<split>.tsv (query-id, corpus-id, grade) and queries.jsonl to a BEIR folder."
+        )
+    if split not in dataset.qrels:
+        split = "test" if "test" in dataset.qrels else sorted(dataset.qrels)[0]
+    qrels = dataset.split_qrels(split)
+    queries = dataset.split_queries(split)
+    if limit:
+        queries = dict(list(queries.items())[: int(limit)])
+    configs = parse_configurations(specs)
+    base = {k: v for k, v in base_overrides.items() if k not in ("cross_encoder", "coarse_cross_encoder")}
+    configs = [dataclasses.replace(c, settings=tuple({**base, **dict(c.settings)}.items())) for c in configs]
+    names = [c.name for c in configs]
+    baseline = baseline if baseline in names else ("fused" if "fused" in names else names[0])
+    pipeline = state.pipeline(corpus_key)
+    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test)
+    report = REPORT_CACHE.get(key)
+    cached = report is not None
+    if report is None:
+        report = evaluate_configurations(
+            pipeline,
+            queries,
+            {q: qrels[q] for q in queries},
+            configs,
+            baseline=baseline,
+            stat_test=stat_test,  # type: ignore[arg-type]
+            dataset=state.source(corpus_key).label,
+            split=split,
+            problems=dataset.problems,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        REPORT_CACHE.put(key, report)
+    return render_report(report, cached=cached, focus=focus)
+
+
+def render_report(report: EvaluationReport, *, cached: bool = False, focus: str | None = None) -> EvaluateView:
+    notes = []
+    if cached:
+        notes.append("Shown from the cache: the same corpus, queries and configurations were evaluated before.")
+    notes += [f"{r.name} could not run: {r.error}" for r in report.configurations if r.error]
+    notes += list(report.problems)
+    rerankers = [r for r in report.configurations if r.ok and r.config.reranks]
+    chosen = next((r for r in rerankers if r.name == focus), rerankers[0] if rerankers else None)
+    if chosen is not None:
+        deltas = query_deltas(report, chosen.name)
+        figure = per_query_figure(deltas, chosen.name)
+        lists = delta_lists_html(deltas, chosen.name)
+        changes = changes_html(ranking_changes(chosen.results, report.queries), chosen.name)
+    else:
+        figure = empty_figure("Add a configuration with a cross-encoder (e.g. auto) to see before/after per query.")
+        lists, changes = "", ""
+    usable = [r.name for r in report.configurations if r.ok]
+    agreement = agreement_matrix_html(model_agreement(report, usable)) if len(usable) > 1 else ""
+    notes_html = "".join(notice_html(n, "warn") for n in notes)
+    table = metrics_table_html(report)
+    return EvaluateView(notes_html, table, figure, lists, changes, agreement, write_downloads(report), report)
+
+
+def write_downloads(report: EvaluationReport) -> list[str]:
+    """Per-query CSV, metrics CSV, JSON and a zip of TREC runs in a fresh temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-eval-"))
+    files = [
+        write_text(folder / "per_query.csv", per_query_csv(report)),
+        write_text(folder / "metrics.csv", metrics_csv(report)),
+        write_json(folder / "evaluation.json", report_to_json(report)),
+    ]
+    runs = folder / "trec_runs.zip"
+    with zipfile.ZipFile(runs, "w", zipfile.ZIP_DEFLATED) as archive:
+        for result in report.configurations:
+            if result.ok:
+                archive.writestr(f"{result.name.replace('/', '_')}.trec", trec_run(result.run, result.name))
+    files.append(runs)
+    return [str(f) for f in files]
+
+
+def snapshot_file(state: AppState, corpus_key: str, query: str, overrides: dict[str, Any]) -> str:
+    """An HTML snapshot of the current query's fused-vs-reranked comparison, written to a temp file."""
+    if not corpus_key:
+        raise ConfigError("Pick a corpus first.")
+    pipeline = state.pipeline(corpus_key)
+    result = pipeline.search(query, **overrides)
+    judged = judgments_for(state.dataset(corpus_key), result.query)
+    settings = {"corpus": state.source(corpus_key).label, "cross-encoder": overrides.get("cross_encoder")}
+    page = html_snapshot(result, pipeline.corpus, judgments=judged[1] if judged else None, settings=settings)
+    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-snapshot-"))
+    return str(write_text(folder / snapshot_filename(result.query), page))
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _stop_flag(request: gr.Request | None) -> threading.Event:
+    key = getattr(request, "session_hash", None) or "default"
+    return _STOP_FLAGS.setdefault(key, threading.Event())
+
+
+def build_evaluate_tab(ctx) -> None:
+    """The Evaluate tab; `ctx` is the app's AppContext (shared corpus, query and settings widgets)."""
+    from reranker.ui.callbacks import settings_from, user_errors
+
+    state: AppState = ctx.state
+    with gr.Tab("Evaluate", id="evaluate"):
+        gr.Markdown(
+            "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
+            "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
+            "and change a setting with `@depth=20`. The settings panel above applies to all of them.",
+            elem_classes=["rl-help"],
+        )
+        with gr.Row():
+            split = gr.Dropdown(["test", "train"], value="test", label="Split", allow_custom_value=True, scale=1,
+                                elem_id="rl-eval-split")
+            limit = gr.Number(value=0, precision=0, minimum=0, label="Queries (0 = all)", scale=1, elem_id="rl-eval-limit")
+            stat = gr.Dropdown(list(STAT_TESTS), value="student", label="Significance test", scale=1,
+                               info="student: paired t-test · fisher: randomization · tukey: HSD")
+            baseline = gr.Textbox(value="fused", label="Baseline", scale=1, elem_id="rl-eval-baseline")
+        with gr.Row():
+            slots = [
+                gr.Dropdown(configuration_choices(), value=DEFAULT_SPECS[i] or None, label=f"Configuration {i + 1}",
+                            allow_custom_value=True, elem_id=f"rl-eval-config-{i + 1}")
+                for i in range(MAX_CONFIGURATIONS)
+            ]
+        with gr.Row():
+            run = gr.Button("Evaluate", variant="primary", elem_id="rl-eval-run")
+            cancel = gr.Button("Cancel", variant="stop", elem_id="rl-eval-cancel")
+            snapshot = gr.Button("HTML snapshot of the current query", elem_id="rl-eval-snapshot")
+        notes = gr.HTML(elem_id="rl-eval-notes")
+        table = gr.HTML(elem_id="rl-eval-metrics")
+        plot = gr.Plot(empty_figure("Run an evaluation to see every query before and after reranking."), show_label=False,
+                       elem_id="rl-eval-plot")
+        lists = gr.HTML(elem_id="rl-eval-lists", js_on_load=PICK_JS)
+        changes = gr.HTML(elem_id="rl-eval-changes-box", js_on_load=PICK_JS)
+        agreement = gr.HTML(elem_id="rl-eval-agreement-box")
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
+        pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
+    last_specs: dict[str, tuple[str, ...]] = {}
+
+    @user_errors
+    def on_evaluate(corpus_key, split_value, limit_value, stat_value, baseline_value, *rest,
+                    progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - Gradio's injection
+        specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
+        settings = settings_from(settings_values)
+        flag = _stop_flag(request)
+        flag.clear()
+
+        def report_progress(done: int, total: int, label: str) -> None:
+            progress((done, total), desc=f"{label}: {done} / {total} query runs", unit="queries")
+
+        try:
+            view = evaluate_view(
+                state, corpus_key, split_value, specs, (baseline_value or "").strip() or None, stat_value,
+                int(limit_value or 0), settings.overrides(), progress=report_progress, should_stop=flag.is_set,
+            )
+        except EvaluationCancelled as exc:
+            gr.Warning(f"Evaluation cancelled ({exc}). Nothing was cached; press Evaluate to start again.")
+            return (gr.update(),) * 7
+        return view.notes, view.table, view.figure, view.lists, view.changes, view.agreement, view.files
+
+    def on_cancel(request: gr.Request = None):
+        _stop_flag(request).set()
+
+    @user_errors
+    def on_pick(value, corpus_key):
+        qid, config_name = (value or "||").split("|")[:2]
+        dataset = state.dataset(corpus_key)
+        query = dataset.queries.get(qid)
+        if query is None:
+            raise ConfigError(f"query {qid!r} is not in this corpus any more; run the evaluation again.")
+        cross = gr.update()
+        spec = next((s for s in last_specs.get(corpus_key, ()) if s.split("=", 1)[0] == config_name or s == config_name), None)
+        if spec is not None:
+            parsed = parse_configurations([spec])[0]
+            if parsed.reranks and parsed.cross_encoder:
+                cross = gr.update(value=parsed.cross_encoder)
+        tabs, corpus_update, query_update = ctx.show_query(corpus_key, query)
+        return tabs, corpus_update, query_update, cross
+
+    @user_errors
+    def on_snapshot(corpus_key, query, *settings_values):
+        settings = settings_from(settings_values)
+        return [snapshot_file(state, corpus_key, query, settings.overrides())]
+
+    def remember(corpus_key, *specs):
+        last_specs[corpus_key] = tuple(s for s in specs if s)
+
+    def on_corpus(corpus_key):
+        try:
+            splits = sorted(state.dataset(corpus_key).qrels, key=lambda s: s != "test") if corpus_key else []
+        except RerankLensError:
+            splits = []
+        return gr.update(choices=splits or ["test"], value=splits[0] if splits else "test")
+
+    inputs = [ctx.corpus, split, limit, stat, baseline, *slots, *ctx.settings]
+    outputs = [notes, table, plot, lists, changes, agreement, files]
+    # One evaluation at a time (they are CPU-bound); Cancel sets this session's flag, polled between queries.
+    run.click(remember, [ctx.corpus, *slots], None, api_name=False, queue=False).then(
+        on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate"
+    )
+    cancel.click(on_cancel, None, None, api_name=False, queue=False)
+    snapshot.click(on_snapshot, [ctx.corpus, ctx.query, *ctx.settings], files, api_name="snapshot")
+    ctx.corpus.change(on_corpus, ctx.corpus, split, api_name=False)
+    opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, ctx.settings[1]], api_name=False)
+    search = opened.success(ctx.callbacks["search"], ctx.inputs, ctx.search_outputs, api_name=False)
+    for fn, fn_inputs, fn_outputs in ctx.after_search:
+        search = search.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")

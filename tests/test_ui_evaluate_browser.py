@@ -1,0 +1,109 @@
+"""The Evaluate tab in headless Chromium: evaluate the bundled knowledge corpus with two
+configurations, read the table with significance, click a hurt query and land on its Search view.
+
+The evaluation view's screenshot refreshes assets/evaluate.png for the README.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from reranker.models import PROJECT_MODELS
+from reranker.ui import build_demo, launch_options
+from reranker.ui.state import AppState
+from tests.conftest import BUNDLED_MODEL
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+BUNDLED = ROOT / "corpora"
+ARTIFACTS = ROOT / "test-artifacts"
+LONG_WAIT = 480_000  # ms: a cold, shared CPU encodes the corpus and reranks every query
+QUERIES = 8
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium (make test does)"),
+    pytest.mark.skipif(not (BUNDLED / "knowledge" / "qrels" / "test.tsv").is_file(), reason="the knowledge corpus is not built"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    demo = build_demo(AppState(bundled_dir=BUNDLED, data_dirs=[]))
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=_free_port(), quiet=True, **launch_options())
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync"],
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)
+            yield page
+            browser.close()
+    finally:
+        demo.close()
+
+
+def _set(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    box.fill(value)
+    box.press("Enter")
+    page.locator("body").click(position={"x": 5, "y": 5})
+
+
+def test_evaluate_two_configurations_then_open_a_hurt_query(page):
+    page.locator("#rl-query textarea").wait_for()
+    # The page's load event selects a tab from the URL; click only after it has run.
+    page.wait_for_function("document.querySelector('#rl-corpus-info')?.innerText.includes('documents')", timeout=120_000)
+    page.get_by_role("tab", name="Evaluate").click()
+    page.locator("#rl-eval-config-1 input").wait_for(state="visible")
+    reranker = "auto" if PROJECT_MODELS else f"rerank:{BUNDLED_MODEL}"
+    _set(page, "rl-eval-config-1", "fused")
+    _set(page, "rl-eval-config-2", f"ce={reranker}@depth=10")
+    limit = page.locator("#rl-eval-limit input")
+    limit.fill(str(QUERIES))
+    limit.press("Tab")
+    page.locator("#rl-eval-run").click()
+
+    table = page.locator("#rl-eval-table")
+    table.wait_for(timeout=LONG_WAIT)
+    text = table.inner_text()
+    assert "fused (baseline)" in text and "ce" in text
+    assert "(p " in text and "paired t-test" in text  # Δ and p-value against the baseline
+    assert f"{QUERIES} judged queries" in text
+    points = page.locator("#rl-eval-plot .scatterlayer path.point")
+    points.first.wait_for(timeout=60_000)
+    assert points.count() == QUERIES  # one point per query
+    assert "reranker-hurt flag" in page.locator("#rl-eval-lists").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ROOT / "assets" / "evaluate.png"), full_page=True)
+
+    rows = page.locator("#rl-eval-hurt .rl-eval-row")
+    if rows.count() == 0:  # reranking helped or tied everywhere: open the most-changed query instead
+        rows = page.locator("#rl-eval-changes .rl-eval-row")
+    qid = rows.first.get_attribute("data-qid")
+    query = rows.first.locator("td").first.inner_text().split("\n")[0].rstrip("…")
+    rows.first.click()
+
+    page.locator("#rl-lists .rl-col-after tr[data-doc]").first.wait_for(timeout=LONG_WAIT)
+    assert page.locator("#rl-query textarea").input_value().startswith(query)
+    assert page.get_by_role("tab", name="Search").get_attribute("aria-selected") == "true"
+    assert page.locator("#rl-lists .rl-col-before tr[data-doc]").count() >= 1
+    assert "nDCG@10" in page.locator("#rl-summary").inner_text(), qid  # a judged query: before/after shown
+    page.screenshot(path=str(ARTIFACTS / "evaluate_clicked.png"), full_page=True)
+    assert "Traceback" not in page.content()
