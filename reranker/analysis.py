@@ -570,20 +570,36 @@ def model_agreement(report: EvaluationReport, names: Sequence[str] | None = None
     return agreement(lists, k)
 
 
-def compare_models_on_query(
-    pipeline: Pipeline, query: str, models: Sequence[str], **overrides
-) -> tuple[dict[str, PipelineResult], dict[str, str]]:
-    """One query reranked by each model (up to four): (model -> result, model -> error)."""
-    if not 1 <= len(models) <= MAX_CONFIGURATIONS:
-        raise ConfigError(f"compare between 1 and {MAX_CONFIGURATIONS} cross-encoders")
-    results: dict[str, PipelineResult] = {}
+@dataclass(frozen=True)
+class QueryComparison:
+    """Up to four configurations (e.g. cross-encoders) on one query: lists, latency, agreement."""
+
+    query: str
+    lists: Mapping[str, RankedList]
+    latency_ms: Mapping[str, float]
+    errors: Mapping[str, str]
+    agreement: Agreement | None
+
+
+def compare_on_query(pipeline: Pipeline, query: str, configs: Sequence[Configuration], k: int = 10) -> QueryComparison:
+    """Run each configuration on one query; a configuration that cannot load is reported in `errors`."""
+    raw = run_configurations(pipeline, {"query": query}, configs)
+    lists: dict[str, RankedList] = {}
+    latency: dict[str, float] = {}
     errors: dict[str, str] = {}
-    for model in models:
-        try:
-            results[model] = pipeline.search(query, **{**overrides, "cross_encoder": model})
-        except RerankLensError as exc:
-            errors[model] = str(exc)
-    return results, errors
+    for config in configs:
+        results, _, error = raw[config.name]
+        if error is not None or "query" not in results:
+            errors[config.name] = error or "no result"
+            continue
+        result = results["query"]
+        if config.stage not in result.stages:
+            errors[config.name] = f"stage {config.stage} did not run (is a cross-encoder available?)"
+            continue
+        lists[config.name] = result.stages[config.stage]
+        latency[config.name] = _latency({"query": result}, config).get("total", 0.0)
+    matrix = agreement(lists, k) if len(lists) > 1 else None
+    return QueryComparison(query, lists, latency, errors, matrix)
 
 
 # ---------------------------------------------------------------- cache

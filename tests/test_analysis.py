@@ -218,3 +218,14 @@ def test_report_cache_returns_the_same_report(pipeline, report):
     REPORT_CACHE.put(key, report)
     assert REPORT_CACHE.get(key) is report
     assert REPORT_CACHE.get((*key, "other")) is None
+
+
+def test_compare_on_one_query_reports_lists_latency_agreement_and_errors(pipeline):
+    from reranker.analysis import compare_on_query
+
+    configs = parse_configurations(["fused", f"mini=rerank:{BUNDLED_MODEL}", "broken=rerank:/no/such/dir"])
+    comparison = compare_on_query(pipeline, "young cats", configs)
+    assert list(comparison.lists) == ["fused", "mini"] and "/no/such/dir" in comparison.errors["broken"]
+    assert set(comparison.lists["mini"].doc_ids()) <= set(comparison.lists["fused"].doc_ids())
+    assert comparison.latency_ms["mini"] >= comparison.latency_ms["fused"] > 0
+    assert comparison.agreement.names == ("fused", "mini") and comparison.agreement.queries == 1

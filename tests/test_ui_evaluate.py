@@ -137,3 +137,16 @@ def test_corpus_without_qrels_explains_what_is_missing(tmp_path):
     state = AppState(bundled_dir=tmp_path / "corpora", data_dirs=[])
     with pytest.raises(ConfigError, match=r"no relevance judgments.*search still works"):
         evaluate_view(state, "bundled:plain", "test", ["fused"], None, "student", 0, {})
+
+
+def test_query_comparison_html_lists_each_configuration(report):
+    from reranker.analysis import QueryComparison
+    from reranker.ui.evaluate_view import query_comparison_html
+
+    a = _ranked("fused", ["x", "y", "a"])
+    b = _ranked("reranked", ["a", "x", "y"])
+    lists = {"A": a, "B": b}
+    comparison = QueryComparison(HOSTILE, lists, {"A": 2.0, "B": 30.0}, {"C": "cannot load"}, agreement(lists))
+    html = query_comparison_html(comparison, {"a": "Doc A"}, top=3)
+    assert "30 ms" in html and "Doc A" in html and "C could not run: cannot load" in html
+    assert "(1 query)" in html and HOSTILE not in html

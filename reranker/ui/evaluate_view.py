@@ -29,8 +29,10 @@ from reranker.analysis import (
     Agreement,
     EvaluationCancelled,
     EvaluationReport,
+    QueryComparison,
     QueryDelta,
     RankingChange,
+    compare_on_query,
     evaluate_configurations,
     helped_and_hurt,
     model_agreement,
@@ -294,6 +296,31 @@ def agreement_matrix_html(matrix: Agreement) -> str:
     )
 
 
+def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], top: int = 5) -> str:
+    """The configurations' top documents side by side, each one's latency, and their agreement."""
+    names = list(comparison.lists)
+    head = "".join(f"<th>{esc(n)}<div class='rl-eval-model'>{comparison.latency_ms[n]:.0f} ms</div></th>" for n in names)
+    rows = []
+    for rank in range(top):
+        cells = []
+        for name in names:
+            hits = comparison.lists[name].hits
+            if rank < len(hits):
+                doc_id = hits[rank].doc_id
+                title = esc(_short(titles.get(doc_id) or doc_id, 60))
+                cells.append(f"<td>{title}<div class='rl-eval-model'>{esc(doc_id)}</div></td>")
+            else:
+                cells.append("<td></td>")
+        rows.append(f"<tr><th>#{rank + 1}</th>{''.join(cells)}</tr>")
+    errors = "".join(notice_html(f"{n} could not run: {e}", "warn") for n, e in comparison.errors.items())
+    table = f"<table class='rl-eval'><tr><th></th>{head}</tr>{''.join(rows)}</table>" if names else ""
+    matrix = agreement_matrix_html(comparison.agreement) if comparison.agreement else ""
+    return (
+        f"{CSS}<div id='rl-eval-query-compare'><h4>On the current query: {esc(_short(comparison.query, 100))}</h4>"
+        f"{errors}{table}{matrix.replace('queries)', 'query)') if matrix else ''}</div>"
+    )
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -445,7 +472,9 @@ def build_evaluate_tab(ctx) -> None:
         with gr.Row():
             run = gr.Button("Evaluate", variant="primary", elem_id="rl-eval-run")
             cancel = gr.Button("Cancel", variant="stop", elem_id="rl-eval-cancel")
+            on_query = gr.Button("Compare on the current query", elem_id="rl-eval-on-query")
             snapshot = gr.Button("HTML snapshot of the current query", elem_id="rl-eval-snapshot")
+        query_compare = gr.HTML(elem_id="rl-eval-query-box")
         notes = gr.HTML(elem_id="rl-eval-notes")
         table = gr.HTML(elem_id="rl-eval-metrics")
         plot = gr.Plot(empty_figure("Run an evaluation to see every query before and after reranking."), show_label=False,
@@ -498,6 +527,26 @@ def build_evaluate_tab(ctx) -> None:
         return tabs, corpus_update, query_update, cross
 
     @user_errors
+    def on_compare_query(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
+        specs = [s for s in rest[:MAX_CONFIGURATIONS] if s and s.strip()]
+        if not specs:
+            raise ConfigError("Pick at least one configuration, e.g. two cross-encoders as rerank:MODEL.")
+        if not corpus_key:
+            raise ConfigError("Pick a corpus first.")
+        base = settings_from(rest[MAX_CONFIGURATIONS:]).overrides()
+        base = {k: v for k, v in base.items() if k not in ("cross_encoder", "coarse_cross_encoder")}
+        configs = [dataclasses.replace(c, settings=tuple({**base, **dict(c.settings)}.items()))
+                   for c in parse_configurations(specs)]
+        query = " ".join((query or "").split())
+        if not query:
+            raise ConfigError("The query is empty: type a question or pick an example, then compare.")
+        progress(0.2, desc="Running each configuration on the query…")
+        pipeline = state.pipeline(corpus_key)
+        comparison = compare_on_query(pipeline, query, configs)
+        titles = {d: pipeline.corpus[d].title for hits in comparison.lists.values() for d in hits.doc_ids()[:5]}
+        return query_comparison_html(comparison, titles)
+
+    @user_errors
     def on_snapshot(corpus_key, query, *settings_values):
         settings = settings_from(settings_values)
         return [snapshot_file(state, corpus_key, query, settings.overrides())]
@@ -519,6 +568,7 @@ def build_evaluate_tab(ctx) -> None:
         on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate"
     )
     cancel.click(on_cancel, None, None, api_name=False, queue=False)
+    on_query.click(on_compare_query, [ctx.corpus, ctx.query, *slots, *ctx.settings], query_compare, api_name="compare_on_query")
     snapshot.click(on_snapshot, [ctx.corpus, ctx.query, *ctx.settings], files, api_name="snapshot")
     ctx.corpus.change(on_corpus, ctx.corpus, split, api_name=False)
     opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, ctx.settings[1]], api_name=False)
