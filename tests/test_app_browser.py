@@ -140,6 +140,14 @@ def test_seed_query_shows_both_lists_movements_and_latency(page, url):
     page.screenshot(path=str(ARTIFACTS / "search_top.png"), clip={"x": 0, "y": 0, "width": 1440, "height": 1600}, full_page=True)
     assert "Traceback" not in page.content()
 
+    # A pinned document opens in the Chunks tab.
+    hovered.click()
+    page.get_by_role("tab", name="Chunks").click()
+    page.wait_for_function(
+        "doc => document.querySelector('#rl-chunk-info code')?.textContent === doc", arg=doc, timeout=120_000
+    )
+    page.get_by_role("tab", name="Search").click()
+
 
 def test_long_document_chunk_scores(page, url):
     # Open the app on the long-documents corpus with a query, as a link from elsewhere would.

@@ -40,7 +40,9 @@ element.addEventListener('mouseleave', () => mark(null, 'rl-hover'));
 element.addEventListener('click', e => {
   const r = e.target.closest('tr[data-doc]');
   if (!r) return;
-  mark(r.classList.contains('rl-selected') ? null : r.dataset.doc, 'rl-selected');
+  const pin = !r.classList.contains('rl-selected');
+  mark(pin ? r.dataset.doc : null, 'rl-selected');
+  if (pin) trigger('click', {doc: r.dataset.doc});  // the server opens this document in the Chunks tab
 });
 """
 
@@ -103,6 +105,8 @@ class AppContext:
     search_outputs: list[gr.components.Component] = field(default_factory=list)
     after_search: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
     search_tab_id: str = "search"
+    doc_lists: list[gr.HTML] = field(default_factory=list)  # lists whose row clicks pick a document
+    doc_picker: gr.Dropdown | None = None  # where a picked document goes (the Chunks tab)
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -132,9 +136,11 @@ def build_search_tab(ctx: AppContext) -> None:
             elem_id="rl-lists",
             js_on_load=HIGHLIGHT_JS,
         )
+        ctx.doc_lists.append(lists)
         gr.Markdown(
-            "Hover a document to find it in both lists; click to pin it. Badges: ▲/▼ moved up/down within the top-n, "
-            "★ new in the top-n after reranking, ✖ dropped out of it, → #k its rank after reranking. "
+            "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
+            "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
+            "→ #k its rank after reranking. "
             "✓ marks documents judged relevant for the query.",
             elem_classes=["rl-help"],
         )
@@ -167,6 +173,7 @@ def build_chunks_tab(ctx: AppContext) -> None:
         doc.input(ctx.callbacks["chunks"], inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
         ctx.search_outputs.append(doc)
         ctx.after_search.append((ctx.callbacks["chunks"], inputs, outputs))
+        ctx.doc_picker = doc
 
 
 def build_compare_tab(ctx: AppContext) -> None:
@@ -188,6 +195,7 @@ def build_compare_tab(ctx: AppContext) -> None:
         agreement = gr.HTML(elem_id="rl-agreement")
         with gr.Row(equal_height=False):
             lists = gr.HTML(elem_id="rl-compare-lists", js_on_load=HIGHLIGHT_JS)
+        ctx.doc_lists.append(lists)
         latency = gr.Plot(figures.empty_figure("Run a comparison to see each model's latency."), show_label=False,
                           elem_id="rl-compare-latency")
         kind.change(ctx.callbacks["compare_kind"], kind, [model_a, model_b], api_visibility=PRIVATE)
@@ -275,6 +283,17 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                 return ctx.show_query(*_fn(*args))
 
             wire(trigger(opener, fn_inputs, [tab_group, corpus, query], api_visibility=PRIVATE, queue=False).then)
+
+        if ctx.doc_picker is not None:
+
+            def pick_document(evt: gr.EventData):
+                doc = getattr(evt, "_data", None) or {}
+                return gr.update(value=doc["doc"]) if isinstance(doc, dict) and doc.get("doc") else gr.skip()
+
+            for html in ctx.doc_lists:
+                event = html.click(pick_document, None, ctx.doc_picker, api_visibility=PRIVATE, queue=False)
+                for fn, fn_inputs, fn_outputs in ctx.after_search:
+                    event = event.then(fn, fn_inputs, fn_outputs, api_visibility=PRIVATE, show_progress="hidden")
 
         wire(search.click, "search")
         wire(query.submit)
