@@ -150,3 +150,14 @@ def test_query_comparison_html_lists_each_configuration(report):
     html = query_comparison_html(comparison, {"a": "Doc A"}, top=3)
     assert "30 ms" in html and "Doc A" in html and "C could not run: cannot load" in html
     assert "(1 query)" in html and HOSTILE not in html
+
+
+def test_search_settings_follow_the_clicked_configuration():
+    from reranker.ui.evaluate_view import search_settings_for
+
+    assert search_settings_for("ce=rerank:org/model@depth=10@top_n=5") == {
+        "cross_encoder": "org/model",
+        "rerank_depth": 10,
+        "top_n": 5,
+    }
+    assert search_settings_for("fused") == {}

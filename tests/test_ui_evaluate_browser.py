@@ -6,6 +6,7 @@ The evaluation view's screenshot refreshes assets/evaluate.png for the README.
 
 from __future__ import annotations
 
+import html
 import socket
 from pathlib import Path
 
@@ -107,3 +108,25 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     assert "nDCG@10" in page.locator("#rl-summary").inner_text(), qid  # a judged query: before/after shown
     page.screenshot(path=str(ARTIFACTS / "evaluate_clicked.png"), full_page=True)
     assert "Traceback" not in page.content()
+
+
+def test_clicking_a_point_of_the_per_query_plot_opens_that_query(page):
+    """Runs after the test above (same page): back to Evaluate, click another query's point."""
+    current = page.locator("#rl-query textarea").input_value()
+    page.get_by_role("tab", name="Evaluate").click()
+    points = page.locator("#rl-eval-plot .scatterlayer path.point")
+    points.first.wait_for(timeout=60_000)
+    queries = page.evaluate(
+        "() => document.querySelector('#rl-eval-plot .js-plotly-plot').data[0].hovertext.map(t => t.split('<br>')[0])"
+    )
+    index = next(i for i, label in enumerate(queries) if not label.split(": ", 1)[1].startswith(current[:40]))
+    points.nth(index).scroll_into_view_if_needed()
+    box = points.nth(index).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "q => document.querySelector('#rl-query textarea').value !== q", arg=current, timeout=60_000
+    )
+    expected = html.unescape(queries[index].split(": ", 1)[1]).rstrip("…")  # hover text is escaped
+    assert page.locator("#rl-query textarea").input_value().startswith(expected)
+    assert page.get_by_role("tab", name="Search").get_attribute("aria-selected") == "true"

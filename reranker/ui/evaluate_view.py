@@ -321,6 +321,18 @@ def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], t
     )
 
 
+def search_settings_for(spec: str) -> dict[str, Any]:
+    """The Search settings that show what a reranking configuration did (its model and its @settings)."""
+    from reranker.ui.callbacks import SETTING_FIELDS
+
+    config = parse_configurations([spec])[0]
+    if not config.reranks:
+        return {}
+    changes: dict[str, Any] = {"cross_encoder": config.cross_encoder}
+    changes.update({k: v for k, v in config.settings if k in SETTING_FIELDS})
+    return changes
+
+
 # ---------------------------------------------------------------- running
 
 
@@ -439,14 +451,17 @@ def snapshot_file(state: AppState, corpus_key: str, query: str, overrides: dict[
 # ---------------------------------------------------------------- wiring
 
 
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "default"
+
+
 def _stop_flag(request: gr.Request | None) -> threading.Event:
-    key = getattr(request, "session_hash", None) or "default"
-    return _STOP_FLAGS.setdefault(key, threading.Event())
+    return _STOP_FLAGS.setdefault(_session(request), threading.Event())
 
 
 def build_evaluate_tab(ctx) -> None:
     """The Evaluate tab; `ctx` is the app's AppContext (shared corpus, query and settings widgets)."""
-    from reranker.ui.callbacks import settings_from, user_errors
+    from reranker.ui.callbacks import SETTING_FIELDS, settings_from, user_errors
 
     state: AppState = ctx.state
     with gr.Tab("Evaluate", id="evaluate"):
@@ -484,7 +499,7 @@ def build_evaluate_tab(ctx) -> None:
         agreement = gr.HTML(elem_id="rl-eval-agreement-box")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
-    last_specs: dict[str, tuple[str, ...]] = {}
+    last_specs: dict[str, tuple[str, ...]] = {}  # per browser session: what the clicked names mean
 
     @user_errors
     def on_evaluate(corpus_key, split_value, limit_value, stat_value, baseline_value, *rest,
@@ -511,20 +526,18 @@ def build_evaluate_tab(ctx) -> None:
         _stop_flag(request).set()
 
     @user_errors
-    def on_pick(value, corpus_key):
+    def on_pick(value, corpus_key, request: gr.Request = None):
         qid, config_name = (value or "||").split("|")[:2]
         dataset = state.dataset(corpus_key)
         query = dataset.queries.get(qid)
         if query is None:
             raise ConfigError(f"query {qid!r} is not in this corpus any more; run the evaluation again.")
-        cross = gr.update()
-        spec = next((s for s in last_specs.get(corpus_key, ()) if s.split("=", 1)[0] == config_name or s == config_name), None)
-        if spec is not None:
-            parsed = parse_configurations([spec])[0]
-            if parsed.reranks and parsed.cross_encoder:
-                cross = gr.update(value=parsed.cross_encoder)
+        specs = last_specs.get(_session(request), ())
+        spec = next((s for s in specs if s.split("=", 1)[0] == config_name or s == config_name), None)
+        changes = search_settings_for(spec) if spec else {}
         tabs, corpus_update, query_update = ctx.show_query(corpus_key, query)
-        return tabs, corpus_update, query_update, cross
+        settings = [gr.update(value=changes[f]) if f in changes else gr.update() for f in SETTING_FIELDS]
+        return tabs, corpus_update, query_update, *settings
 
     @user_errors
     def on_compare_query(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
@@ -551,8 +564,8 @@ def build_evaluate_tab(ctx) -> None:
         settings = settings_from(settings_values)
         return [snapshot_file(state, corpus_key, query, settings.overrides())]
 
-    def remember(corpus_key, *specs):
-        last_specs[corpus_key] = tuple(s for s in specs if s)
+    def remember(*specs, request: gr.Request = None):
+        last_specs[_session(request)] = tuple(s for s in specs if s)
 
     def on_corpus(corpus_key):
         try:
@@ -564,14 +577,14 @@ def build_evaluate_tab(ctx) -> None:
     inputs = [ctx.corpus, split, limit, stat, baseline, *slots, *ctx.settings]
     outputs = [notes, table, plot, lists, changes, agreement, files]
     # One evaluation at a time (they are CPU-bound); Cancel sets this session's flag, polled between queries.
-    run.click(remember, [ctx.corpus, *slots], None, api_name=False, queue=False).then(
+    run.click(remember, slots, None, api_name=False, queue=False).then(
         on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate"
     )
     cancel.click(on_cancel, None, None, api_name=False, queue=False)
     on_query.click(on_compare_query, [ctx.corpus, ctx.query, *slots, *ctx.settings], query_compare, api_name="compare_on_query")
     snapshot.click(on_snapshot, [ctx.corpus, ctx.query, *ctx.settings], files, api_name="snapshot")
     ctx.corpus.change(on_corpus, ctx.corpus, split, api_name=False)
-    opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, ctx.settings[1]], api_name=False)
+    opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, *ctx.settings], api_name=False)
     search = opened.success(ctx.callbacks["search"], ctx.inputs, ctx.search_outputs, api_name=False)
     for fn, fn_inputs, fn_outputs in ctx.after_search:
         search = search.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
