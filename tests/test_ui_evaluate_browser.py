@@ -1,12 +1,15 @@
 """The Evaluate tab in headless Chromium: evaluate the bundled knowledge corpus with two
 configurations, read the table with significance, click a hurt query and land on its Search view.
 
-The evaluation view's screenshot refreshes assets/evaluate.png for the README.
+Screenshots go to test-artifacts/; with RERANK_LENS_UPDATE_SCREENSHOT=1 the evaluation view also
+refreshes assets/evaluate.png for the README.
 """
 
 from __future__ import annotations
 
 import html
+import os
+import shutil
 import socket
 from pathlib import Path
 
@@ -92,7 +95,9 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     assert points.count() == QUERIES  # one point per query
     assert "reranker-hurt flag" in page.locator("#rl-eval-lists").inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ROOT / "assets" / "evaluate.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
+    if os.environ.get("RERANK_LENS_UPDATE_SCREENSHOT"):
+        shutil.copy(ARTIFACTS / "evaluate.png", ROOT / "assets" / "evaluate.png")
 
     rows = page.locator("#rl-eval-hurt .rl-eval-row")
     if rows.count() == 0:  # reranking helped or tied everywhere: open the most-changed query instead
