@@ -78,7 +78,7 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     page.locator("#rl-eval-config-1 input").wait_for(state="visible")
     reranker = "auto" if PROJECT_MODELS else f"rerank:{BUNDLED_MODEL}"
     _set(page, "rl-eval-config-1", "fused")
-    _set(page, "rl-eval-config-2", f"ce={reranker}@depth=10")
+    _set(page, "rl-eval-config-2", f"ce={reranker}@depth=20")
     limit = page.locator("#rl-eval-limit input")
     limit.fill(str(QUERIES))
     limit.press("Tab")
