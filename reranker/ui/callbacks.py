@@ -119,7 +119,12 @@ def _pipeline(state: AppState, corpus_key: str, progress: ProgressFn | None) -> 
     if not corpus_key:
         raise ConfigError("Pick a corpus first (or upload one).")
     if progress is not None and not state.is_ready(corpus_key):
-        progress(0.0, desc=f"Loading {state.source(corpus_key).label} and building its indexes…")
+        size = len(state.dataset(corpus_key).corpus)
+        progress(
+            0.0,
+            desc=f"First use of {state.source(corpus_key).label}: building BM25 and embedding {size:,} documents "
+            "(embeddings are cached on disk for next time)…",
+        )
     return state.pipeline(corpus_key, _progress_callback(progress, "Encoding the corpus"))
 
 

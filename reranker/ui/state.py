@@ -59,7 +59,8 @@ class CorpusSource:
 @dataclass
 class _Entry:
     source: CorpusSource
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards loading the dataset
+    build_lock: threading.Lock = field(default_factory=threading.Lock)  # guards building the pipeline (slow)
     dataset: Dataset | None = None
     pipeline: Pipeline | None = None
 
@@ -164,14 +165,11 @@ class AppState:
     def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
         """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
         entry = self._entry(key)
-        with entry.lock:
+        dataset = self.dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
+        with entry.build_lock:
             if entry.pipeline is None:
-                if entry.dataset is None:
-                    entry.dataset = _load(entry.source)
                 with progress_listener(progress):
-                    entry.pipeline = Pipeline(
-                        entry.dataset.corpus, self.config, progress=_forward_progress, cache_dir=self.cache_dir
-                    )
+                    entry.pipeline = Pipeline(dataset.corpus, self.config, progress=_forward_progress, cache_dir=self.cache_dir)
             return entry.pipeline
 
     def add_upload(self, path: str | Path, display_name: str | None = None) -> CorpusSource:
