@@ -65,17 +65,25 @@ def test_search_returns_lists_figures_and_document_choices(client):
 
 
 def test_eight_concurrent_clients_each_get_their_own_answer(app):
-    url, _ = app
+    """Eight clients at once, reranking with the bundled cross-encoder: each gets the fused top document
+    its query is about, and a reranked order identical to what the package computes for that query."""
+    url, state = app
+    cross = settings(cross_encoder=BUNDLED_MODEL, rerank_depth=8)
 
     def ask(item):
         query, expected = item
-        result = Client(url, verbose=False).predict(KEY, query, *settings(), api_name="/search")
-        return expected, final_order(result[2])[0]
+        result = Client(url, verbose=False).predict(KEY, query, *cross, api_name="/search")
+        before = re.findall(r'data-doc="([^"]+)"', result[2].split('rl-col-before"', 1)[1].split("</table>", 1)[0])
+        return query, expected, before[0], final_order(result[2])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(ask, QUERIES.values()))
     assert len(answers) == 8
-    assert all(expected == got for expected, got in answers), answers
+    assert all(expected == fused_top for _, expected, fused_top, _ in answers), answers
+    pipeline = state.pipeline(KEY)
+    for query, _, _, reranked in answers:
+        direct = pipeline.search(query, cross_encoder=BUNDLED_MODEL, rerank_depth=8, top_n=5)
+        assert reranked == direct.after.doc_ids()[:5], query
 
 
 def test_chunks_and_compare_endpoints(client):
