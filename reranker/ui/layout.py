@@ -307,10 +307,14 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         def on_load(request: gr.Request):
             """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and runs the query."""
             params = dict(request.query_params) if request else {}
-            key = params.get("corpus") or corpus.value
+            state.refresh()  # corpora written since the server started appear on reload
+            choices = state.choices()
+            known = {value for _, value in choices}
+            key = params.get("corpus") if params.get("corpus") in known else corpus.value
             q = params.get("q") or query.value
             selected = params.get("tab") or "search"
-            return gr.update(value=key), gr.update(value=q), gr.update(selected=selected), bool(params.get("q"))
+            linked = bool(params.get("q"))
+            return gr.update(choices=choices, value=key), gr.update(value=q), gr.update(selected=selected), linked
 
         def run_if_linked(run: bool, *args: Any, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
             if not run:
