@@ -141,21 +141,19 @@ def load_training_dataset(path: str, split: str) -> tuple[Dataset, Qrels]:
     for problem in dataset.problems:
         logger.warning("%s: %s", path, problem)
     known = {
-        qid: {doc: grade for doc, grade in docs.items() if doc in dataset.corpus}
+        qid: {doc: grade for doc, grade in docs.items() if doc in dataset.corpus and grade > 0}
         for qid, docs in qrels.items()
         if qid in dataset.queries
     }
-    unknown_docs = sum(1 for qid, docs in qrels.items() for doc in docs if doc not in dataset.corpus)
-    if unknown_docs:
-        total = sum(len(docs) for docs in qrels.values())
-        if unknown_docs == total:
-            raise DataError(
-                f"all {total} judgments of split {split!r} point at documents missing from corpus.jsonl; "
-                "check that qrels and corpus come from the same dataset",
-                path=path,
-            )
-        logger.warning("%s: %d of %d judgments name unknown documents and are skipped", path, unknown_docs, total)
-    return dataset, {q: d for q, d in known.items() if any(g > 0 for g in d.values())}
+    known = {qid: docs for qid, docs in known.items() if docs}
+    dropped = [p for p in dataset.problems if f"{split}.tsv" in p]
+    if not known and dropped:
+        raise DataError(
+            f"no usable judgments in split {split!r}: {'; '.join(dropped)}. Check that queries.jsonl, "
+            "corpus.jsonl and the qrels come from the same dataset (qrels point at missing documents or queries)",
+            path=path,
+        )
+    return dataset, known
 
 
 def mine_candidates(
@@ -393,7 +391,12 @@ def finetune(config: FinetuneConfig) -> dict:
     total_steps = math.ceil(len(groups) / config.groups_per_step)
     logger.warning(
         "training on %d groups (%d labelled pairs, %d queries, %.3g epochs): %d steps of %d groups",
-        len(groups), pairs, sum(len(m.split.train) for m in mined), config.epochs, total_steps, config.groups_per_step,
+        len(groups),
+        pairs,
+        sum(len(m.split.train) for m in mined),
+        config.epochs,
+        total_steps,
+        config.groups_per_step,
     )
 
     if is_cross_encoder(base.path):
@@ -541,28 +544,28 @@ def model_card(meta: Mapping) -> str:
     )
     return f"""# Cross-encoder fine-tuned locally with Rerank Lens
 
-- Base model: `{meta['base']}`
-- Date: {meta['date']}
-- Trained with: {meta['trainer']}
-- Command: `{meta.get('command') or 'finetune()'}`
-- Wall time: {meta['wall_seconds']} s{' (interrupted: the weights are the last checkpoint)' if meta.get('interrupted') else ''}
+- Base model: `{meta["base"]}`
+- Date: {meta["date"]}
+- Trained with: {meta["trainer"]}
+- Command: `{meta.get("command") or "finetune()"}`
+- Wall time: {meta["wall_seconds"]} s{" (interrupted: the weights are the last checkpoint)" if meta.get("interrupted") else ""}
 
 ## Data
 
 {data}
 
-{meta['labelled_pairs']} labelled pairs became {meta['groups']} groups ({cfg['epochs']} passes, each with freshly
-sampled negatives): the relevant document plus {cfg['negatives']} hard negatives sampled from the project's own
-fused top {cfg['candidates']} (BM25 + dense, RRF), never a labelled positive.
+{meta["labelled_pairs"]} labelled pairs became {meta["groups"]} groups ({cfg["epochs"]} passes, each with freshly
+sampled negatives): the relevant document plus {cfg["negatives"]} hard negatives sampled from the project's own
+fused top {cfg["candidates"]} (BM25 + dense, RRF), never a labelled positive.
 
 ## Hyperparameters
 
-max length {cfg['max_length']} tokens, {cfg['groups_per_step']} groups per step, {meta['steps']} steps, AdamW with
-lr {cfg['lr_head']:g} for the new classification head and the pooler and {cfg['lr_encoder']:g} for the encoder,
-linear warm-up over {cfg['warmup_ratio']:.0%} of the steps then linear decay, weight decay {cfg['weight_decay']:g},
-word embeddings {'frozen' if cfg['freeze_word_embeddings'] else 'trained'}, seed {cfg['seed']}.
+max length {cfg["max_length"]} tokens, {cfg["groups_per_step"]} groups per step, {meta["steps"]} steps, AdamW with
+lr {cfg["lr_head"]:g} for the new classification head and the pooler and {cfg["lr_encoder"]:g} for the encoder,
+linear warm-up over {cfg["warmup_ratio"]:.0%} of the steps then linear decay, weight decay {cfg["weight_decay"]:g},
+word embeddings {"frozen" if cfg["freeze_word_embeddings"] else "trained"}, seed {cfg["seed"]}.
 
-## Dev metrics (nDCG@10, {int(after.get('queries', 0))} dev queries, reranking the fused top {cfg['dev_depth']})
+## Dev metrics (nDCG@10, {int(after.get("queries", 0))} dev queries, reranking the fused top {cfg["dev_depth"]})
 
 `interpN` blends N of the z-normalised fused score into the cross-encoder score.
 
@@ -570,8 +573,22 @@ word embeddings {'frozen' if cfg['freeze_word_embeddings'] else 'trained'}, seed
 |---|---|---|
 {rows}
 
-Recommended interpolation weight: {meta['recommended_interpolation']:g}.
-"""
+Recommended interpolation weight: {meta["recommended_interpolation"]:g}.
+{_heldout_section(meta.get("heldout"))}"""
+
+
+def _heldout_section(heldout: Mapping | None) -> str:
+    if not heldout:
+        return ""
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in heldout["ndcg@10"].items() if value is not None)
+    command = f"\nMeasured with `{heldout['command']}`.\n" if heldout.get("command") else ""
+    return f"""
+## Held-out queries (nDCG@10, {heldout["queries"]} queries training and dev never saw)
+
+| ranking | nDCG@10 |
+|---|---|
+{rows}
+{command}"""
 
 
 def read_card_metadata(model_dir: str | Path) -> dict | None:
@@ -641,12 +658,61 @@ def register_command() -> None:
         if not args.verbose:
             logging.getLogger("reranker.finetune").setLevel(logging.WARNING)
         meta = finetune(config)
-        print(json.dumps({"out": str(Path(args.out).resolve()), "dev_before": meta["dev_before"], "dev_after": meta["dev_after"],
-                          "wall_seconds": meta["wall_seconds"], "interrupted": meta["interrupted"]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "out": str(Path(args.out).resolve()),
+                    "dev_before": meta["dev_before"],
+                    "dev_after": meta["dev_after"],
+                    "wall_seconds": meta["wall_seconds"],
+                    "interrupted": meta["interrupted"],
+                },
+                indent=2,
+            )
+        )
         return 130 if meta["interrupted"] else 0
 
-    if add_parser not in cli._EXTENSIONS:
-        cli._EXTENSIONS.append(add_parser)
+    def add_export_parser(sub) -> None:
+        p = sub.add_parser(
+            "export-artifact", help="write a fine-tuned model as a compact artifact (float16 deltas on the bundled backbone)"
+        )
+        p.add_argument("--model", required=True, help="directory written by `finetune` (from the bundled backbone)")
+        p.add_argument("--out", required=True, help="artifact directory, e.g. models/<name>")
+        p.add_argument("--heldout-json", default=None, help="`eval --json` output on the held-out queries, stored in the card")
+
+    @cli.command("export-artifact")
+    def _export(args) -> int:
+        from reranker.project_models import export_artifact
+
+        if args.heldout_json:
+            record_heldout(args.model, json.loads(Path(args.heldout_json).read_text()))
+        print(json.dumps(export_artifact(args.model, args.out), indent=2))
+        return 0
+
+    for extend in (add_parser, add_export_parser):
+        if extend not in cli._EXTENSIONS:
+            cli._EXTENSIONS.append(extend)
+
+
+def record_heldout(model_dir: str | Path, report: Mapping) -> dict:
+    """Store held-out figures from `eval --json` (fused vs reranked nDCG@10) in a model's card and metadata."""
+    meta = read_card_metadata(model_dir)
+    if meta is None:
+        raise ConfigError(f"{model_dir} has no {META_FILE}; it was not written by `finetune`")
+    stages = report.get("stages") or {}
+    configurations = report.get("configurations") or {}
+    table = {**{k: v for k, v in stages.items()}, **{k: v.get("metrics", v) for k, v in configurations.items()}}
+    meta["heldout"] = {
+        "queries": report.get("queries"),
+        "command": report.get("command", ""),
+        "ndcg@10": {name: metrics.get("ndcg@10") for name, metrics in table.items() if isinstance(metrics, Mapping)},
+    }
+    ndcg = meta["heldout"]["ndcg@10"]
+    meta["heldout"]["fused"] = ndcg.get("fused")
+    meta["heldout"]["reranked"] = ndcg.get("reranked", max((v for k, v in ndcg.items() if k != "fused" and v), default=None))
+    (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (Path(model_dir) / CARD_FILE).write_text(model_card(meta))
+    return meta
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -32,6 +32,7 @@ ARTIFACT_FILES = (
     "config_sentence_transformers.json",
     "modules.json",
     "sentence_bert_config.json",
+    "tokenizer_config.json",
     "README.md",
     "finetune.json",
     "heldout_queries.txt",
@@ -88,7 +89,7 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing; the artifact is incomplete (check out models/ again)")
     digest = hashlib.sha256()
-    for name in (WEIGHTS_FILE, "config.json", "config_sentence_transformers.json"):
+    for name in (WEIGHTS_FILE, "config.json", "config_sentence_transformers.json", "tokenizer_config.json"):
         if (artifact_dir / name).is_file():
             digest.update((artifact_dir / name).read_bytes())
     root = Path(cache_root) if cache_root else _cache_root()
@@ -121,7 +122,7 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
             if (artifact_dir / name).is_file():
                 shutil.copy2(artifact_dir / name, staging / name)
         for name in TOKENIZER_FILES:
-            if (backbone_dir / name).is_file():
+            if (backbone_dir / name).is_file() and not (staging / name).exists():
                 shutil.copy2(backbone_dir / name, staging / name)
         try:
             os.replace(staging, target)

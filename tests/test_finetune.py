@@ -1,0 +1,253 @@
+"""Fine-tuning: query splits, mined negatives, a tiny real training run, the compact artifact, bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+
+from reranker.errors import ConfigError, DataError, RerankLensError
+from reranker.finetune import FinetuneConfig, finetune, mine_candidates, split_queries
+
+TOPICS = {
+    "aspirin": (
+        "Aspirin reduces fever and pain",
+        "Aspirin inhibits cyclooxygenase, lowering prostaglandins that cause fever and pain.",
+    ),
+    "insulin": ("Insulin and blood sugar", "Insulin released by the pancreas lets cells take up glucose, lowering blood sugar."),
+    "vaccine": ("How vaccines work", "Vaccines expose the immune system to an antigen so that memory B and T cells form."),
+    "statins": ("Statins lower cholesterol", "Statins block HMG-CoA reductase in the liver and reduce LDL cholesterol."),
+    "antibiotic": ("Antibiotics kill bacteria", "Penicillin weakens the bacterial cell wall; antibiotics do not act on viruses."),
+    "sleep": ("Sleep and memory", "During deep sleep the hippocampus replays experiences, consolidating memory."),
+    "exercise": ("Exercise and the heart", "Regular aerobic exercise lowers resting heart rate and blood pressure."),
+    "coffee": ("Caffeine and alertness", "Caffeine blocks adenosine receptors in the brain, which delays sleepiness."),
+    "vitamin-d": ("Vitamin D and bones", "Vitamin D increases calcium absorption in the gut and supports bone density."),
+    "smoking": ("Smoking and lung cancer", "Tobacco smoke carries carcinogens that damage the DNA of lung cells."),
+    "gluten": ("Coeliac disease", "In coeliac disease gluten triggers an immune reaction that damages the small intestine."),
+    "malaria": ("Malaria transmission", "Malaria parasites are carried by Anopheles mosquitoes and infect red blood cells."),
+}
+QUESTIONS = {
+    "aspirin": "how does aspirin lower a fever",
+    "insulin": "what hormone lowers blood glucose",
+    "vaccine": "how do vaccines create immune memory",
+    "statins": "which drugs reduce LDL cholesterol",
+    "antibiotic": "do antibiotics work against viruses",
+    "sleep": "does sleep help memory consolidation",
+    "exercise": "effect of aerobic exercise on blood pressure",
+    "coffee": "why does caffeine keep you awake",
+    "vitamin-d": "vitamin D and calcium absorption",
+    "smoking": "how does smoking cause lung cancer",
+    "gluten": "what does gluten do in coeliac disease",
+    "malaria": "which mosquito carries malaria",
+}
+
+
+def write_beir(folder: Path, *, split: str = "train", qrels: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w") as f:
+        for doc_id, (title, text) in TOPICS.items():
+            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as f:
+        for doc_id, question in QUESTIONS.items():
+            f.write(json.dumps({"_id": f"q-{doc_id}", "text": question}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    pairs = qrels if qrels is not None else {f"q-{d}": d for d in TOPICS}
+    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in pairs.items()]
+    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path, monkeypatch):
+    """Embeddings, rebuilt models and the fine-tuned registry go to a temporary folder; registrations are undone."""
+    from reranker.models import PROJECT_MODEL_INFO, PROJECT_MODELS
+
+    monkeypatch.setenv("RERANK_LENS_CACHE", str(tmp_path / "cache"))
+    models, info = dict(PROJECT_MODELS), dict(PROJECT_MODEL_INFO)
+    yield tmp_path / "cache"
+    PROJECT_MODELS.clear()
+    PROJECT_MODELS.update(models)
+    PROJECT_MODEL_INFO.clear()
+    PROJECT_MODEL_INFO.update(info)
+
+
+def tiny_config(data: Path, out: Path, **changes) -> FinetuneConfig:
+    settings = dict(
+        datasets=(str(data),),
+        out=str(out),
+        max_length=48,
+        negatives=2,
+        candidates=4,
+        epochs=1.0,
+        groups_per_step=4,
+        dev_fraction=0.25,
+        holdout_fraction=0.0,
+        dev_depth=4,
+        min_pairs=4,
+        save_steps=2,
+        seed=3,
+    )
+    settings.update(changes)
+    return FinetuneConfig(**settings)
+
+
+def test_split_is_deterministic_disjoint_and_near_the_fractions():
+    ids = [f"q{i}" for i in range(2000)]
+    split = split_queries(ids, 0.1, 0.2, seed=42)
+    shuffled = split_queries(list(reversed(ids)), 0.1, 0.2, seed=42)
+    assert (set(split.train), set(split.dev), set(split.heldout)) == (
+        set(shuffled.train),
+        set(shuffled.dev),
+        set(shuffled.heldout),
+    )
+    parts = [set(split.train), set(split.dev), set(split.heldout)]
+    assert sum(len(p) for p in parts) == len(ids) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert 0.17 < len(split.heldout) / len(ids) < 0.23 and 0.07 < len(split.dev) / len(ids) < 0.13
+    # Adding queries never moves an existing one to another part (the held-out set stays held out).
+    grown = split_queries([*ids, "new-1", "new-2"], 0.1, 0.2, seed=42)
+    assert set(split.heldout) <= set(grown.heldout)
+    assert split_queries(ids, 0.1, 0.2, seed=7).heldout != split.heldout
+
+
+def test_mined_candidates_are_the_pipelines_fused_list(tmp_path, isolated_cache):
+    from reranker.corpus import load_dataset
+    from reranker.pipeline import Pipeline, PipelineConfig
+
+    dataset = load_dataset(write_beir(tmp_path / "data"))
+    queries = ["q-aspirin", "q-malaria", "q-sleep"]
+    mined = mine_candidates(dataset, queries, depth=5)
+    pipeline = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None, retrieval_depth=100))
+    for qid in queries:
+        expected = pipeline.search(dataset.queries[qid]).stages["fused"]
+        assert mined[qid].doc_ids() == expected.doc_ids()
+        assert [h.score for h in mined[qid].hits] == pytest.approx([h.score for h in expected.hits])
+
+
+def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_path, isolated_cache):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from reranker.corpus import load_dataset
+    from reranker.models import PROJECT_MODEL_INFO, PROJECT_MODELS
+    from reranker.pipeline import Pipeline, PipelineConfig
+    from reranker.project_models import build_from_artifact, export_artifact, recommended_interpolation
+
+    data = write_beir(tmp_path / "data")
+    out = tmp_path / "model"
+    meta = finetune(tiny_config(data, out))
+
+    assert not meta["interrupted"] and meta["steps"] >= 2
+    assert meta["dev_before"]["queries"] >= 1 and "fused" in meta["dev_before"]
+    assert {"fused", "reranked@interp0", "reranked@interp0.5"} <= set(meta["dev_after"])
+    card = (out / "README.md").read_text()
+    for needle in ("sentence-transformers/all-MiniLM-L6-v2", str(data.resolve()), "max length 48", "Dev metrics", meta["date"]):
+        assert needle in card
+    assert not (out / "checkpoints").exists(), "checkpoints are removed after a complete run"
+    dev = (out / "dev_queries.txt").read_text().split()
+    assert dev and set(dev) <= {f"q-{d}" for d in TOPICS}
+    assert recommended_interpolation(out) in (0.0, 0.3, 0.5)
+    # The finished model is registered for pickers, labelled with its dev metrics.
+    assert str(out.resolve()) in PROJECT_MODELS and "dev nDCG@10" in PROJECT_MODEL_INFO[str(out.resolve())]
+
+    trained = CrossEncoder(str(out))
+    pairs = [(QUESTIONS["malaria"], TOPICS["malaria"][1]), (QUESTIONS["malaria"], TOPICS["coffee"][1])]
+    expected = trained.predict(pairs, activation_fn=torch.nn.Identity())
+
+    dataset = load_dataset(data)
+    result = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=str(out), rerank_depth=4)).search(QUESTIONS["malaria"])
+    assert "reranked" in result.stages and len(result.stages["reranked"].hits) == 4
+
+    report = export_artifact(out, tmp_path / "artifact")
+    assert report["bytes"] < 25 * 1024 * 1024 and report["max_abs_error"] < 1e-3
+    stored = {p.name for p in (tmp_path / "artifact").iterdir()}
+    assert "weights.safetensors" in stored and "model.safetensors" not in stored and "tokenizer.json" not in stored
+    rebuilt_dir = build_from_artifact(tmp_path / "artifact", isolated_cache / "models")
+    assert build_from_artifact(tmp_path / "artifact", isolated_cache / "models") == rebuilt_dir  # built once
+    rebuilt = CrossEncoder(str(rebuilt_dir))
+    assert rebuilt.max_length == trained.max_length == 48
+    assert rebuilt.predict(pairs, activation_fn=torch.nn.Identity()) == pytest.approx(expected, abs=1e-3)
+
+
+def test_missing_split_names_the_available_ones(tmp_path, isolated_cache):
+    data = write_beir(tmp_path / "data", split="test")
+    with pytest.raises(DataError, match=r"no relevance judgments for split .train. \(available: test\)"):
+        finetune(tiny_config(data, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_dataset_without_qrels_is_refused(tmp_path, isolated_cache):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"id": "a", "text": "some text"}) + "\n")
+    with pytest.raises(DataError, match="no relevance judgments"):
+        finetune(tiny_config(docs, tmp_path / "out"))
+
+
+def test_qrels_naming_only_unknown_documents_are_refused(tmp_path, isolated_cache):
+    data = write_beir(tmp_path / "data", qrels={"q-aspirin": "no-such-doc", "q-insulin": "missing-too"})
+    with pytest.raises(DataError, match=r"no usable judgments.*2 for unknown documents.*point at missing documents"):
+        finetune(tiny_config(data, tmp_path / "out"))
+
+
+def test_existing_output_needs_overwrite(tmp_path, isolated_cache):
+    data = write_beir(tmp_path / "data")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+        finetune(tiny_config(data, out))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_too_few_pairs_says_how_many_and_the_minimum(tmp_path, isolated_cache):
+    data = write_beir(tmp_path / "data", qrels={"q-aspirin": "aspirin", "q-insulin": "insulin", "q-sleep": "sleep"})
+    with pytest.raises(DataError, match=r"found \d labelled .* needs at least 4"):
+        finetune(tiny_config(data, tmp_path / "out", dev_fraction=0.0))
+
+
+def test_cli_reports_bad_input_with_exit_code_2(tmp_path, isolated_cache, capsys):
+    from reranker.cli import main
+
+    data = write_beir(tmp_path / "data", split="test")
+    code = main(["finetune", "--dataset", str(data), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "no relevance judgments for split 'train'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (KeyboardInterrupt(), "interrupted before the first checkpoint"),
+        (OSError(errno.ENOSPC, "No space left"), "disk filled up"),
+    ],
+)
+def test_interrupt_and_full_disk_end_with_a_clear_error(tmp_path, isolated_cache, monkeypatch, failure, message):
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+
+    def fail(self, *args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(CrossEncoderTrainer, "train", fail)
+    data = write_beir(tmp_path / "data")
+    with pytest.raises(RerankLensError, match=message):
+        finetune(tiny_config(data, tmp_path / "out"))
+
+
+def test_interrupt_after_a_checkpoint_keeps_it_and_saves_its_weights(tmp_path, isolated_cache, monkeypatch):
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+
+    original = CrossEncoderTrainer.train
+
+    def train_then_stop(self, *args, **kwargs):
+        self.args.max_steps = 2  # two steps, a checkpoint at step 2, then Ctrl-C
+        original(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(CrossEncoderTrainer, "train", train_then_stop)
+    data = write_beir(tmp_path / "data")
+    out = tmp_path / "out"
+    meta = finetune(tiny_config(data, out, epochs=2.0))
+    assert meta["interrupted"]
+    assert (out / "checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
+    assert (out / "model.safetensors").is_file() and "interrupted" in (out / "README.md").read_text()
