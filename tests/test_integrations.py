@@ -89,7 +89,7 @@ def test_llama_index_retriever_nodes_come_back_reranked(corpus, direct):
 
 def test_llama_index_postprocessor_edge_cases():
     from llama_index.core.postprocessor.types import BaseNodePostprocessor
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+    from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
     from reranker.integrations.llama_index import CrossEncoderRerank
 
@@ -101,6 +101,11 @@ def test_llama_index_postprocessor_edge_cases():
         postprocessor.postprocess_nodes([node])
     (only,) = postprocessor.postprocess_nodes([node], query_str=QUERY)
     assert only.node.metadata["retrieval_score"] is None and only.node.metadata["retrieval_rank"] == 1
+
+    titled = NodeWithScore(node=TextNode(text="attention weighs tokens", metadata={"title": "A rather long title"}), score=2.0)
+    bare = CrossEncoderRerank(model=BUNDLED_MODEL, top_n=1, metadata_mode=MetadataMode.NONE)
+    (scored,) = bare.postprocess_nodes([titled], query_str=QUERY)
+    assert scored.node.metadata["rerank_chunks"][0]["end"] == len("attention weighs tokens")
 
 
 # --- LangChain --------------------------------------------------------------------------------
