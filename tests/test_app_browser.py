@@ -183,6 +183,9 @@ def test_long_document_chunk_scores(page, url):
 
 
 def test_compare_two_models_and_unavailable_model_error(page, url):
+    # Back on the knowledge corpus and the seed query: both models already scored it in the first test.
+    page.goto(url)
+    page.locator("#rl-query textarea").wait_for()
     page.get_by_role("tab", name="Compare").click()
     model_b = default_cross_encoder() or "all-MiniLM-L6-v2"
     set_dropdown(page, "rl-model-a", BUNDLED_MODEL)
