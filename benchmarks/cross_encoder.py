@@ -51,9 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from sentence_transformers import CrossEncoder
 
-    from reranker.speed import configure_threads
-
-    configure_threads()
+    default_threads = torch.get_num_threads()  # what plain sentence-transformers runs with
     dataset = load(args.dataset)
     spec, note = cross_encoder_spec(args.model)
     queries, qrels = sample_queries(dataset, args.queries, args.seed)
@@ -75,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
 
     def run_baseline(pairs):
+        torch.set_num_threads(default_threads)  # the project path sets its own threads per call
         identity = torch.nn.Identity()
         return baseline.predict(pairs, batch_size=32, activation_fn=identity, convert_to_numpy=True, show_progress_bar=False)
 

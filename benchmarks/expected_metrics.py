@@ -39,10 +39,13 @@ def fingerprint(dataset: Dataset, split: str) -> str:
 
 
 def measure(entry: dict, dataset: Dataset | None = None, pipeline: Pipeline | None = None) -> dict[str, dict[str, float]]:
-    """Mean metrics per configuration of one entry, with the project's default settings."""
+    """Mean metrics per configuration of one entry, with the project's default settings
+    (an entry's optional "model" is what its "auto" configurations must resolve to)."""
     dataset = dataset or load_dataset(dataset_path(entry))
     pipeline = pipeline or Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
     queries = dataset.split_queries(entry["split"])
+    if entry.get("query_ids"):  # a fixed subset, e.g. queries a fine-tuned model never saw
+        queries = {q: queries[q] for q in entry["query_ids"] if q in queries}
     if entry.get("queries"):
         queries = dict(list(queries.items())[: entry["queries"]])
     configs = parse_configurations(list(entry["configurations"]))

@@ -222,6 +222,7 @@ class CrossEncoderReranker:
                 scores[i] = cached
         if todo:
             with self._lock, timed_ms() as elapsed:
+                configure_threads()
                 raw = self._predict([pairs[i] for i in todo], self.precision)
                 bad = np.flatnonzero(~np.isfinite(raw))
                 if len(bad):  # reduced precision overflowed: rescore those pairs in fp32

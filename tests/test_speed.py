@@ -22,9 +22,10 @@ SPR_NO_AMX = frozenset({"avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni"})
 # --- precision selection -------------------------------------------------------------------------
 
 
-def test_auto_prefers_amx_bf16_then_native_fp16_then_fp32():
+def test_auto_picks_reduced_precision_only_with_amx_tiles():
     assert select_precision("auto", frozenset({"amx_bf16", "amx_tile", "avx512_fp16"})).precision == "bf16"
-    assert select_precision("auto", SPR_NO_AMX).precision == "fp16"
+    assert select_precision("auto", frozenset({"amx_fp16", "amx_tile"})).precision == "fp16"
+    assert select_precision("auto", SPR_NO_AMX).precision == "fp32"
     assert select_precision("auto", frozenset({"avx2", "avx512f"})).precision == "fp32"
     assert select_precision("auto", frozenset()).precision == "fp32"
 
@@ -66,17 +67,21 @@ def test_reranker_falls_back_to_fp32_when_the_cpu_lacks_bf16(monkeypatch):
 def test_reduced_precision_ranks_the_seed_set_like_fp32(monkeypatch, seed_corpus):
     monkeypatch.setattr(speed, "cpu_flags", lambda: SPR_NO_AMX)  # force the bf16/fp16 code paths
     docs = list(seed_corpus.documents)
-    rankings = {}
     raw = {}
     for precision in ("fp32", "bf16", "fp16"):
         reranker = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision=precision, cache=ScoreCache())
         assert reranker.precision == precision
         scores = reranker.score_documents(SEED_QUERY, docs)[0]
         raw[precision] = [s.raw for s in scores]
-        rankings[precision] = [s.doc_id for s in sorted(scores, key=lambda s: -s.raw)]
-    assert rankings["bf16"] == rankings["fp32"]
-    assert rankings["fp16"] == rankings["fp32"]
+    # The untrained head's scores sit close together, so compare every order that fp32 separates by
+    # more than bf16's rounding (about 1e-3 here): reduced precision must keep all of those.
+    for precision in ("bf16", "fp16"):
+        for i in range(len(docs)):
+            for j in range(len(docs)):
+                if raw["fp32"][i] - raw["fp32"][j] > 2e-3:
+                    assert raw[precision][i] > raw[precision][j], (precision, docs[i].id, docs[j].id)
     assert raw["fp16"] == pytest.approx(raw["fp32"], abs=1e-3)
+    assert raw["bf16"] == pytest.approx(raw["fp32"], abs=1e-2)
 
 
 def test_precisions_do_not_share_cached_scores(monkeypatch):
@@ -89,6 +94,16 @@ def test_precisions_do_not_share_cached_scores(monkeypatch):
     assert fp16._score_pairs(pairs)[1] == 1  # scored afresh, not served fp32's score
     assert fp32._score_pairs(pairs)[1] == 0
     assert fp32.per_pair_ms is not None and fp32.per_pair_ms > 0
+
+
+def test_threads_give_way_to_other_runnable_work(tmp_path):
+    assert speed.intra_op_threads(cores=2, busy=0) == 2
+    assert speed.intra_op_threads(cores=2, busy=1) == 1
+    assert speed.intra_op_threads(cores=2, busy=9) == 1
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("7.10 6.90 5.00 4/313 5260\n")
+    assert speed.runnable_elsewhere(loadavg) == 3
+    assert speed.runnable_elsewhere(tmp_path / "missing") == 0
 
 
 def test_cost_meter_smooths_and_ignores_empty_records():
