@@ -532,11 +532,11 @@ def model_card(meta: Mapping) -> str:
     """A readable card: what was trained from what, how, and how well it did on dev queries."""
     cfg = meta["config"]
     before, after = meta.get("dev_before") or {}, meta.get("dev_after") or {}
-    rows = "\n".join(
-        f"| {key} | {before.get(key, float('nan')):.4f} | {after.get(key, float('nan')):.4f} |"
-        for key in after
-        if key != "queries"
-    )
+
+    def cell(metrics: Mapping, key: str) -> str:
+        return f"{metrics[key]:.4f}" if key in metrics else "— (no ranking head yet)"
+
+    rows = "\n".join(f"| {key} | {cell(before, key)} | {cell(after, key)} |" for key in after if key != "queries")
     data = "\n".join(
         f"- `{d['path']}`, split `{d['split']}`: {d['queries']['train']} training, {d['queries']['dev']} dev, "
         f"{d['queries']['heldout']} held-out queries (ids in `{HELDOUT_FILE}`)"

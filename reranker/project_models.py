@@ -146,15 +146,25 @@ def artifact_info(artifact_dir: str | Path) -> str:
         meta = json.loads((Path(artifact_dir) / "finetune.json").read_text())
     except (OSError, ValueError):
         return "fine-tuned locally"
-    quality = meta.get("heldout")
     names = ", ".join(d.get("name", "?") for d in meta.get("datasets", []))
-    if quality:
+    weight = meta.get("recommended_interpolation") or 0.0
+    heldout = meta.get("heldout") or {}
+    ndcg = heldout.get("ndcg@10") or {}
+    if heldout.get("reranked") is not None and heldout.get("fused") is not None:
+        blended = next((v for k, v in ndcg.items() if "interpolation" in k and v is not None), None)
+        extra = f", {blended:.3f} blended with interpolation {weight:g}" if blended is not None and weight else ""
         return (
             f"fine-tuned locally on {names} from the bundled all-MiniLM-L6-v2: held-out nDCG@10 "
-            f"{quality['reranked']:.3f} (fused {quality['fused']:.3f}, {quality['queries']} queries)"
+            f"{heldout['reranked']:.3f}{extra} (fused {heldout['fused']:.3f}, {heldout.get('queries')} queries)"
         )
     dev = meta.get("dev_after") or {}
-    return f"fine-tuned locally on {names}: dev nDCG@10 {dev.get('reranked@interp0', float('nan')):.3f}"
+    if "reranked@interp0" not in dev:
+        return f"fine-tuned locally on {names}"
+    extra = f", {dev.get(f'reranked@interp{weight:g}', float('nan')):.3f} with interpolation {weight:g}" if weight else ""
+    return (
+        f"fine-tuned locally on {names}: dev nDCG@10 {dev['reranked@interp0']:.3f}{extra} "
+        f"(fused {dev.get('fused', float('nan')):.3f})"
+    )
 
 
 def register(name: str, artifact_dir: Path) -> None:
