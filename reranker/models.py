@@ -79,7 +79,7 @@ def resolve_model(spec: str) -> ResolvedModel:
     if spec in PROJECT_MODELS:
         try:
             return ResolvedModel(spec, str(PROJECT_MODELS[spec]()), "project model")
-        except Exception as exc:  # noqa: BLE001 - reported in the final error
+        except Exception as exc:
             tried.append(f"project model {spec}: {exc}")
 
     looks_like_repo_id = spec.count("/") <= 1 and not spec.startswith((".", "/", "~"))
@@ -109,7 +109,7 @@ def resolve_model(spec: str) -> ResolvedModel:
         from huggingface_hub import snapshot_download
 
         return ResolvedModel(spec, snapshot_download(spec), "hub")
-    except Exception as exc:  # noqa: BLE001 - any hub failure becomes one clear message
+    except Exception as exc:
         tried.append(f"Hugging Face hub: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
         raise ModelUnavailableError(spec, tried, _offline_hint(spec)) from None
 
@@ -127,7 +127,7 @@ def _from_hf_cache(repo_id: str) -> str | None:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(repo_id, local_files_only=True)
-    except Exception:  # noqa: BLE001 - absent from cache is the normal case
+    except Exception:
         return None
 
 
@@ -171,7 +171,7 @@ def _load(kind: str, spec: str, factory: Callable[[str], object], extra: tuple =
         start = time.perf_counter()
         try:
             model = factory(resolved.path)
-        except Exception as exc:  # noqa: BLE001 - a broken model directory is a user-facing problem
+        except Exception as exc:
             raise ModelUnavailableError(
                 spec,
                 [f"{resolved.source} {resolved.path}: found, but loading failed: {type(exc).__name__}: {exc}"],
