@@ -23,7 +23,7 @@ from typing import Literal, get_args
 from reranker.compare import kendall_tau, rank_biased_overlap, top_k_overlap
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
-from reranker.evaluate import Run, evaluate_per_query, stage_run
+from reranker.evaluate import RANX_LOCK, Run, evaluate_per_query, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, RankedList
 
@@ -396,7 +396,8 @@ def _significance(qrels, scored, baseline, metrics, stat_test, max_p) -> tuple[S
         return ()
     judged = list(qrels)
     runs = [RanxRun({q: (r.run.get(q) or {"__no_result__": 0.0}) for q in judged}, name=r.name) for r in usable]
-    report = compare(RanxQrels(qrels), runs, list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)
+    with RANX_LOCK:
+        report = compare(RanxQrels(qrels), runs, list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)
     out = []
     for result in usable:
         if result.name == baseline:

@@ -7,6 +7,7 @@ in BEIR's reranking protocol, so Recall@100 stays comparable across stages.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 
 from reranker.corpus import Qrels
@@ -16,6 +17,8 @@ from reranker.types import PipelineResult, RankedList
 logger = logging.getLogger(__name__)
 
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
+# ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
+RANX_LOCK = threading.RLock()
 Run = dict[str, dict[str, float]]
 
 
@@ -73,7 +76,8 @@ def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRIC
         return {}
     filled = {q: (run.get(q) or {"__no_result__": 0.0}) for q in judged}
     ranx_qrels = RanxQrels(judged)
-    scores = evaluate(ranx_qrels, RanxRun(filled), list(metrics), return_mean=False, make_comparable=True)
+    with RANX_LOCK:
+        scores = evaluate(ranx_qrels, RanxRun(filled), list(metrics), return_mean=False, make_comparable=True)
     out: dict[str, dict[str, float]] = {q: {} for q in judged}
     for metric in metrics:
         values = scores[metric] if len(metrics) > 1 else scores

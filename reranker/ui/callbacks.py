@@ -11,7 +11,6 @@ import dataclasses
 import functools
 import logging
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +35,6 @@ SCORE_MODES = (RAW_MODE, NORMALIZED_MODE)
 LONGEST_DOCS = 5
 LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several windows
 ProgressFn = Callable[..., Any]
-# ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
-_RANX_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -149,9 +146,8 @@ def ndcg_before_after(result: PipelineResult, qid: str, grades: dict[str, int]) 
         return None
     qrels = {qid: grades}
     results = {qid: result}
-    with _RANX_LOCK:
-        before = evaluate_per_query(qrels, stage_run(results, "fused"), ("ndcg@10",))
-        after = evaluate_per_query(qrels, stage_run(results, result.final_stage), ("ndcg@10",))
+    before = evaluate_per_query(qrels, stage_run(results, "fused"), ("ndcg@10",))
+    after = evaluate_per_query(qrels, stage_run(results, result.final_stage), ("ndcg@10",))
     return before[qid]["ndcg@10"], after[qid]["ndcg@10"]
 
 
