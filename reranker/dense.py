@@ -97,6 +97,10 @@ class DenseRetriever:
         return embeddings, "encoded"
 
     def _encode_corpus(self, progress: ProgressCallback | None, show_bar: bool) -> np.ndarray:
+        from reranker.speed import configure_threads
+
+        # torch's thread count is process-wide: a reranker may have lowered it while the machine was busy.
+        configure_threads()
         texts = [_document_text(doc.title, doc.text) for doc in self.corpus.documents]
         total = len(texts)
         # Encode in slices so the UI can report progress. Sorting the whole corpus by length first

@@ -118,13 +118,27 @@ def physical_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def runnable_elsewhere(loadavg: Path = Path("/proc/loadavg")) -> int:
-    """Threads of other work waiting for a CPU right now (the 4th /proc/loadavg field, less this one)."""
+def runnable_elsewhere(loadavg: Path = Path("/proc/loadavg"), own_tasks: Path = Path("/proc/self/task")) -> int:
+    """Threads of other processes running or waiting for a CPU right now: the 4th /proc/loadavg field
+    less this process's own runnable threads (its OpenMP workers must not count as competition)."""
     try:
         running = int(loadavg.read_text().split()[3].split("/")[0])
     except (OSError, ValueError, IndexError):
         return 0
-    return max(0, running - 1)
+    return max(0, running - max(1, _own_runnable_threads(own_tasks)))
+
+
+def _own_runnable_threads(tasks: Path) -> int:
+    count = 0
+    try:
+        for stat in tasks.glob("*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                # The state follows the parenthesised command name, which may itself contain spaces.
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "R":
+                    count += 1
+    except OSError:
+        return 1
+    return count
 
 
 def intra_op_threads(cores: int | None = None, busy: int | None = None) -> int:

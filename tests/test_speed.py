@@ -102,7 +102,13 @@ def test_threads_give_way_to_other_runnable_work(tmp_path):
     assert speed.intra_op_threads(cores=2, busy=9) == 1
     loadavg = tmp_path / "loadavg"
     loadavg.write_text("7.10 6.90 5.00 4/313 5260\n")
-    assert speed.runnable_elsewhere(loadavg) == 3
+    tasks = tmp_path / "task"
+    for tid, state in [("1", "R"), ("2", "S"), ("3", "R")]:
+        (tasks / tid).mkdir(parents=True)
+        (tasks / tid / "stat").write_text(f"{tid} (python -m pytest) {state} 1 2 3\n")
+    # 4 runnable machine-wide, 2 of them this process's own threads: 2 belong to other work.
+    assert speed.runnable_elsewhere(loadavg, own_tasks=tasks) == 2
+    assert speed.runnable_elsewhere(loadavg, own_tasks=tmp_path / "no-tasks") == 3
     assert speed.runnable_elsewhere(tmp_path / "missing") == 0
 
 
