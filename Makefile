@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APP_STAMP := $(VENV)/.app-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 
-.PHONY: app test install install-dev browser lint
+.PHONY: app test test-all install install-dev browser lint
 
 $(VENV)/bin/python:
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install-dev browser
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not heavy"
+
+# Adds the SciFact-wide and reranked expected-quality checks (first run encodes SciFact: minutes).
+test-all: install-dev browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: install-dev
