@@ -43,7 +43,12 @@ def measured():
 
 
 CASES = [
-    pytest.param(name, config, marks=[pytest.mark.slow, pytest.mark.heavy] if "scifact" in name or "model" in entry else [], id=f"{name}-{config}")
+    pytest.param(
+        name,
+        config,
+        marks=[pytest.mark.slow, pytest.mark.heavy] if "scifact" in name or "model" in entry else [],
+        id=f"{name}-{config}",
+    )
     for name, entry in ENTRIES.items()
     for config in entry["configurations"]
 ]
