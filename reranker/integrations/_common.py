@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reranker.api import RerankResult
+from reranker.api import Reranker, RerankResult
 from reranker.types import Hit
 
 METADATA_KEYS: tuple[str, ...] = (
@@ -50,4 +50,19 @@ def missing_framework(package: str, pip_name: str, error: ImportError) -> Import
     return ImportError(
         f"{package} is not installed, and this integration needs it. Fix: pip install {pip_name} "
         f"(or `pip install -r requirements-dev.txt`). Underlying error: {error}"
+    )
+
+
+def reranker_from_settings(settings: Any) -> Reranker:
+    """The project's reranker built from an adapter's fields (both adapters expose the same ones)."""
+    return Reranker(
+        settings.model,
+        top_n=settings.top_n,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        aggregation=settings.aggregation,
+        trust_remote_code=settings.trust_remote_code,
+        precision=settings.precision,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from reranker.integrations._common import METADATA_KEYS, missing_framework, rerank_metadata
+from reranker.integrations._common import METADATA_KEYS, missing_framework, rerank_metadata, reranker_from_settings
 
 try:
     from langchain_core.callbacks import CallbackManagerForRetrieverRun, Callbacks
@@ -54,17 +54,7 @@ class CrossEncoderCompressor(BaseDocumentCompressor):
     _reranker: Reranker = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
-        self._reranker = Reranker(
-            self.model,
-            top_n=self.top_n,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            chunk_tokens=self.chunk_tokens,
-            chunk_overlap=self.chunk_overlap,
-            aggregation=self.aggregation,
-            trust_remote_code=self.trust_remote_code,
-            precision=self.precision,
-        )
+        self._reranker = reranker_from_settings(self)
 
     @property
     def resolved_model(self) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reranker.integrations._common import METADATA_KEYS, missing_framework, rerank_metadata
+from reranker.integrations._common import METADATA_KEYS, missing_framework, rerank_metadata, reranker_from_settings
 
 try:
     from llama_index.core.base.base_retriever import BaseRetriever
@@ -57,17 +57,7 @@ class CrossEncoderRerank(BaseNodePostprocessor):
 
     def __init__(self, top_n: int = 2, model: str = AUTO, **kwargs: Any) -> None:
         super().__init__(top_n=top_n, model=model, **kwargs)
-        self._reranker = Reranker(
-            self.model,
-            top_n=self.top_n,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            chunk_tokens=self.chunk_tokens,
-            chunk_overlap=self.chunk_overlap,
-            aggregation=self.aggregation,
-            trust_remote_code=self.trust_remote_code,
-            precision=self.precision,
-        )
+        self._reranker = reranker_from_settings(self)
 
     @classmethod
     def class_name(cls) -> str:
