@@ -144,7 +144,11 @@ def test_snapshot_opens_offline_in_chromium_and_shows_both_lists(hostile_result,
             assert page.locator("#query").inner_text().startswith("transformer attention <script>")
             assert page.locator("#fused tr").count() == 1 + 3  # header + top 3
             assert page.locator("#final tr").count() == 1 + 3
-            assert page.locator("#final").inner_text().count("Plain attention") == 1
+            # The bundled cross-encoder's head is untrained, so the order is whatever this result holds.
+            final_text = page.locator("#final").inner_text()
+            for hit in result.after.hits[:3]:
+                if hit.doc_id != "evil":  # its title is escaped markup, checked by the escaping test
+                    assert final_text.count(corpus[hit.doc_id].title) == 1, hit.doc_id
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15_000)  # the inlined plotly.js rendered
             assert page.evaluate("typeof window.hacked") == "undefined"
             assert page.locator("#latency tr").count() >= 4
