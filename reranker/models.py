@@ -200,7 +200,13 @@ def load_cross_encoder(
     from sentence_transformers import CrossEncoder
 
     def factory(path: str) -> object:
-        model = CrossEncoder(path, device=device, max_length=max_length, trust_remote_code=trust_remote_code)
+        import torch
+
+        # A checkpoint without a trained head (e.g. a bi-encoder) gets a freshly initialised one:
+        # seed it so every load scores alike, without disturbing the caller's random state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = CrossEncoder(path, device=device, max_length=max_length, trust_remote_code=trust_remote_code)
         if getattr(model.config, "num_labels", 1) == 1 and model.max_seq_length is None:
             model.max_seq_length = 512
         return model
