@@ -14,6 +14,7 @@ from reranker.corpus import load_dataset
 from reranker.errors import RerankLensError
 from reranker.eval_command import add_eval_arguments
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig
+from reranker.speed import PRECISIONS
 from reranker.types import PipelineResult
 
 logger = logging.getLogger("reranker")
@@ -50,6 +51,19 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.interpolation,
         help="weight of the fused score blended into the cross-encoder score (0-1)",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=defaults.precision,
+        help="cross-encoder arithmetic: auto picks the fastest one that keeps rankings on this CPU",
+    )
+    parser.add_argument(
+        "--budget-ms",
+        type=float,
+        default=None,
+        help="latency budget for the whole query; the rerank depth shrinks to fit it (default: no budget)",
+    )
+    parser.add_argument("--max-length", type=int, default=None, help="cross-encoder max tokens (default: the model's)")
     parser.add_argument("--coarse-cross-encoder", default=None, help="optional small model run first over --coarse-depth")
     parser.add_argument("--coarse-depth", type=int, default=defaults.coarse_depth)
     parser.add_argument("--bm25-backend", choices=("bm25s", "rank_bm25"), default=defaults.bm25_backend)
@@ -73,6 +87,9 @@ def config_from_args(args: argparse.Namespace, **extra) -> PipelineConfig:
         bm25_backend=args.bm25_backend,
         batch_size=args.batch_size,
         trust_remote_code=args.trust_remote_code,
+        precision=args.precision,
+        latency_budget_ms=args.budget_ms,
+        max_length=args.max_length,
         **extra,
     )
 

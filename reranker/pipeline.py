@@ -73,6 +73,8 @@ class PipelineConfig:
             raise ConfigError("top-n must be at least 1")
         if not 0.0 <= self.interpolation <= 1.0:
             raise ConfigError("interpolation weight must be between 0 and 1")
+        if self.max_length is not None and not 32 <= self.max_length <= 8192:
+            raise ConfigError(f"cross-encoder max length must be between 32 and 8192 tokens, not {self.max_length}")
         if self.chunk_tokens < 16 or not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise ConfigError("chunk size must be at least 16 tokens, and overlap between 0 and chunk size − 1")
 

@@ -73,6 +73,20 @@ def test_bad_input_gives_a_message_and_exit_code_2(capsys, beir_folder, argv, me
     assert code == 2 and message in err and "Traceback" not in err
 
 
+def test_speed_flags_reach_the_pipeline(capsys, beir_folder):
+    code, out, _ = run(
+        capsys, "search", "--dataset", str(beir_folder), "--query", SEED_QUERY, "--cross-encoder", BUNDLED_MODEL,
+        "--precision", "fp32", "--budget-ms", "0.001", "--max-length", "128", "--json",
+    )
+    data = json.loads(out)
+    assert code == 0
+    assert any("Latency budget" in m for m in data["messages"])  # a budget nothing fits in is explained, not ignored
+    code, _, err = run(capsys, "search", "--dataset", str(beir_folder), "--query", "x", "--max-length", "8")
+    assert code == 2 and "max length must be between 32 and 8192" in err
+    code, _, err = run(capsys, "search", "--dataset", str(beir_folder), "--query", "x", "--budget-ms", "-5")
+    assert code == 2 and "latency budget must be a positive number" in err
+
+
 def test_broken_corpus_names_file_and_line(capsys, tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "fine"}\n{"_id": "b", "text": oops}\n')
     code, _, err = run(capsys, "search", "--dataset", str(tmp_path), "--query", "x", "--cross-encoder", "none")

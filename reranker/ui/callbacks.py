@@ -51,6 +51,8 @@ class Settings:
     chunk_overlap: int = 100
     aggregation: str = "max"
     score_mode: str = RAW_MODE
+    interpolation: float = 0.0
+    budget_ms: float = 0.0  # 0 = no budget
 
     @property
     def normalized(self) -> bool:
@@ -68,6 +70,8 @@ class Settings:
             "chunk_tokens": int(self.chunk_tokens),
             "chunk_overlap": int(self.chunk_overlap),
             "aggregation": self.aggregation,
+            "interpolation": float(self.interpolation or 0.0),
+            "latency_budget_ms": float(self.budget_ms) if self.budget_ms else None,
         }
         values.update(changes)
         return values

@@ -237,7 +237,14 @@ def _settings_panel(defaults: Settings) -> list[gr.components.Component]:
                                    info="max = best window (MaxP); first = what truncation does.")
             score_mode = gr.Radio(list(SCORE_MODES), value=defaults.score_mode, label="Cross-encoder scores",
                                   info="raw logit, or sigmoid(logit) between 0 and 1.")
-    return [bi, cross, depth, rrf_k, rerank_depth, top_n, chunk, overlap, aggregation, score_mode]
+        with gr.Row():
+            interpolation = gr.Slider(0.0, 1.0, value=defaults.interpolation, step=0.05, label="Blend with fused score",
+                                      info="0 = cross-encoder only; w = (1−w)·z(cross-encoder) + w·z(fused), "
+                                           "both z-scored per query.", elem_id="rl-interpolation")
+            budget = gr.Number(value=defaults.budget_ms, minimum=0, precision=0, label="Latency budget (ms, 0 = none)",
+                               info="Rerank depth shrinks so the whole query fits; the notes say what was cut.",
+                               elem_id="rl-budget")
+    return [bi, cross, depth, rrf_k, rerank_depth, top_n, chunk, overlap, aggregation, score_mode, interpolation, budget]
 
 
 def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAULT_TABS) -> gr.Blocks:
@@ -310,11 +317,14 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             state.refresh()  # corpora written since the server started appear on reload
             choices = state.choices()
             known = {value for _, value in choices}
-            key = params.get("corpus") if params.get("corpus") in known else corpus.value
-            q = params.get("q") or query.value
-            selected = params.get("tab") or "search"
-            linked = bool(params.get("q"))
-            return gr.update(choices=choices, value=key), gr.update(value=q), gr.update(selected=selected), linked
+            # Without a deep link, leave query and tab alone: a user who clicked a tab or typed while the
+            # page was loading must not be snapped back.
+            linked_corpus = params.get("corpus") if params.get("corpus") in known else None
+            corpus_update = gr.update(choices=choices, value=linked_corpus) if linked_corpus else gr.update(choices=choices)
+            query_update = gr.update(value=params["q"]) if params.get("q") else gr.skip()
+            tab = params.get("tab") or ("search" if params.get("q") else None)
+            tab_update = gr.update(selected=tab) if tab else gr.skip()
+            return corpus_update, query_update, tab_update, bool(params.get("q"))
 
         def run_if_linked(run: bool, *args: Any, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
             if not run:
