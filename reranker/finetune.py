@@ -375,9 +375,8 @@ def finetune(config: FinetuneConfig) -> dict:
             m.dataset, [*m.split.train, *m.split.dev], depth=config.candidates, progress=_progress(f"mining {m.name}")
         )
     for m in mined:
-        prefix = f"{m.name}." if len(mined) > 1 else ""
-        (out / f"{prefix}{HELDOUT_FILE}").write_text("".join(f"{q}\n" for q in m.split.heldout))
-        (out / f"{prefix}{DEV_FILE}").write_text("".join(f"{q}\n" for q in m.split.dev))
+        (out / split_file_name(HELDOUT_FILE, m.name, mined)).write_text("".join(f"{q}\n" for q in m.split.heldout))
+        (out / split_file_name(DEV_FILE, m.name, mined)).write_text("".join(f"{q}\n" for q in m.split.dev))
 
     rng = random.Random(config.seed)
     rounds = math.ceil(config.epochs)
@@ -528,6 +527,11 @@ def _save_model(model, out: Path) -> None:
         raise
 
 
+def split_file_name(base: str, dataset_name: str, datasets: Sequence) -> str:
+    """`heldout_queries.txt` for one dataset; `<dataset>.heldout_queries.txt` each when several are mixed."""
+    return f"{dataset_name}.{base}" if len(datasets) > 1 else base
+
+
 def model_card(meta: Mapping) -> str:
     """A readable card: what was trained from what, how, and how well it did on dev queries."""
     cfg = meta["config"]
@@ -539,7 +543,7 @@ def model_card(meta: Mapping) -> str:
     rows = "\n".join(f"| {key} | {cell(before, key)} | {cell(after, key)} |" for key in after if key != "queries")
     data = "\n".join(
         f"- `{d['path']}`, split `{d['split']}`: {d['queries']['train']} training, {d['queries']['dev']} dev, "
-        f"{d['queries']['heldout']} held-out queries (ids in `{HELDOUT_FILE}`)"
+        f"{d['queries']['heldout']} held-out queries (ids in `{split_file_name(HELDOUT_FILE, d['name'], meta['datasets'])}`)"
         for d in meta["datasets"]
     )
     return f"""# Cross-encoder fine-tuned locally with Rerank Lens

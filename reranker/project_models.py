@@ -35,9 +35,9 @@ ARTIFACT_FILES = (
     "tokenizer_config.json",
     "README.md",
     "finetune.json",
-    "heldout_queries.txt",
-    "dev_queries.txt",
 )
+# Query-id lists of the splits: one pair per dataset (`<dataset>.heldout_queries.txt` when mixed).
+SPLIT_FILE_PATTERNS = ("*heldout_queries.txt", "*dev_queries.txt")
 # Tokenizer files come from the backbone, so the artifact stays small.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 FULL_PRECISION = ("classifier.", "pooler.")
@@ -72,7 +72,10 @@ def export_artifact(model_dir: str | Path, artifact_dir: str | Path, backbone: s
             tensors[DELTA_PREFIX + key] = delta.contiguous()
     artifact_dir.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(artifact_dir / WEIGHTS_FILE), metadata={"backbone": backbone, "format": "rerank-lens-delta-v1"})
-    for name in ARTIFACT_FILES:
+    split_files = [p.name for pattern in SPLIT_FILE_PATTERNS for p in sorted(model_dir.glob(pattern))]
+    for stale in (p for pattern in SPLIT_FILE_PATTERNS for p in artifact_dir.glob(pattern)):
+        stale.unlink()  # a re-export must not leave the previous model's split lists behind
+    for name in (*ARTIFACT_FILES, *split_files):
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, artifact_dir / name)
     size = sum(p.stat().st_size for p in artifact_dir.iterdir() if p.is_file())

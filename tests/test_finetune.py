@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reranker.errors import ConfigError, DataError, RerankLensError
-from reranker.finetune import FinetuneConfig, finetune, mine_candidates, split_queries
+from reranker.finetune import FinetuneConfig, finetune, mine_candidates, split_file_name, split_queries
 
 TOPICS = {
     "aspirin": (
@@ -111,6 +111,11 @@ def test_split_is_deterministic_disjoint_and_near_the_fractions():
     assert split_queries(ids, 0.1, 0.2, seed=7).heldout != split.heldout
 
 
+def test_split_files_are_named_per_dataset_only_when_mixed():
+    assert split_file_name("heldout_queries.txt", "scifact", ["scifact"]) == "heldout_queries.txt"
+    assert split_file_name("heldout_queries.txt", "scifact", ["scifact", "knowledge"]) == "scifact.heldout_queries.txt"
+
+
 def test_mined_candidates_are_the_pipelines_fused_list(tmp_path, isolated_cache):
     from reranker.corpus import load_dataset
     from reranker.pipeline import Pipeline, PipelineConfig
@@ -163,6 +168,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
     assert report["bytes"] < 25 * 1024 * 1024 and report["max_abs_error"] < 1e-3
     stored = {p.name for p in (tmp_path / "artifact").iterdir()}
     assert "weights.safetensors" in stored and "model.safetensors" not in stored and "tokenizer.json" not in stored
+    assert {"heldout_queries.txt", "dev_queries.txt"} <= stored  # `eval --queries-file` works on the artifact too
     rebuilt_dir = build_from_artifact(tmp_path / "artifact", isolated_cache / "models")
     assert build_from_artifact(tmp_path / "artifact", isolated_cache / "models") == rebuilt_dir  # built once
     rebuilt = CrossEncoder(str(rebuilt_dir))
