@@ -119,17 +119,21 @@ def _parse_setting(part: str, text: str) -> tuple[str, object]:
         allowed = ", ".join(sorted(set(_CONFIG_FIELDS) - {"cross_encoder", "coarse_cross_encoder"}))
         raise ConfigError(f"configuration {text!r}: unknown setting {key!r}; use one of: depth, {allowed}")
     default = getattr(PipelineConfig(), key)
+    declared = str(_CONFIG_FIELDS[key].type)  # e.g. "float | None" for settings whose default is None
+    kind = type(default).__name__ if default is not None else next((t for t in ("float", "int") if t in declared), "str")
     try:
-        if isinstance(default, bool):
-            parsed: object = value.lower() in {"1", "true", "yes", "on"}
-        elif isinstance(default, int):
+        if value.lower() == "none" and (default is None or "None" in declared):
+            parsed: object = None
+        elif isinstance(default, bool):
+            parsed = value.lower() in {"1", "true", "yes", "on"}
+        elif kind == "int":
             parsed = int(value)
-        elif isinstance(default, float):
+        elif kind == "float":
             parsed = float(value)
         else:
-            parsed = None if value.lower() == "none" else value
+            parsed = value
     except ValueError:
-        raise ConfigError(f"configuration {text!r}: {key} needs a {type(default).__name__}, not {value!r}") from None
+        raise ConfigError(f"configuration {text!r}: {key} needs a {kind}, not {value!r}") from None
     return key, parsed
 
 

@@ -49,7 +49,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "--interpolation",
         type=float,
         default=defaults.interpolation,
-        help="weight of the fused score blended into the cross-encoder score (0-1)",
+        help="weight of the fused score blended into the cross-encoder score (0-1; default: the fine-tuned "
+        "model card's recommendation, 0 for other models)",
     )
     parser.add_argument(
         "--precision",

@@ -24,6 +24,7 @@ from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
+from reranker.project_models import recommended_interpolation
 from reranker.speed import PRECISIONS, Precision
 from reranker.types import PipelineResult, RankedList, StageTiming
 
@@ -51,7 +52,7 @@ class PipelineConfig:
     aggregation: Aggregation = "max"
     max_length: int | None = None
     batch_size: int = 32
-    interpolation: float = 0.0
+    interpolation: float | None = None  # None: a fine-tuned model's recommended weight (its card), else 0
     coarse_cross_encoder: str | None = None
     coarse_depth: int = 200
     bm25_backend: Backend = "bm25s"
@@ -71,7 +72,7 @@ class PipelineConfig:
             raise ConfigError("RRF k must be 0 or more (60 is the usual value)")
         if self.top_n < 1:
             raise ConfigError("top-n must be at least 1")
-        if not 0.0 <= self.interpolation <= 1.0:
+        if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
             raise ConfigError("interpolation weight must be between 0 and 1")
         if self.max_length is not None and not 32 <= self.max_length <= 8192:
             raise ConfigError(f"cross-encoder max length must be between 32 and 8192 tokens, not {self.max_length}")
@@ -247,8 +248,9 @@ class Pipeline:
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            if config.interpolation > 0:
-                stages["reranked"] = interpolate(stages["reranked"], stages["fused"], config.interpolation)
+            weight = self._interpolation_for(fine_spec, config, messages)
+            if weight > 0:
+                stages["reranked"] = interpolate(stages["reranked"], stages["fused"], weight)
         return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
@@ -262,6 +264,18 @@ class Pipeline:
         detail = f"{spec}: {len(output.scores)} docs, {chunks} windows, {output.pairs_cached} from cache"
         timings.append(StageTiming(stage, ms - output.load_ms, output.load_ms, detail))
         return output.ranked
+
+    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str]) -> float:
+        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
+        if config.interpolation is not None:
+            return config.interpolation
+        recommended = recommended_interpolation(self.reranker(spec, config).loaded.resolved.path) or 0.0
+        if recommended > 0:
+            messages.append(
+                f"Reranked scores blend {recommended:g} of the fused score into the cross-encoder's (both z-scored), "
+                f"as {spec}'s model card recommends; set the blend to 0 for the cross-encoder alone."
+            )
+        return recommended
 
     @staticmethod
     def _clamp(name: str, value: int, limit: int, messages: list[str]) -> int:

@@ -117,3 +117,21 @@ def test_hnsw_index_agrees_with_flat_on_a_small_corpus(seed_corpus, tmp_path):
 
 def test_dense_retrieval_puts_the_definition_first(seed_pipeline):
     assert seed_pipeline.search(SEED_QUERY, cross_encoder=None).stages["dense"].doc_ids()[0] == "attention-def"
+
+
+def test_a_fine_tuned_models_recommended_blend_applies_unless_set(seed_pipeline):
+    from reranker.models import PROJECT_MODELS
+    from reranker.project_models import recommended_interpolation
+
+    project = next(iter(PROJECT_MODELS))
+    weight = recommended_interpolation(seed_pipeline.reranker(project).loaded.resolved.path)
+    assert weight is not None and 0 < weight <= 1  # the shipped card recommends a blend, chosen on dev queries
+    blended = seed_pipeline.search(SEED_QUERY, cross_encoder=project)
+    assert any("model card recommends" in m for m in blended.messages)
+    assert "z(" in blended.stages["reranked"].score_label
+    alone = seed_pipeline.search(SEED_QUERY, cross_encoder=project, interpolation=0.0)
+    assert not any("model card recommends" in m for m in alone.messages)
+    assert "z(" not in alone.stages["reranked"].score_label
+    # A model without a card is never blended by default.
+    plain = seed_pipeline.search(SEED_QUERY, cross_encoder=BUNDLED_MODEL)
+    assert "z(" not in plain.stages["reranked"].score_label

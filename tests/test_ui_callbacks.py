@@ -102,16 +102,19 @@ def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
 
 
 def test_settings_parse_from_widget_values():
-    values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", callbacks.NORMALIZED_MODE, 0.25, 0)
+    values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", callbacks.NORMALIZED_MODE, "0.25", 0)
     settings = settings_from(values)
     assert settings.normalized and settings.overrides()["top_n"] == 7 and settings.overrides()["aggregation"] == "mean"
     assert settings.overrides()["interpolation"] == 0.25
     assert settings.overrides()["latency_budget_ms"] is None  # 0 in the box means no budget
     assert settings_from((*values[:-1], 800)).overrides()["latency_budget_ms"] == 800.0
+    assert Settings().overrides()["interpolation"] is None  # the default follows the model card
+    with pytest.raises(ConfigError, match="blend must be a number"):
+        Settings(interpolation="lots").overrides()
 
 
 def test_budget_and_blend_from_the_page_reach_the_pipeline(state):
-    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=10, interpolation=0.5, budget_ms=0.001)
+    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=10, interpolation="0.5", budget_ms=0.001)
     view = search_view(state, KEY, SEED_QUERY, settings)
     assert "Latency budget" in view.notes
     assert "blend" in view.lists or "z(" in view.lists

@@ -37,6 +37,20 @@ LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several window
 ProgressFn = Callable[..., Any]
 
 
+MODEL_BLEND = "model's recommendation"
+BLEND_CHOICES = (MODEL_BLEND, *(f"{w / 10:g}" for w in range(11)))
+
+
+def blend_weight(value: str | float | None) -> float | None:
+    """None (the model card's recommendation) or a weight in [0, 1], from the blend picker's text."""
+    if value is None or (isinstance(value, str) and value.strip() in {"", MODEL_BLEND}):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"blend must be a number between 0 and 1 or {MODEL_BLEND!r}, not {value!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     """The pipeline settings a user can change in the page."""
@@ -51,7 +65,7 @@ class Settings:
     chunk_overlap: int = 100
     aggregation: str = "max"
     score_mode: str = RAW_MODE
-    interpolation: float = 0.0
+    interpolation: str | float = MODEL_BLEND  # or a weight in [0, 1]
     budget_ms: float = 0.0  # 0 = no budget
 
     @property
@@ -70,7 +84,7 @@ class Settings:
             "chunk_tokens": int(self.chunk_tokens),
             "chunk_overlap": int(self.chunk_overlap),
             "aggregation": self.aggregation,
-            "interpolation": float(self.interpolation or 0.0),
+            "interpolation": blend_weight(self.interpolation),
             "latency_budget_ms": float(self.budget_ms) if self.budget_ms else None,
         }
         values.update(changes)

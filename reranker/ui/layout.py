@@ -19,7 +19,7 @@ import gradio as gr
 from reranker.models import KNOWN_BI_ENCODERS, KNOWN_CROSS_ENCODERS, PROJECT_MODEL_INFO, PROJECT_MODELS, is_available_offline
 from reranker.pipeline import default_cross_encoder
 from reranker.ui import figures
-from reranker.ui.callbacks import RAW_MODE, SCORE_MODES, Settings, make_callbacks
+from reranker.ui.callbacks import BLEND_CHOICES, RAW_MODE, SCORE_MODES, Settings, make_callbacks
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -238,9 +238,10 @@ def _settings_panel(defaults: Settings) -> list[gr.components.Component]:
             score_mode = gr.Radio(list(SCORE_MODES), value=defaults.score_mode, label="Cross-encoder scores",
                                   info="raw logit, or sigmoid(logit) between 0 and 1.")
         with gr.Row():
-            interpolation = gr.Slider(0.0, 1.0, value=defaults.interpolation, step=0.05, label="Blend with fused score",
-                                      info="0 = cross-encoder only; w = (1−w)·z(cross-encoder) + w·z(fused), "
-                                           "both z-scored per query.", elem_id="rl-interpolation")
+            interpolation = gr.Dropdown(list(BLEND_CHOICES), value=defaults.interpolation, label="Blend with fused score",
+                                        allow_custom_value=True, elem_id="rl-interpolation",
+                                        info="Score = (1−w)·z(cross-encoder) + w·z(fused), z-scored per query; 0 = "
+                                             "cross-encoder only. A fine-tuned model's card recommends a w.")
             budget = gr.Number(value=defaults.budget_ms, minimum=0, precision=0, label="Latency budget (ms, 0 = none)",
                                info="Rerank depth shrinks so the whole query fits; the notes say what was cut.",
                                elem_id="rl-budget")
