@@ -592,6 +592,9 @@ def _heldout_section(heldout: Mapping | None) -> str:
 | ranking | nDCG@10 |
 |---|---|
 {rows}
+
+`auto` is what the pipeline runs with this model by default: the cross-encoder score blended with the
+recommended share of the fused score; `alone` (or `reranked`) is the cross-encoder's own ranking.
 {command}"""
 
 
@@ -705,7 +708,9 @@ def record_heldout(model_dir: str | Path, report: Mapping) -> dict:
         raise ConfigError(f"{model_dir} has no {META_FILE}; it was not written by `finetune`")
     stages = report.get("stages") or {}
     configurations = report.get("configurations") or {}
-    table = {**{k: v for k, v in stages.items()}, **{k: v.get("metrics", v) for k, v in configurations.items()}}
+    # With --compare, "stages.reranked" repeats the first reranking configuration: list each configuration once.
+    first_stages = {k: v for k, v in stages.items() if not (configurations and k == "reranked")}
+    table = {**first_stages, **{k: v.get("metrics", v) for k, v in configurations.items()}}
     meta["heldout"] = {
         "queries": report.get("queries"),
         "command": report.get("command", ""),
@@ -713,7 +718,9 @@ def record_heldout(model_dir: str | Path, report: Mapping) -> dict:
     }
     ndcg = meta["heldout"]["ndcg@10"]
     meta["heldout"]["fused"] = ndcg.get("fused")
-    meta["heldout"]["reranked"] = ndcg.get("reranked", max((v for k, v in ndcg.items() if k != "fused" and v), default=None))
+    # "alone": the cross-encoder's own ranking; "auto": what the pipeline runs by default (the card's blend).
+    meta["heldout"]["reranked"] = ndcg.get("alone", ndcg.get("reranked"))
+    meta["heldout"]["default"] = ndcg.get("auto")
     (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (Path(model_dir) / CARD_FILE).write_text(model_card(meta))
     return meta

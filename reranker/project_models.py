@@ -152,13 +152,16 @@ def artifact_info(artifact_dir: str | Path) -> str:
     names = ", ".join(d.get("name", "?") for d in meta.get("datasets", []))
     weight = meta.get("recommended_interpolation") or 0.0
     heldout = meta.get("heldout") or {}
-    ndcg = heldout.get("ndcg@10") or {}
     if heldout.get("reranked") is not None and heldout.get("fused") is not None:
-        blended = next((v for k, v in ndcg.items() if "interpolation" in k and v is not None), None)
-        extra = f", {blended:.3f} blended with interpolation {weight:g}" if blended is not None and weight else ""
+        blended = heldout.get("default") if weight else None
+        figures = (
+            f"{blended:.3f} with its recommended blend {weight:g}, {heldout['reranked']:.3f} alone"
+            if blended is not None
+            else f"{heldout['reranked']:.3f}"
+        )
         return (
             f"fine-tuned locally on {names} from the bundled all-MiniLM-L6-v2: held-out nDCG@10 "
-            f"{heldout['reranked']:.3f}{extra} (fused {heldout['fused']:.3f}, {heldout.get('queries')} queries)"
+            f"{figures} (fused {heldout['fused']:.3f}, {heldout.get('queries')} queries)"
         )
     dev = meta.get("dev_after") or {}
     if "reranked@interp0" not in dev:
