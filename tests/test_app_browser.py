@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,8 +20,8 @@ from reranker.pipeline import default_cross_encoder
 from reranker.ui import build_demo, launch_options
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
+from tests.support import CHROMIUM, CHROMIUM_ARGS, free_port, set_dropdown
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 BUNDLED = ROOT / "corpora"
@@ -43,12 +42,6 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url():
     demo = build_demo(AppState(bundled_dir=BUNDLED, data_dirs=[]))
@@ -62,11 +55,7 @@ def page(url):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         yield page
         browser.close()
@@ -76,15 +65,6 @@ def reranker_spec() -> str:
     """The best cross-encoder available offline ("auto": the project's fine-tuned one once it is built),
     else the bundled MiniLM with an untrained head, which exercises the same code paths."""
     return "auto" if default_cross_encoder() else BUNDLED_MODEL
-
-
-def set_dropdown(page, elem_id: str, value: str) -> None:
-    """Type a value into a Gradio dropdown that accepts custom values, and confirm it."""
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    box.fill(value)
-    box.press("Enter")
-    page.locator("body").click(position={"x": 5, "y": 5})
 
 
 def open_settings(page) -> None:

@@ -4,7 +4,6 @@ search, chunk and compare endpoints, uploads, errors, and 8 concurrent clients e
 from __future__ import annotations
 
 import re
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,15 +13,10 @@ from reranker.ui import build_demo, launch_options
 from reranker.ui.callbacks import SETTING_FIELDS, Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
+from tests.support import free_port
 from tests.test_ui_state import QUERIES, write_beir
 
 KEY = "bundled:knowledge"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settings(**changes) -> list:

@@ -27,16 +27,7 @@ from reranker.export import (
     write_snapshot,
 )
 from reranker.types import Document
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.support import CHROMIUM, CHROMIUM_ARGS
 
 
 def test_trec_run_format_order_and_round_trip():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from reranker.models import PROJECT_MODELS
 from reranker.ui import build_demo, launch_options
 from reranker.ui.state import AppState
 from tests.conftest import BUNDLED_MODEL
+from tests.support import CHROMIUM, CHROMIUM_ARGS, free_port, set_dropdown
 
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "corpora"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -35,25 +34,15 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page():
     from playwright.sync_api import sync_playwright
 
     demo = build_demo(AppState(bundled_dir=BUNDLED, data_dirs=[]))
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=_free_port(), quiet=True, **launch_options())
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync"],
-            )
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1440, "height": 1000})
             page.goto(url)
             yield page
@@ -62,23 +51,15 @@ def page():
         demo.close()
 
 
-def _set(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    box.fill(value)
-    box.press("Enter")
-    page.locator("body").click(position={"x": 5, "y": 5})
-
-
 def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     page.locator("#rl-query textarea").wait_for()
-    # The page's load event selects a tab from the URL; click only after it has run.
+    # Wait for the corpus to load, so the Evaluate tab offers it.
     page.wait_for_function("document.querySelector('#rl-corpus-info')?.innerText.includes('documents')", timeout=120_000)
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#rl-eval-config-1 input").wait_for(state="visible")
     reranker = "auto" if PROJECT_MODELS else f"rerank:{BUNDLED_MODEL}"
-    _set(page, "rl-eval-config-1", "fused")
-    _set(page, "rl-eval-config-2", f"ce={reranker}@depth=20")
+    set_dropdown(page, "rl-eval-config-1", "fused")
+    set_dropdown(page, "rl-eval-config-2", f"ce={reranker}@depth=20")
     limit = page.locator("#rl-eval-limit input")
     limit.fill(str(QUERIES))
     limit.press("Tab")
