@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from reranker.compare import kendall_tau, rank_biased_overlap, top_k_overlap
+from reranker.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluate import RANX_LOCK, Run, evaluate_per_query, stage_run
@@ -459,7 +459,8 @@ class QueryDelta:
 
 
 def hurt_documents(result: PipelineResult, judgments: Mapping[str, int], top_n: int | None = None) -> tuple[HurtDocument, ...]:
-    """Relevant documents in the fused top-n that are not in the reranked top-n."""
+    """Relevant documents in the fused top-n that the cross-encoder scored and pushed out of the top-n
+    (documents past the rerank depth were never scored, so they are not the reranker's doing)."""
     if "reranked" not in result.stages:
         return ()
     n = top_n or result.top_n
@@ -467,9 +468,8 @@ def hurt_documents(result: PipelineResult, judgments: Mapping[str, int], top_n: 
     out = []
     for hit in before.hits[:n]:
         grade = judgments.get(hit.doc_id, 0)
-        after_rank = after.rank_of(hit.doc_id)
-        if grade > 0 and (after_rank is None or after_rank > n):
-            out.append(HurtDocument(hit.doc_id, grade, hit.rank, after_rank))
+        if grade > 0 and movement(hit.doc_id, before, after, n).kind == "dropped":
+            out.append(HurtDocument(hit.doc_id, grade, hit.rank, after.rank_of(hit.doc_id)))
     return tuple(out)
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from reranker.types import RankedList
 
-MoveKind = Literal["up", "down", "same", "new", "dropped"]
+MoveKind = Literal["up", "down", "same", "new", "dropped", "unscored"]
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,20 @@ class Movement:
             return "★ new" if self.before is None else f"★ new (was {self.before})"
         if self.kind == "dropped":
             return "✖ dropped" if self.after is None else f"✖ dropped (now {self.after})"
+        if self.kind == "unscored":
+            return "· not reranked"
         return "="
 
 
 def movement(doc_id: str, before: RankedList, after: RankedList, top_n: int) -> Movement:
-    """Up/down within the top-n, "new" when it entered the top-n, "dropped" when it left it."""
+    """Up/down within the top-n, "new" when it entered the top-n, "dropped" when it left it,
+    "unscored" when it was in the top-n but past the rerank depth (a budget or a shallow depth), so the
+    cross-encoder never scored it: that is not the reranker's verdict."""
     b, a = before.rank_of(doc_id), after.rank_of(doc_id)
     in_before = b is not None and b <= top_n
     in_after = a is not None and a <= top_n
+    if in_before and a is None:
+        return Movement("unscored", b, None)
     if in_after and not in_before:
         return Movement("new", b, a)
     if in_before and not in_after:

@@ -173,6 +173,8 @@ def test_hurt_documents_are_relevant_ones_pushed_out_of_the_top_n():
     hurt = hurt_documents(result, {"b": 2, "c": 1, "a": 1, "e": 0}, top_n=3)
     assert [(h.doc_id, h.grade, h.before, h.after) for h in hurt] == [("b", 2, 2, 5), ("c", 1, 3, 4)]
     assert hurt_documents(_result(["a", "b"], ["b", "a"]), {"a": 1}) == ()
+    # Past the rerank depth nothing was scored: not the reranker's doing, so not flagged.
+    assert hurt_documents(_result(["a", "b", "c"], ["b", "a"]), {"c": 2}) == ()
 
 
 def test_query_deltas_and_helped_and_hurt(report):

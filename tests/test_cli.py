@@ -43,7 +43,7 @@ def test_search_json_shape(capsys, beir_folder):
     assert code == 0 and data["final_stage"] == "reranked"
     row = data["results"][0]
     assert set(row["ranks"]) == {"bm25", "dense", "fused", "reranked"}
-    assert row["movement"] in {"up", "down", "same", "new", "dropped"}
+    assert row["movement"] in {"up", "down", "same", "new", "dropped", "unscored"}
     assert set(data["latency_ms"]) == {"bm25", "dense", "fused", "reranked"}
     assert "logit" in data["score_label"]
 

@@ -140,7 +140,7 @@ def build_search_tab(ctx: AppContext) -> None:
         gr.Markdown(
             "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
             "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
-            "→ #k its rank after reranking. "
+            "→ #k its rank after reranking, · not reranked: past the rerank depth (or the latency budget's cut). "
             "✓ marks documents judged relevant for the query.",
             elem_classes=["rl-help"],
         )

@@ -77,6 +77,9 @@ def badge(move: Movement, side: str) -> str:
         if move.kind == "dropped":
             now = f" (now #{move.after})" if move.after else ""
             return f'<span class="rl-badge rl-dropped" title="left the top-n after reranking{now}">✖ dropped</span>'
+        if move.kind == "unscored":
+            title = "past the rerank depth: the cross-encoder did not score it"
+            return f'<span class="rl-badge rl-same" title="{title}">· not reranked</span>'
         if move.after is None:
             return '<span class="rl-badge rl-same">–</span>'
         return f'<span class="rl-badge rl-{move.kind}" title="rank after reranking">→ #{move.after}</span>'
