@@ -170,6 +170,13 @@ def test_pipeline_budget_chooses_depth_and_explains(seed_pipeline):
     assert any(m.startswith("Latency budget:") for m in tight.messages)
 
 
+def test_a_model_loaded_while_planning_the_budget_is_reported_as_a_load_not_subtracted(seed_pipeline):
+    # max_length 72 is used nowhere else, so this query loads a fresh model inside the budget planner.
+    result = seed_pipeline.search(SEED_QUERY, max_length=72, latency_budget_ms=1e9)
+    timing = next(t for t in result.timings if t.stage == "reranked")
+    assert timing.load_ms > 0 and timing.ms >= 0
+
+
 def test_pipeline_refuses_a_bad_budget_or_precision(seed_pipeline):
     with pytest.raises(ConfigError):
         seed_pipeline.search(SEED_QUERY, latency_budget_ms=-5)
