@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from reranker.cache import atomic_save, cache_root
 from reranker.corpus import Corpus
 from reranker.models import LoadedModel, load_bi_encoder
 from reranker.types import Hit, RankedList
@@ -27,11 +27,6 @@ IndexKind = Literal["flat", "hnsw", "auto"]
 SCORE_LABEL = "cosine similarity of bi-encoder embeddings (−1 to 1; higher is closer)"
 HNSW_THRESHOLD = 200_000
 ProgressCallback = Callable[[int, int], None]
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("RERANK_LENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rerank-lens")
-    return Path(root)
 
 
 def _model_fingerprint(loaded: LoadedModel) -> str:
@@ -64,7 +59,7 @@ class DenseRetriever:
         self.corpus = corpus
         self.model_spec = model
         self._ids = [doc.id for doc in corpus.documents]
-        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "embeddings"
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
         self.batch_size = batch_size
         start = time.perf_counter()
         self.loaded, _ = load_bi_encoder(model)
@@ -90,7 +85,7 @@ class DenseRetriever:
             except (OSError, ValueError) as exc:
                 logger.warning("embedding cache %s is unreadable (%s); re-encoding", path, exc)
         embeddings = self._encode_corpus(progress, show_bar)
-        _atomic_save(path, embeddings)
+        atomic_save(path, embeddings)
         (path.with_suffix(".json")).write_text(
             json.dumps({"model": self.model_spec, "corpus": self.corpus.name, "documents": len(self._ids), "dim": dim})
         )
@@ -126,7 +121,7 @@ class DenseRetriever:
         return embeddings
 
     def encode_query(self, query: str) -> np.ndarray:
-        vector = self.loaded.model.encode([query], normalize_embeddings=True, convert_to_numpy=True)
+        vector = self.loaded.model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vector, dtype=np.float32)
 
     def search(self, query: str, k: int) -> RankedList:
@@ -155,10 +150,3 @@ def _build_index(embeddings: np.ndarray, kind: IndexKind):
         index = faiss.IndexFlatIP(dim)
     index.add(np.ascontiguousarray(embeddings))
     return index
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)

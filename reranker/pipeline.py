@@ -13,10 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
+from reranker.cache import cache_root
 from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
 from reranker.cross_encoder import CrossEncoderReranker
@@ -31,6 +33,7 @@ from reranker.types import PipelineResult, RankedList, StageTiming
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"
+BM25_CACHE_MIN_DOCUMENTS = 2_000
 MAX_QUERY_CHARS = 10_000
 
 
@@ -136,12 +139,23 @@ class Pipeline:
         with self._build_lock:
             if key not in self._bm25:
                 start = time.perf_counter()
-                self._bm25[key] = BM25Retriever(
-                    self.corpus, backend=config.bm25_backend, tokenizer=Tokenizer(stemmer=config.stemmer)
+                retriever = BM25Retriever(
+                    self.corpus,
+                    backend=config.bm25_backend,
+                    tokenizer=Tokenizer(stemmer=config.stemmer),
+                    cache_dir=self._bm25_cache_dir(),
                 )
+                self._bm25[key] = retriever
                 ms = (time.perf_counter() - start) * 1000
-                self.startup.append(StageTiming("bm25 index", 0.0, ms, f"{config.bm25_backend}, {len(self.corpus)} docs"))
+                detail = f"{config.bm25_backend}, {len(self.corpus)} docs, index {retriever.cache_status}"
+                self.startup.append(StageTiming("bm25 index", 0.0, ms, detail))
             return self._bm25[key]
+
+    def _bm25_cache_dir(self) -> Path | None:
+        """Indexes of small corpora are rebuilt in milliseconds and not worth a file."""
+        if len(self.corpus) < BM25_CACHE_MIN_DOCUMENTS:
+            return None
+        return (Path(self._cache_dir) if self._cache_dir else cache_root()) / "bm25"
 
     def _dense_for(self, config: PipelineConfig) -> DenseRetriever:
         with self._build_lock:

@@ -14,9 +14,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from reranker.cache import atomic_directory
+from reranker.cache import cache_root as rerank_lens_cache
 from reranker.models import DEFAULT_BI_ENCODER, PROJECT_MODEL_INFO, PROJECT_MODELS, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,6 @@ def export_artifact(model_dir: str | Path, artifact_dir: str | Path, backbone: s
 
 def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None = None) -> Path:
     """A loadable cross-encoder directory rebuilt from an artifact and the bundled backbone (once, cached)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
     artifact_dir = Path(artifact_dir)
     weights = artifact_dir / WEIGHTS_FILE
     if not weights.is_file():
@@ -99,6 +97,9 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
     target = root / f"{artifact_dir.name}-{digest.hexdigest()[:16]}"
     if (target / WEIGHTS_KEY).is_file():
         return target
+    # Only a rebuild needs torch: importing it here would cost the app's page seconds at every start.
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(weights), "pt") as handle:
         backbone = (handle.metadata() or {}).get("backbone", DEFAULT_BI_ENCODER)
@@ -117,9 +118,7 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
         state[name] = (base[_backbone_key(name)].float() + delta.float()).contiguous()
     state.update(full)
 
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
-    try:
+    def write(staging: Path) -> None:
         save_file(state, str(staging / WEIGHTS_KEY), metadata={"format": "pt"})
         for name in ARTIFACT_FILES:
             if (artifact_dir / name).is_file():
@@ -127,20 +126,14 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
         for name in TOKENIZER_FILES:
             if (backbone_dir / name).is_file() and not (staging / name).exists():
                 shutil.copy2(backbone_dir / name, staging / name)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process built it first
-            if not (target / WEIGHTS_KEY).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    atomic_directory(target, write, complete=WEIGHTS_KEY)
     logger.info("built %s from %s and %s", target, artifact_dir, backbone)
     return target
 
 
 def _cache_root() -> Path:
-    root = os.environ.get("RERANK_LENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rerank-lens")
-    return Path(root) / "models"
+    return rerank_lens_cache() / "models"
 
 
 def artifact_info(artifact_dir: str | Path) -> str:

@@ -55,3 +55,50 @@ def test_no_match_returns_empty_list_with_label(corpus):
 
 def test_k_larger_than_corpus_is_clamped(corpus):
     assert len(BM25Retriever(corpus).search("the cat dog garden bm25 roses", 100)) <= len(DOCS)
+
+
+def _scored(retriever: BM25Retriever) -> list[list[tuple[str, float]]]:
+    return [[(h.doc_id, round(h.score, 5)) for h in retriever.search(q, 6)] for q in QUERIES]
+
+
+def test_index_cache_loads_without_tokenizing_the_corpus(corpus, tmp_path, monkeypatch):
+    built = BM25Retriever(corpus, cache_dir=tmp_path)
+    assert built.cache_status == "built and cached"
+    (folder,) = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+    assert (folder / "params.index.json").is_file()
+
+    def no_tokenizing(self):
+        raise AssertionError("a cached index must not tokenize the corpus again")
+
+    monkeypatch.setattr(BM25Retriever, "_corpus_tokens", no_tokenizing)
+    loaded = BM25Retriever(corpus, cache_dir=tmp_path)
+    assert loaded.cache_status == "loaded from cache"
+    assert _scored(loaded) == _scored(built)
+
+
+def test_index_cache_is_keyed_by_corpus_and_settings(corpus, tmp_path):
+    BM25Retriever(corpus, cache_dir=tmp_path)
+    BM25Retriever(corpus, cache_dir=tmp_path, tokenizer=Tokenizer(stemmer=None))
+    BM25Retriever(corpus, cache_dir=tmp_path, k1=1.2)
+    changed = build_corpus([*DOCS[:-1], Document("d6", "The dog sleeps soundly.")])
+    other = BM25Retriever(changed, cache_dir=tmp_path)
+    assert other.cache_status == "built and cached"
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(".")]) == 4
+    assert other.search("soundly", 3).doc_ids() == ["d6"]
+
+
+def test_unreadable_index_cache_is_rebuilt(corpus, tmp_path, caplog):
+    reference = _scored(BM25Retriever(corpus, cache_dir=tmp_path))
+    (folder,) = list(tmp_path.iterdir())
+    (folder / "data.csc.index.npy").write_bytes(b"not an array")
+    rebuilt = BM25Retriever(corpus, cache_dir=tmp_path)
+    assert rebuilt.cache_status == "built and cached"
+    assert "unusable" in caplog.text
+    assert _scored(rebuilt) == reference
+    assert BM25Retriever(corpus, cache_dir=tmp_path).cache_status == "loaded from cache"
+
+
+def test_rank_bm25_backend_is_not_cached(corpus, tmp_path):
+    retriever = BM25Retriever(corpus, backend="rank_bm25", cache_dir=tmp_path)
+    assert retriever.cache_status == "built"
+    assert list(tmp_path.iterdir()) == []

@@ -135,3 +135,22 @@ def test_a_fine_tuned_models_recommended_blend_applies_unless_set(seed_pipeline)
     # A model without a card is never blended by default.
     plain = seed_pipeline.search(SEED_QUERY, cross_encoder=BUNDLED_MODEL)
     assert "z(" not in plain.stages["reranked"].score_label
+
+
+def test_large_corpora_keep_their_bm25_index_on_disk(seed_corpus, tmp_path, monkeypatch):
+    import reranker.pipeline as pipeline_module
+
+    config = PipelineConfig(cross_encoder=None)
+    small = pipeline_module.Pipeline(seed_corpus, config, cache_dir=str(tmp_path))
+    assert not (tmp_path / "bm25").exists()  # below the threshold: rebuilt in milliseconds instead
+    assert "index built" in small.startup[0].detail
+
+    monkeypatch.setattr(pipeline_module, "BM25_CACHE_MIN_DOCUMENTS", 1)
+    first = pipeline_module.Pipeline(seed_corpus, config, cache_dir=str(tmp_path))
+    second = pipeline_module.Pipeline(seed_corpus, config, cache_dir=str(tmp_path))
+    assert [t.detail.split("index ")[-1] for t in (first.startup[0], second.startup[0])] == [
+        "built and cached",
+        "loaded from cache",
+    ]
+    assert len(list((tmp_path / "bm25").iterdir())) == 1
+    assert second.search(SEED_QUERY).stages["bm25"].doc_ids() == small.search(SEED_QUERY).stages["bm25"].doc_ids()

@@ -1,0 +1,50 @@
+"""Where Rerank Lens keeps what it can rebuild: embeddings, BM25 indexes, rebuilt models.
+
+Everything here is keyed by content (corpus and model fingerprints), so a stale entry is never
+read; deleting the folder only costs the next start its rebuild.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+
+def cache_root() -> Path:
+    """`$RERANK_LENS_CACHE`, else ~/.cache/rerank-lens."""
+    root = os.environ.get("RERANK_LENS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "rerank-lens")
+    return Path(root)
+
+
+def atomic_save(path: Path, array: np.ndarray) -> None:
+    """Write an array so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def atomic_directory(target: Path, write: Callable[[Path], None], *, complete: str) -> None:
+    """Fill a staging folder with `write`, then move it to `target` in one rename.
+
+    `complete` names a file that exists only in a finished folder: if another process renamed its
+    own copy first, that one is kept.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
+    try:
+        write(staging)
+        if target.exists() and not (target / complete).is_file():
+            shutil.rmtree(target, ignore_errors=True)  # a broken earlier copy
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished first
+            if not (target / complete).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
