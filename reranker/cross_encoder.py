@@ -144,7 +144,9 @@ class CrossEncoderReranker:
         self._offsets = functools.lru_cache(maxsize=20_000)(self._token_offsets)
 
     def _token_offsets(self, text: str) -> tuple[tuple[int, int], ...]:
-        return tuple(map(tuple, self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]))
+        # verbose=False: documents longer than the model's limit are expected here (they get windows).
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        return tuple(map(tuple, encoded["offset_mapping"]))
 
     @property
     def per_pair_ms(self) -> float | None:

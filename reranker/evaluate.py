@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
 # ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
 RANX_LOCK = threading.RLock()
+ID_WIDTH = 12  # digits of the stand-in document ids given to ranx (see _fixed_width_ids)
 Run = dict[str, dict[str, float]]
 
 
@@ -75,6 +76,7 @@ def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRIC
     if not judged:
         return {}
     filled = {q: (run.get(q) or {"__no_result__": 0.0}) for q in judged}
+    judged, filled = _fixed_width_ids(judged, filled)
     ranx_qrels = RanxQrels(judged)
     with RANX_LOCK:
         scores = evaluate(ranx_qrels, RanxRun(filled), list(metrics), return_mean=False, make_comparable=True)
@@ -84,6 +86,29 @@ def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRIC
         for q, value in zip(ranx_qrels.keys(), values, strict=True):
             out[q][metric] = float(value)
     return out
+
+
+def _fixed_width_ids(qrels: Qrels, run: Run) -> tuple[Qrels, Run]:
+    """The same judgments and run with every document id replaced by its sorted position, zero-padded.
+
+    ranx keeps document ids as fixed-width numpy strings, and numba compiles its sorting again for
+    every new width (~2 s each): equal widths compile once per process. Each dict keeps its order,
+    so ranx breaks score ties (by the run's order) exactly as it would on the original ids.
+    """
+    ids = sorted({d for docs in qrels.values() for d in docs} | {d for docs in run.values() for d in docs})
+    code = {d: f"{i:0{ID_WIDTH}d}" for i, d in enumerate(ids)}
+    return (
+        {q: {code[d]: g for d, g in docs.items()} for q, docs in qrels.items()},
+        {q: {code[d]: s for d, s in docs.items()} for q, docs in run.items()},
+    )
+
+
+def warm_metrics() -> None:
+    """Import ranx and compile its metrics (several seconds on a first call) before anyone waits for them."""
+    qrels, run = {"q": {"a": 1, "c": 2}}, {"q": {"a": 1.0, "b": 0.5}}
+    # ranx takes another code path (and numba compiles again) for one metric than for several.
+    evaluate_per_query(qrels, run, ("ndcg@10",))
+    evaluate_per_query(qrels, run, METRICS)
 
 
 def evaluate_stages(qrels: Qrels, results: Mapping[str, PipelineResult]) -> dict[str, dict[str, float]]:

@@ -231,3 +231,23 @@ def test_compare_on_one_query_reports_lists_latency_agreement_and_errors(pipelin
     assert set(comparison.lists["mini"].doc_ids()) <= set(comparison.lists["fused"].doc_ids())
     assert comparison.latency_ms["mini"] >= comparison.latency_ms["fused"] > 0
     assert comparison.agreement.names == ("fused", "mini") and comparison.agreement.queries == 1
+
+
+def test_metrics_match_ranx_on_the_original_ids_ties_included():
+    """evaluate_per_query hands ranx stand-in ids of one width; the figures must be ranx's own."""
+    from ranx import Qrels as RanxQrels
+    from ranx import Run as RanxRun
+    from ranx import evaluate
+
+    from reranker.evaluate import METRICS, evaluate_per_query
+
+    qrels = {"q1": {"7": 2, "123456789": 1, "b": 1}, "q22": {"x" * 15: 1, "zz": 0}}
+    run = {
+        "q1": {"123456789": 0.5, "7": 0.5, "b": 0.5, "a": 0.9, "c": 0.1},  # a three-way tie around the relevant ones
+        "q22": {"x" * 15: 0.2, "y": 0.2, "zz": 0.3},
+    }
+    ours = evaluate_per_query(qrels, run, METRICS)
+    direct = evaluate(RanxQrels(qrels), RanxRun(run), list(METRICS), return_mean=False, make_comparable=True)
+    for metric in METRICS:
+        assert [ours[q][metric] for q in ("q1", "q22")] == pytest.approx(list(direct[metric]))
+    assert 0 < ours["q1"]["ndcg@10"] < 1

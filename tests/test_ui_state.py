@@ -81,6 +81,18 @@ def test_discovery_lists_default_first_then_data_dirs(folders):
     assert state.default_key == "bundled:knowledge" and len(state.choices()) == 3
 
 
+def test_start_corpus_is_chosen_by_folder_name_or_key(folders, monkeypatch, caplog):
+    bundled, data = folders
+    by_name = AppState(bundled_dir=bundled, data_dirs=[data], start_corpus="scifact")
+    assert by_name.default_key == f"data:{(data / 'scifact').resolve()}"
+    assert AppState(bundled_dir=bundled, data_dirs=[data], start_corpus="bundled:other").default_key == "bundled:other"
+    monkeypatch.setenv("RERANK_LENS_CORPUS", "other")
+    assert AppState(bundled_dir=bundled, data_dirs=[data]).default_key == "bundled:other"
+    unknown = AppState(bundled_dir=bundled, data_dirs=[data], start_corpus="nfcorpus")
+    assert unknown.default_key == "bundled:knowledge"
+    assert "start corpus 'nfcorpus' not found (available: knowledge, other, scifact)" in caplog.text
+
+
 def test_examples_put_the_seed_query_first_and_judgments_match_loosely(folders):
     bundled, _data = folders
     dataset = AppState(bundled_dir=bundled, data_dirs=[]).dataset("bundled:knowledge")

@@ -107,13 +107,16 @@ class AppState:
         bundled_dir: Path | str = BUNDLED_DIR,
         data_dirs: Iterable[Path | str] | None = None,
         cache_dir: str | None = None,
+        start_corpus: str | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
         self.bundled_dir = Path(bundled_dir)
         self.data_dirs = [Path(d) for d in (default_data_dirs() if data_dirs is None else data_dirs)]
         self.cache_dir = cache_dir
+        self.start_corpus = start_corpus if start_corpus is not None else os.environ.get("RERANK_LENS_CORPUS")
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._warned_start_corpus = False
         self.refresh()
 
     def refresh(self) -> list[CorpusSource]:
@@ -134,7 +137,17 @@ class AppState:
 
     @property
     def default_key(self) -> str | None:
+        """The start-up corpus: `start_corpus` (a key, or a corpus folder's name) if it names one, else the first."""
         sources = self.sources()
+        wanted = (self.start_corpus or "").strip()
+        if wanted:
+            for source in sources:
+                if wanted in (source.key, Path(source.path).name):
+                    return source.key
+            if not self._warned_start_corpus:
+                names = ", ".join(Path(s.path).name for s in sources)
+                logger.warning("start corpus %r not found (available: %s); starting on the default", wanted, names)
+                self._warned_start_corpus = True
         return sources[0].key if sources else None
 
     def source(self, key: str) -> CorpusSource:
@@ -226,6 +239,11 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
             if spec:
                 pipeline.reranker(spec)
             logger.info("warm: %s indexed%s", target, f", {spec} loaded" if spec else "")
+            if state.dataset(target).qrels:  # judged queries show nDCG@10, computed by ranx
+                from reranker.evaluate import warm_metrics
+
+                warm_metrics()
+                logger.info("warm: relevance metrics compiled")
         except Exception:  # a warm-up failure must not stop the server
             logger.exception("warm-up of %s failed; the first query will retry", target)
 
