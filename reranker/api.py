@@ -21,7 +21,7 @@ from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, Cro
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
 from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
-from reranker.speed import PRECISIONS, Precision
+from reranker.speed import PRECISIONS, Precision, check_device
 from reranker.types import Document, Hit, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -132,7 +132,8 @@ class Reranker:
     when the hub or the local cache has it, else the project's fine-tuned model). Texts longer
     than `chunk_tokens` (or than the model's input) are split into overlapping windows; the text's
     score is the max, mean or first window score (`aggregation`). `top_n=None` keeps every text.
-    `precision="auto"` runs fp16/bf16 where the CPU computes it natively, else fp32.
+    `precision="auto"` runs fp16 on a CUDA GPU, fp16/bf16 where the CPU has matrix tiles for it,
+    else fp32; `device="auto"` picks a CUDA GPU when torch sees one, else the CPU.
     The model loads once per process and is shared by every `Reranker` with the same settings.
     """
 
@@ -146,6 +147,7 @@ class Reranker:
     trust_remote_code: bool = False
     cache: bool = True
     precision: Precision = "auto"
+    device: str = "auto"
     resolved_model: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -160,6 +162,7 @@ class Reranker:
             raise ConfigError("batch_size must be at least 1")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        check_device(self.device)
         object.__setattr__(self, "resolved_model", resolve_reranker_model(self.model))
         engine = CrossEncoderReranker(
             self.resolved_model,
@@ -171,6 +174,7 @@ class Reranker:
             trust_remote_code=self.trust_remote_code,
             cache=SCORE_CACHE if self.cache else None,
             precision=self.precision,
+            device=self.device,
         )
         object.__setattr__(self, "_engine", engine)
 

@@ -56,7 +56,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default=defaults.precision,
-        help="cross-encoder arithmetic: auto picks the fastest one that keeps rankings on this CPU",
+        help="cross-encoder arithmetic: auto picks the fastest one that keeps rankings on this machine",
+    )
+    parser.add_argument(
+        "--device",
+        default=defaults.device,
+        help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N",
     )
     parser.add_argument(
         "--budget-ms",
@@ -89,6 +94,7 @@ def config_from_args(args: argparse.Namespace, **extra) -> PipelineConfig:
         batch_size=args.batch_size,
         trust_remote_code=args.trust_remote_code,
         precision=args.precision,
+        device=args.device,
         latency_budget_ms=args.budget_ms,
         max_length=args.max_length,
         **extra,

@@ -21,7 +21,15 @@ from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.models import LoadedModel, load_cross_encoder
-from reranker.speed import PAIR_COSTS, Precision, configure_threads, select_precision, timed_ms, weights_in
+from reranker.speed import (
+    PAIR_COSTS,
+    Precision,
+    configure_threads,
+    select_device,
+    select_precision,
+    timed_ms,
+    weights_in,
+)
 from reranker.types import ChunkScore, Document, Hit, RankedList
 
 logger = logging.getLogger(__name__)
@@ -118,6 +126,7 @@ class CrossEncoderReranker:
         trust_remote_code: bool = False,
         cache: ScoreCache | None = SCORE_CACHE,
         precision: Precision = "auto",
+        device: str = "auto",
     ) -> None:
         if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
             raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
@@ -128,15 +137,19 @@ class CrossEncoderReranker:
         self.aggregation = aggregation
         self.cache = cache
         self.loaded: LoadedModel
-        self.loaded, fresh = load_cross_encoder(model, max_length=max_length, trust_remote_code=trust_remote_code)
+        self.device_choice = select_device(device)
+        self.device = self.device_choice.device
+        self.loaded, fresh = load_cross_encoder(
+            model, max_length=max_length, device=self.device, trust_remote_code=trust_remote_code
+        )
         self.first_load_ms = self.loaded.load_ms if fresh else 0.0
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
-        self.precision_choice = select_precision(precision)
+        self.precision_choice = select_precision(precision, device=self.device)
         self.precision = self.precision_choice.precision
-        configure_threads()
-        self._model_key = f"{self.loaded.resolved.path}|{self.max_length}"
+        configure_threads(device=self.device)
+        self._model_key = f"{self.loaded.resolved.path}|{self.max_length}|{self.device}"
         # Precision is part of the score identity: fp16/bf16 logits differ from fp32 in the 4th decimal.
         self._cache_key = f"{self._model_key}|{self.precision}"
         self._lock = _inference_locks.setdefault(self._model_key, threading.Lock())
@@ -224,7 +237,7 @@ class CrossEncoderReranker:
                 scores[i] = cached
         if todo:
             with self._lock, timed_ms() as elapsed:
-                configure_threads()
+                configure_threads(device=self.device)
                 raw = self._predict([pairs[i] for i in todo], self.precision)
                 bad = np.flatnonzero(~np.isfinite(raw))
                 if len(bad):  # reduced precision overflowed: rescore those pairs in fp32

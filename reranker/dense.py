@@ -19,6 +19,7 @@ import numpy as np
 from reranker.cache import atomic_save, cache_root
 from reranker.corpus import Corpus
 from reranker.models import LoadedModel, load_bi_encoder
+from reranker.speed import select_device
 from reranker.types import Hit, RankedList
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class DenseRetriever:
         batch_size: int = 64,
         progress: ProgressCallback | None = None,
         show_progress_bar: bool = False,
+        device: str = "auto",
     ) -> None:
         self.corpus = corpus
         self.model_spec = model
@@ -62,7 +64,8 @@ class DenseRetriever:
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "embeddings"
         self.batch_size = batch_size
         start = time.perf_counter()
-        self.loaded, _ = load_bi_encoder(model)
+        self.device = select_device(device).device
+        self.loaded, _ = load_bi_encoder(model, device=self.device)
         self.model_load_ms = self.loaded.load_ms
         embeddings, self.cache_status = self._corpus_embeddings(progress, show_progress_bar)
         self.index = _build_index(embeddings, index)
@@ -95,7 +98,7 @@ class DenseRetriever:
         from reranker.speed import configure_threads
 
         # torch's thread count is process-wide: a reranker may have lowered it while the machine was busy.
-        configure_threads()
+        configure_threads(device=self.device)
         texts = [_document_text(doc.title, doc.text) for doc in self.corpus.documents]
         total = len(texts)
         # Encode in slices so the UI can report progress. Sorting the whole corpus by length first

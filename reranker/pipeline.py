@@ -27,7 +27,7 @@ from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
 from reranker.project_models import recommended_interpolation
-from reranker.speed import PRECISIONS, Precision
+from reranker.speed import PRECISIONS, Precision, check_device
 from reranker.types import PipelineResult, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -63,12 +63,14 @@ class PipelineConfig:
     dense_index: IndexKind = "auto"
     trust_remote_code: bool = False
     precision: Precision = "auto"
+    device: str = "auto"  # auto: a CUDA GPU when torch sees one, else the CPU
     latency_budget_ms: float | None = None
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         check_budget(self.latency_budget_ms)
+        check_device(self.device)
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
         if self.rrf_k < 0:
@@ -165,6 +167,7 @@ class Pipeline:
                     config.bi_encoder,
                     index=config.dense_index,
                     cache_dir=self._cache_dir,
+                    device=config.device,
                     progress=self._progress,
                     show_progress_bar=self._show_bar,
                 )
@@ -184,7 +187,7 @@ class Pipeline:
         """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
         config = config or self.config
         key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
-        key += (config.precision,)
+        key += (config.precision, config.device)
         with self._build_lock:
             if key not in self._rerankers:
                 self._rerankers[key] = CrossEncoderReranker(
@@ -196,6 +199,7 @@ class Pipeline:
                     aggregation=config.aggregation,
                     trust_remote_code=config.trust_remote_code,
                     precision=config.precision,
+                    device=config.device,
                 )
             return self._rerankers[key]
 

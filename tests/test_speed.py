@@ -13,7 +13,7 @@ from reranker import speed
 from reranker.budget import plan_cascade, plan_depth
 from reranker.cross_encoder import CrossEncoderReranker, ScoreCache
 from reranker.errors import ConfigError
-from reranker.speed import PairCostMeter, select_precision
+from reranker.speed import PairCostMeter, select_device, select_precision
 from tests.conftest import BUNDLED_MODEL, SEED_QUERY
 
 SPR_NO_AMX = frozenset({"avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni"})
@@ -36,6 +36,26 @@ def test_reduced_precision_requests_fall_back_to_fp32_without_native_support():
     assert select_precision("fp16", frozenset({"avx512_bf16"})).precision == "fp32"
     assert select_precision("bf16", frozenset({"avx512_bf16"})).precision == "bf16"
     assert select_precision("fp32", SPR_NO_AMX | {"amx_bf16"}).precision == "fp32"
+
+
+def test_device_auto_takes_a_visible_gpu_and_a_missing_gpu_falls_back_to_the_cpu():
+    assert select_device("auto", cuda_devices=0).device == "cpu"
+    assert select_device("auto", cuda_devices=1).device == "cuda"
+    assert select_device("cuda:1", cuda_devices=2).device == "cuda:1"
+    assert select_device("cpu", cuda_devices=1).device == "cpu"
+    missing = select_device("cuda:1", cuda_devices=1)
+    assert missing.device == "cpu" and "torch sees 1 CUDA GPU" in missing.reason
+    assert select_device("auto").device == "cpu"  # this machine: a CPU-only torch
+    for bad in ("gpu", "cuda:x", "", "mps"):
+        with pytest.raises(ConfigError, match="device must be"):
+            select_device(bad)
+
+
+def test_gpu_precision_is_fp32_by_default_and_honours_requests():
+    assert select_precision("auto", SPR_NO_AMX | {"amx_bf16"}, device="cuda").precision == "fp32"
+    assert select_precision("fp16", frozenset(), device="cuda").precision == "fp16"
+    assert select_precision("bf16", frozenset(), device="cuda:0").precision == "bf16"
+    assert select_precision("fp32", frozenset(), device="cuda").precision == "fp32"
 
 
 def test_unknown_precision_is_refused_with_the_choices():
@@ -182,6 +202,8 @@ def test_pipeline_refuses_a_bad_budget_or_precision(seed_pipeline):
         seed_pipeline.search(SEED_QUERY, latency_budget_ms=-5)
     with pytest.raises(ConfigError):
         seed_pipeline.search(SEED_QUERY, precision="int8")
+    with pytest.raises(ConfigError, match="device must be"):
+        seed_pipeline.search(SEED_QUERY, device="tpu")
 
 
 # --- benchmarks end to end -----------------------------------------------------------------------
@@ -223,6 +245,20 @@ def test_cross_encoder_benchmark_reports_the_required_keys(tiny_beir):
     assert result["baseline_ndcg@10"] is not None
 
 
+def test_cross_encoder_benchmark_replays_saved_candidates(tiny_beir, tmp_path):
+    from benchmarks.cross_encoder import main
+
+    saved = tmp_path / "candidates.json"
+    common = ["--depth", "3", "--model", BUNDLED_MODEL, "--json"]
+    first = _run_json(main, ["--dataset", tiny_beir, "--queries", "3", "--save-candidates", str(saved), *common])
+    replay = _run_json(main, ["--candidates", str(saved), *common])
+    assert len(json.loads(saved.read_text())["documents"]) <= 9
+    assert (replay["pairs"], replay["queries"]) == (first["pairs"], first["queries"])
+    assert replay["project_ndcg@10"] == first["project_ndcg@10"]
+    assert replay["first_stage_ndcg@10"] == first["first_stage_ndcg@10"]
+    assert replay["device"] == "cpu" and "saved candidates" in replay["dataset"]
+
+
 def test_latency_benchmark_reports_percentiles_per_depth(tiny_beir):
     from benchmarks.latency import main
 
@@ -242,12 +278,17 @@ def test_bm25_benchmark_finds_both_backends_rank_alike(tiny_beir):
 
 
 @pytest.mark.slow
-def test_startup_benchmark_times_a_second_start_in_a_fresh_process(tiny_beir, tmp_path):
-    from benchmarks.startup import main
+def test_startup_benchmark_times_cli_and_app_starts_in_fresh_processes(tiny_beir, tmp_path):
+    from benchmarks.startup import APP_PHASES, PHASES, main
 
-    argv = ["--dataset", tiny_beir, "--model", BUNDLED_MODEL, "--cache-dir", str(tmp_path / "emb"), "--json"]
+    argv = ["--dataset", tiny_beir, "--model", BUNDLED_MODEL, "--cache-root", str(tmp_path / "c"), "--app", "--json"]
     result = _run_json(main, argv)
-    assert set(result["starts"]) == {"first", "second"}
-    assert "encoded" in result["starts"]["first"]["dense"]
-    assert "loaded from cache" in result["starts"]["second"]["dense"]
-    assert result["starts"]["second"]["peak_rss_mb"] > 0
+    first, second = result["starts"]["first"], result["starts"]["second"]
+    assert "encoded" in first["details"]["dense index"]
+    assert "loaded from cache" in second["details"]["dense index"]
+    assert set(second["phases"]) == set(PHASES) and second["peak_rss_mb"] > 0
+    assert second["phases"]["python + imports"] > 0
+    app = result["app"]
+    assert list(app) == list(APP_PHASES)
+    assert 0 < app["page served"] <= app["first query answered"]
+    assert app["corpus indexed + model loaded"] <= app["first query answered"]
