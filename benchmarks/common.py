@@ -14,8 +14,6 @@ from reranker.corpus import Dataset, load_dataset
 from reranker.errors import ModelUnavailableError
 from reranker.models import DEFAULT_BI_ENCODER
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 
 def machine() -> dict[str, object]:
     """CPU model, usable cores, torch threads, and the load average (other work on a shared box)."""
@@ -39,13 +37,16 @@ def machine() -> dict[str, object]:
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
 
 def machine_line(info: Mapping[str, object]) -> str:
     load = info.get("load_average")
-    return f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with {info['torch_threads']} threads" + (
-        f", load average {load[0]:.1f} (1 min)" if load else ""
+    gpu = f", GPU {info['gpu']}" if info.get("gpu") else ""
+    return (
+        f"machine: {info['cpu']}, {info['cores']} cores{gpu}, torch {info['torch']} with {info['torch_threads']} threads"
+        + (f", load average {load[0]:.1f} (1 min)" if load else "")
     )
 
 

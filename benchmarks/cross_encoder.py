@@ -7,6 +7,10 @@ batch 32, on its own model instance; the project path is `CrossEncoderReranker.s
 interleaved, query by query, so load on a shared machine hits both alike.
 
     python -m benchmarks.cross_encoder --dataset ../shared/datasets/scifact --queries 20 --depth 20
+
+Both run on `--device` (auto: a CUDA GPU when torch sees one). `--save-candidates FILE` writes the
+sampled queries, their judgments and first-stage candidates (with the documents' text); `--candidates
+FILE` scores exactly those on another machine, which then needs no first stage (BM25, FAISS, bi-encoder).
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ from benchmarks.common import cross_encoder_spec, load, machine, machine_line, n
 from reranker.chunking import aggregate
 from reranker.cross_encoder import CrossEncoderReranker, ScoreCache
 from reranker.pipeline import Pipeline, PipelineConfig
-from reranker.speed import PRECISIONS
+from reranker.speed import PRECISIONS, select_device
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cross_encoder", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, help="BEIR folder (queries are sampled from it) or a document folder")
-    parser.add_argument("--queries", type=int, default=20, help="queries sampled (judged ones first)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="BEIR folder (queries are sampled from it) or a document folder")
+    source.add_argument("--candidates", help="a file written by --save-candidates: score exactly those")
+    parser.add_argument("--save-candidates", help="write the sampled queries, judgments and candidates to this JSON file")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (both paths run there)")
+    parser.add_argument("--queries", type=int, default=20, help="queries sampled (judged first); --candidates: the first N")
     parser.add_argument("--depth", type=int, default=20, help="first-stage candidates reranked per query")
     parser.add_argument("--model", default="auto", help="cross-encoder (default: the pipeline's offline default)")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per pair (the model reads at most this)")
@@ -52,23 +60,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sentence_transformers import CrossEncoder
 
     default_threads = torch.get_num_threads()  # what plain sentence-transformers runs with
-    dataset = load(args.dataset)
     spec, note = cross_encoder_spec(args.model)
-    queries, qrels = sample_queries(dataset, args.queries, args.seed)
-    first_stage = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
-    candidates = {qid: first_stage.search(text).stages["fused"] for qid, text in queries.items()}
+    if args.candidates:
+        source, corpus, queries, qrels, candidates = load_candidates(args.candidates)
+        queries = dict(list(queries.items())[: args.queries])
+    else:
+        dataset = load(args.dataset)
+        source, corpus = dataset.path, dataset.corpus
+        queries, qrels = sample_queries(dataset, args.queries, args.seed)
+        first_stage = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
+        candidates = {qid: first_stage.search(text).stages["fused"].doc_ids() for qid, text in queries.items()}
+    if args.save_candidates:
+        save_candidates(args.save_candidates, source, corpus, queries, qrels, candidates, args.depth)
+    device = select_device(args.device).device
 
     # The pairs: windows exactly as the project's reranker cuts them (a separate instance, so the
     # measured ones start with nothing tokenised).
-    planner = CrossEncoderReranker(spec, max_length=args.max_length, precision="fp32", cache=None)
-    docs = {qid: [dataset.corpus[h.doc_id] for h in candidates[qid].hits[: args.depth]] for qid in queries}
+    planner = CrossEncoderReranker(spec, max_length=args.max_length, precision="fp32", cache=None, device=device)
+    docs = {qid: [corpus[d] for d in candidates[qid][: args.depth]] for qid in queries}
     plans = {qid: planner._plan(queries[qid], docs[qid]) for qid in queries}
     path = planner.loaded.resolved.path
-    baseline = CrossEncoder(path, max_length=planner.max_length, device="cpu")
+    baseline = CrossEncoder(path, max_length=planner.max_length, device=device)
     # Same weights, including a head the checkpoint may lack (then randomly initialised per instance).
     baseline.model.load_state_dict(planner.model.model.state_dict())
     variants = {
-        p: CrossEncoderReranker(spec, max_length=args.max_length, precision=p, batch_size=args.batch_size, cache=ScoreCache())
+        p: CrossEncoderReranker(
+            spec, max_length=args.max_length, precision=p, batch_size=args.batch_size, cache=ScoreCache(), device=device
+        )
         for p in dict.fromkeys(args.precision)
     }
 
@@ -105,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scores = {r.doc_id: r.raw for r in results}
             wall[name] += time.perf_counter() - start
             cpu[name] += time.process_time() - start_cpu
-            fused_rank = {h.doc_id: h.rank for h in candidates[qid].hits}
+            fused_rank = {d: rank for rank, d in enumerate(candidates[qid], start=1)}
             rankings[name][qid] = sorted(scores, key=lambda d, s=scores: (-s[d], fused_rank[d]))
 
     def agreement(name: str) -> float:
@@ -124,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fused_ndcg = None
     if any(q in qrels for q in queries):
         judged = [q for q in queries if q in qrels]
-        fused_ndcg = sum(ndcg_at_k(candidates[q].doc_ids()[: args.depth], qrels[q]) for q in judged) / len(judged)
+        fused_ndcg = sum(ndcg_at_k(candidates[q][: args.depth], qrels[q]) for q in judged) / len(judged)
     info = machine()
     rows = []
     for name in wall:
@@ -144,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     main_variant = next(iter(variants))
     result = {
-        "dataset": dataset.path,
+        "dataset": source,
+        "device": device,
         "model": spec,
         "note": note,
         "queries": len(queries),
@@ -168,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(machine_line(info))
     print(
-        f"dataset {dataset.path}: {len(queries)} queries x top {args.depth} first-stage candidates "
-        f"= {total_pairs} pairs, max length {planner.max_length}"
+        f"dataset {source}: {len(queries)} queries x top {args.depth} first-stage candidates "
+        f"= {total_pairs} pairs, max length {planner.max_length}, on {device}"
     )
     print(f"model {spec}" + (f"\nnote: {note}" if note else ""))
     print(f"precision auto resolves to: {variants[main_variant].precision_choice.reason}")
@@ -179,6 +198,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fused_ndcg is not None:
         print(f"first stage (RRF) nDCG@10 over the same candidates: {fused_ndcg:.3f}")
     return 0
+
+
+def save_candidates(path, source, corpus, queries, qrels, candidates, depth) -> None:
+    kept = {qid: candidates[qid][:depth] for qid in queries}
+    needed = dict.fromkeys(d for ids in kept.values() for d in ids)
+    documents = {d: {"title": corpus[d].title, "text": corpus[d].text} for d in needed}
+    payload = {"dataset": source, "queries": queries, "qrels": qrels, "candidates": kept, "documents": documents}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f)
+
+
+def load_candidates(path):
+    from reranker.corpus import build_corpus
+    from reranker.types import Document
+
+    with open(path, encoding="utf-8") as f:
+        payload = json.load(f)
+    corpus = build_corpus([Document(d, v["text"], v["title"]) for d, v in payload["documents"].items()])
+    source = f"{payload['dataset']} (saved candidates {os.path.basename(path)})"
+    return source, corpus, payload["queries"], payload["qrels"], payload["candidates"]
 
 
 if __name__ == "__main__":
