@@ -99,29 +99,8 @@ class DenseRetriever:
 
         # torch's thread count is process-wide: a reranker may have lowered it while the machine was busy.
         configure_threads(device=self.device)
-        texts = [_document_text(doc.title, doc.text) for doc in self.corpus.documents]
-        total = len(texts)
-        # Encode in slices so the UI can report progress. Sorting the whole corpus by length first
-        # (not only within a slice, as the library does) keeps every batch's padding minimal.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        texts = [texts[i] for i in order]
-        step = max(self.batch_size * 4, 256)
-        parts = []
-        for start in range(0, total, step):
-            parts.append(
-                self.loaded.model.encode(
-                    texts[start : start + step],
-                    batch_size=self.batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=show_bar,
-                )
-            )
-            if progress:
-                progress(min(start + step, total), total)
-        embeddings = np.empty((total, parts[0].shape[1]), dtype=np.float32)
-        embeddings[order] = np.vstack(parts)
-        return embeddings
+        texts = [document_text(doc.title, doc.text) for doc in self.corpus.documents]
+        return encode_longest_first(self.loaded.model, texts, self.batch_size, progress, show_bar)
 
     def encode_query(self, query: str) -> np.ndarray:
         vector = self.loaded.model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -138,7 +117,37 @@ class DenseRetriever:
         return RankedList(self.stage, hits, SCORE_LABEL)
 
 
-def _document_text(title: str, text: str) -> str:
+def encode_longest_first(
+    model, texts: list[str], batch_size: int = 64, progress: ProgressCallback | None = None, show_bar: bool = False
+) -> np.ndarray:
+    """L2-normalised embeddings of `texts`, in their order.
+
+    Encodes in slices so a UI can report progress. Sorting the whole list by length first (not only
+    within a slice, as the library does) keeps every batch's padding minimal.
+    """
+    total = len(texts)
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    ordered = [texts[i] for i in order]
+    step = max(batch_size * 4, 256)
+    parts = []
+    for start in range(0, total, step):
+        parts.append(
+            model.encode(
+                ordered[start : start + step],
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_bar,
+            )
+        )
+        if progress:
+            progress(min(start + step, total), total)
+    embeddings = np.empty((total, parts[0].shape[1]), dtype=np.float32)
+    embeddings[order] = np.vstack(parts)
+    return embeddings
+
+
+def document_text(title: str, text: str) -> str:
     return f"{title}. {text}" if title else text
 
 

@@ -259,6 +259,17 @@ def test_cross_encoder_benchmark_replays_saved_candidates(tiny_beir, tmp_path):
     assert replay["device"] == "cpu" and "saved candidates" in replay["dataset"]
 
 
+def test_encoding_benchmark_compares_weight_precisions_on_retrieval_quality(tiny_beir):
+    from benchmarks.encoding import main
+
+    result = _run_json(main, ["--dataset", tiny_beir, "--variants", "fp32", "int8", "--json"])
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert set(rows) == {"fp32", "int8"} and result["queries"] == 3
+    assert rows["fp32"]["min_cosine_to_fp32"] == pytest.approx(1.0, abs=1e-5)
+    assert rows["int8"]["min_cosine_to_fp32"] < 0.9999  # the quantised copy really ran
+    assert rows["fp32"]["ndcg@10"] > 0.5 and all(r["docs_per_s"] > 0 for r in rows.values())
+
+
 def test_latency_benchmark_reports_percentiles_per_depth(tiny_beir):
     from benchmarks.latency import main
 
