@@ -132,8 +132,8 @@ class Reranker:
     when the hub or the local cache has it, else the project's fine-tuned model). Texts longer
     than `chunk_tokens` (or than the model's input) are split into overlapping windows; the text's
     score is the max, mean or first window score (`aggregation`). `top_n=None` keeps every text.
-    `precision="auto"` runs fp16 on a CUDA GPU, fp16/bf16 where the CPU has matrix tiles for it,
-    else fp32; `device="auto"` picks a CUDA GPU when torch sees one, else the CPU.
+    `precision="auto"` runs bf16/fp16 where the CPU has matrix tiles (AMX) for it, else fp32 (also on
+    a GPU, where scoring is tokenizer-bound); `device="auto"` picks a CUDA GPU when torch sees one.
     The model loads once per process and is shared by every `Reranker` with the same settings.
     """
 

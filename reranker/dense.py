@@ -19,7 +19,7 @@ import numpy as np
 from reranker.cache import atomic_save, cache_root
 from reranker.corpus import Corpus
 from reranker.models import LoadedModel, load_bi_encoder
-from reranker.speed import select_device
+from reranker.speed import configure_threads, select_device
 from reranker.types import Hit, RankedList
 
 logger = logging.getLogger(__name__)
@@ -95,8 +95,6 @@ class DenseRetriever:
         return embeddings, "encoded"
 
     def _encode_corpus(self, progress: ProgressCallback | None, show_bar: bool) -> np.ndarray:
-        from reranker.speed import configure_threads
-
         # torch's thread count is process-wide: a reranker may have lowered it while the machine was busy.
         configure_threads(device=self.device)
         texts = [document_text(doc.title, doc.text) for doc in self.corpus.documents]
