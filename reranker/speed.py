@@ -33,6 +33,9 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 CPUINFO = Path("/proc/cpuinfo")
+# Space- or comma-separated CPU flags that replace /proc/cpuinfo's: simulates another CPU class
+# (tests pin a plain AVX2 machine with it, so `auto` means the same precision on every CI machine).
+CPU_FLAGS_ENV = "RERANK_LENS_CPU_FLAGS"
 
 # CPU flags that make each reduced precision native (Linux /proc/cpuinfo names).
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
@@ -50,7 +53,11 @@ class PrecisionChoice:
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of this machine (empty where /proc/cpuinfo is unavailable)."""
+    """The CPU feature flags of this machine (empty where /proc/cpuinfo is unavailable), or the
+    simulated ones in $RERANK_LENS_CPU_FLAGS."""
+    simulated = os.environ.get(CPU_FLAGS_ENV)
+    if simulated is not None:
+        return frozenset(simulated.replace(",", " ").split())
     try:
         for line in CPUINFO.read_text().splitlines():
             if line.startswith("flags"):

@@ -6,11 +6,16 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# CI machines differ from run to run (AMX, AVX512-BF16, plain AVX2): every test, and every process
+# it starts, sees one plain AVX2 CPU, so `precision="auto"` is fp32 everywhere. Tests of the other
+# classes simulate their flags explicitly (tests/test_speed.py).
+PLAIN_AVX2_FLAGS = "fpu sse sse2 avx avx2 fma"
+os.environ["RERANK_LENS_CPU_FLAGS"] = PLAIN_AVX2_FLAGS
 
-import pytest
+import pytest  # noqa: E402
 
-from reranker.corpus import build_corpus
-from reranker.types import Document
+from reranker.corpus import build_corpus  # noqa: E402
+from reranker.types import Document  # noqa: E402
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 

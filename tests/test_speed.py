@@ -14,7 +14,7 @@ from reranker.budget import plan_cascade, plan_depth
 from reranker.cross_encoder import CrossEncoderReranker, ScoreCache
 from reranker.errors import ConfigError
 from reranker.speed import PairCostMeter, select_device, select_precision
-from tests.conftest import BUNDLED_MODEL, SEED_QUERY
+from tests.conftest import BUNDLED_MODEL, PLAIN_AVX2_FLAGS, SEED_QUERY
 
 SPR_NO_AMX = frozenset({"avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni"})
 
@@ -64,6 +64,7 @@ def test_unknown_precision_is_refused_with_the_choices():
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    monkeypatch.delenv(speed.CPU_FLAGS_ENV)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512_bf16 avx2\n\nprocessor\t: 1\n")
     monkeypatch.setattr(speed, "CPUINFO", cpuinfo)
@@ -75,6 +76,30 @@ def test_cpu_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
         assert speed.cpu_flags() == frozenset()
     finally:
         speed.cpu_flags.cache_clear()
+
+
+def test_the_suite_sees_one_plain_avx2_cpu_whatever_the_machine():
+    """conftest pins the simulated flags, so `auto` is fp32 on AMX, AVX512-BF16 and AVX2 CI machines alike."""
+    assert speed.cpu_flags() == frozenset(PLAIN_AVX2_FLAGS.split())
+    assert select_precision("auto").precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("avx2 avx512f avx512_bf16 amx_tile amx_bf16 amx_int8", "bf16"),  # Sapphire Rapids with AMX
+        ("avx2,avx512f,avx512_bf16,avx512_fp16,avx512_vnni", "fp32"),  # AVX512-BF16 without AMX
+        ("avx2 fma", "fp32"),  # plain AVX2 (e.g. an AMD EPYC without AVX-512)
+    ],
+)
+def test_each_cpu_class_is_simulated_through_the_environment(monkeypatch, flags, expected):
+    monkeypatch.setenv(speed.CPU_FLAGS_ENV, flags)
+    speed.cpu_flags.cache_clear()
+    try:
+        reranker = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, cache=ScoreCache())
+        assert reranker.precision == expected
+    finally:
+        speed.cpu_flags.cache_clear()  # the next call reads the restored environment
 
 
 def test_reranker_falls_back_to_fp32_when_the_cpu_lacks_bf16(monkeypatch):
