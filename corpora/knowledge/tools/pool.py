@@ -9,6 +9,7 @@ Pools are stored in tools/pools/<name>.json together with the settings and packa
 all pool files are kept: a passage pooled by any run stays judged.
 
   HF_HUB_OFFLINE=1 .venv/bin/python corpora/knowledge/tools/pool.py --depth 25 --name package-d25
+  HF_HUB_OFFLINE=1 .venv/bin/python corpora/knowledge/tools/pool.py --depth 50 --stages fused --name fused-d50
   HF_HUB_OFFLINE=1 .venv/bin/python corpora/knowledge/tools/pool.py --check   # list unjudged pooled docs
 """
 
@@ -27,7 +28,7 @@ REPO = DATASET.parent.parent
 STAGES = ("bm25", "dense", "fused")
 
 
-def run_pools(depth: int, **overrides) -> dict[str, dict[str, list[str]]]:
+def run_pools(depth: int, stages: tuple[str, ...] = STAGES, **overrides) -> dict[str, dict[str, list[str]]]:
     sys.path.insert(0, str(REPO))
     from reranker.corpus import load_dataset
     from reranker.pipeline import Pipeline, PipelineConfig
@@ -38,7 +39,7 @@ def run_pools(depth: int, **overrides) -> dict[str, dict[str, list[str]]]:
     for line in (DATASET / "queries.jsonl").read_text(encoding="utf-8").splitlines():
         q = json.loads(line)
         result = pipeline.search(q["text"])
-        pools[q["_id"]] = {s: list(result.stages[s].doc_ids()[:depth]) for s in STAGES}
+        pools[q["_id"]] = {s: list(result.stages[s].doc_ids()[:depth]) for s in stages}
     return pools
 
 
@@ -57,9 +58,10 @@ def main() -> int:
     ap.add_argument("--name", default=None, help="pool file name (default package-d<depth>)")
     ap.add_argument("--bm25-backend", default=None, choices=("bm25s", "rank_bm25"))
     ap.add_argument("--check", action="store_true", help="only report pooled passages missing from the qrels")
+    ap.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="lists to pool (default: all three)")
     args = ap.parse_args()
     overrides = {"bm25_backend": args.bm25_backend} if args.bm25_backend else {}
-    pools = run_pools(args.depth, **overrides)
+    pools = run_pools(args.depth, tuple(args.stages), **overrides)
     if args.check:
         judged = judged_pairs()
         missing = sorted({(q, d) for q, lists in pools.items() for ids in lists.values() for d in ids} - judged)
@@ -71,7 +73,7 @@ def main() -> int:
                             capture_output=True, text=True).stdout.strip()
     out = HERE / "pools" / f"{args.name or f'package-d{args.depth}'}.json"
     out.parent.mkdir(exist_ok=True)
-    settings = {"depth": args.depth, "cross_encoder": None, "reranker_commit": commit, **overrides}
+    settings = {"depth": args.depth, "stages": args.stages, "cross_encoder": None, "reranker_commit": commit, **overrides}
     out.write_text(json.dumps({"settings": settings, "pools": pools}, indent=1) + "\n", encoding="utf-8")
     union = [len({d for ids in lists.values() for d in ids}) for lists in pools.values()]
     mean = sum(union) / len(union)
