@@ -1,37 +1,52 @@
-"""Fine-tune a cross-encoder on a dataset's relevance judgments, with hard negatives from our own first stage.
+"""Fine-tune a cross-encoder on relevance judgments, with hard negatives from our own first stage.
 
 Each labelled (query, relevant document) pair becomes a group: the positive plus `negatives` documents
-sampled from the fused (BM25 + dense, RRF) top `candidates` of that query, never a labelled positive.
-The model is trained with softmax cross-entropy over each group (the positive should win its group;
-Nogueira & Cho 2019, "Passage Re-ranking with BERT", and the localized contrastive estimation of
-Gao et al., ECIR 2021), through the sentence-transformers CrossEncoderTrainer.
+sampled from the first stage's top `candidates` for that query (BM25, dense, or both fused by RRF;
+see `reranker.mining`), never a labelled positive. Several datasets mix, each with a cap and a repeat
+count. The model is trained with softmax cross-entropy over each group (the positive should win its
+group; Nogueira & Cho 2019, "Passage Re-ranking with BERT", and the localized contrastive estimation of
+Gao et al., ECIR 2021), through the sentence-transformers CrossEncoderTrainer. With a `teacher`, the
+targets are the teacher's scores instead (listwise KL distillation over the same groups), and
+`student_layers` keeps only the base's first layers, for a faster sibling.
 
-Queries are split deterministically by a seeded hash of their id into a held-out part that training
-never sees (for `eval --queries-file`), a dev part for before/after figures, and the training part.
+The same loop runs on the CPU (tests, small runs) and on a CUDA GPU (bf16 autocast, DataLoader
+workers, larger batches). Queries are split deterministically by a seeded hash of their id into a
+held-out part that training never sees (for `eval --queries-file`), a dev part for before/after
+figures and the recommended blend, and the training part.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import math
 import os
-import random
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reranker.corpus import Corpus, Dataset, Qrels, load_dataset
+from reranker.corpus import Qrels
 from reranker.errors import ConfigError, DataError, RerankLensError
+from reranker.mining import (
+    NEGATIVE_SOURCES,
+    DatasetSpec,
+    Group,
+    Mined,
+    NegativeSource,
+    load_groups,
+    mine,
+    prepare,
+    save_groups,
+    training_groups,
+)
 from reranker.models import DEFAULT_BI_ENCODER, resolve_model
-from reranker.types import RankedList
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +55,18 @@ CARD_FILE = "README.md"
 META_FILE = "finetune.json"
 HELDOUT_FILE = "heldout_queries.txt"
 DEV_FILE = "dev_queries.txt"
+GROUPS_FILE = "groups.json.gz"
 CHECKPOINT_DIR = "checkpoints"
 WEIGHTS = "model.safetensors"
+BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """Everything that decides a fine-tuning run (saved in the model card)."""
+    """Everything that decides a fine-tuning run (saved in the model card).
+
+    `datasets` are `PATH[,max=N][,repeat=R][,negatives=SOURCE][,dev=N]` (see `mining.DatasetSpec`).
+    """
 
     datasets: tuple[str, ...]
     out: str
@@ -55,9 +75,11 @@ class FinetuneConfig:
     epochs: float = 2.0
     max_length: int = 256
     negatives: int = 7
+    negatives_from: NegativeSource = "fused"
     candidates: int = 30
     dev_fraction: float = 0.1
     holdout_fraction: float = 0.2
+    dev_queries: int | None = None
     seed: int = 42
     groups_per_step: int = 4
     lr_encoder: float = 6e-5
@@ -69,154 +91,53 @@ class FinetuneConfig:
     dev_depth: int = 30
     max_queries: int | None = None
     min_pairs: int = MIN_LABELLED_PAIRS
+    groups: str | None = None
+    teacher: str | None = None
+    student_layers: int | None = None
+    temperature: float = 1.0
+    dataloader_workers: int = 4
     overwrite: bool = False
     resume: bool = False
     keep_checkpoints: bool = False
     threads: int | None = None
 
     def validate(self) -> None:
-        if not self.datasets:
-            raise ConfigError("give at least one --dataset with relevance judgments")
+        if not self.datasets and not self.groups:
+            raise ConfigError("give at least one --dataset with relevance judgments (or --groups FILE from `mine`)")
+        for text in self.datasets:
+            DatasetSpec.parse(text)
         if self.epochs <= 0:
             raise ConfigError("--epochs must be above 0 (2 is a good start)")
         if self.max_length < 32:
             raise ConfigError("--max-length must be at least 32 tokens (256 is a good start)")
         if self.negatives < 1:
             raise ConfigError("--negatives must be at least 1 (7 is a good start)")
+        if self.negatives_from not in NEGATIVE_SOURCES:
+            raise ConfigError(f"--negatives-from must be one of {', '.join(NEGATIVE_SOURCES)}")
         if self.candidates <= self.negatives:
-            raise ConfigError("--candidates (fused list depth to sample negatives from) must exceed --negatives")
+            raise ConfigError("--candidates (first-stage depth to sample negatives from) must exceed --negatives")
         if not 0.0 <= self.dev_fraction < 0.5 or not 0.0 <= self.holdout_fraction < 0.5:
             raise ConfigError("--dev-fraction and --holdout-fraction must each be in [0, 0.5)")
         if self.groups_per_step < 1:
             raise ConfigError("--groups-per-step must be at least 1")
+        if self.student_layers is not None and self.student_layers < 1:
+            raise ConfigError("--student-layers must be at least 1")
+        if self.temperature <= 0:
+            raise ConfigError("--temperature must be above 0")
+
+    def specs(self) -> list[DatasetSpec]:
+        return [DatasetSpec.parse(text) for text in self.datasets]
 
 
-@dataclass(frozen=True)
-class Group:
-    """One training example: a query, its relevant document first, then hard negatives."""
+class GroupLoss:
+    """Listwise loss over each group's scores.
 
-    query: str
-    docs: tuple[str, ...]
-    source: str
-
-
-@dataclass(frozen=True)
-class QuerySplit:
-    train: tuple[str, ...]
-    dev: tuple[str, ...]
-    heldout: tuple[str, ...]
-
-
-@dataclass
-class Mined:
-    """Training material from one dataset: its corpus, qrels and fused candidates per query."""
-
-    name: str
-    dataset: Dataset
-    qrels: Qrels
-    split: QuerySplit
-    fused: dict[str, RankedList] = field(default_factory=dict)
-
-
-def split_queries(query_ids: Sequence[str], dev_fraction: float, holdout_fraction: float, seed: int) -> QuerySplit:
-    """Deterministic split by a seeded hash of each id: stable under reordering and added queries."""
-    parts: dict[str, list[str]] = {"train": [], "dev": [], "heldout": []}
-    for qid in query_ids:
-        u = int(hashlib.sha256(f"{seed}:{qid}".encode()).hexdigest()[:12], 16) / 16**12
-        part = "heldout" if u < holdout_fraction else "dev" if u < holdout_fraction + dev_fraction else "train"
-        parts[part].append(qid)
-    return QuerySplit(tuple(parts["train"]), tuple(parts["dev"]), tuple(parts["heldout"]))
-
-
-def load_training_dataset(path: str, split: str) -> tuple[Dataset, Qrels]:
-    """A dataset with judgments for `split` that point at known queries and documents."""
-    dataset = load_dataset(path)
-    if not dataset.qrels:
-        raise DataError(
-            "this dataset has no relevance judgments; fine-tuning needs a BEIR folder with "
-            f"queries.jsonl and qrels/{split}.tsv (query-id, corpus-id, score)",
-            path=path,
-        )
-    qrels = dataset.split_qrels(split)
-    for problem in dataset.problems:
-        logger.warning("%s: %s", path, problem)
-    known = {
-        qid: {doc: grade for doc, grade in docs.items() if doc in dataset.corpus and grade > 0}
-        for qid, docs in qrels.items()
-        if qid in dataset.queries
-    }
-    known = {qid: docs for qid, docs in known.items() if docs}
-    dropped = [p for p in dataset.problems if f"{split}.tsv" in p]
-    if not known and dropped:
-        raise DataError(
-            f"no usable judgments in split {split!r}: {'; '.join(dropped)}. Check that queries.jsonl, "
-            "corpus.jsonl and the qrels come from the same dataset (qrels point at missing documents or queries)",
-            path=path,
-        )
-    return dataset, known
-
-
-def mine_candidates(
-    dataset: Dataset,
-    queries: Sequence[str],
-    *,
-    depth: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, RankedList]:
-    """The project's own fused list (BM25 + dense, RRF, pipeline defaults) per query: the negatives' pool.
-
-    Same stages as `Pipeline.search` with `cross_encoder=None`, but the queries are embedded in batches.
+    Without soft targets: softmax cross-entropy with the labelled positive (first document) as the
+    target class. With a teacher's scores as labels: KL(softmax(teacher / T) || softmax(student / T)) * T^2
+    (listwise distillation; Hinton et al. 2015).
     """
-    from reranker.bm25 import BM25Retriever, Tokenizer
-    from reranker.dense import SCORE_LABEL, DenseRetriever
-    from reranker.fusion import reciprocal_rank_fusion
-    from reranker.pipeline import PipelineConfig
-    from reranker.types import Hit
 
-    config = PipelineConfig(cross_encoder=None, retrieval_depth=max(100, depth))
-    k = min(config.retrieval_depth, len(dataset.corpus))
-    bm25 = BM25Retriever(dataset.corpus, backend=config.bm25_backend, tokenizer=Tokenizer(stemmer=config.stemmer))
-    dense = DenseRetriever(dataset.corpus, config.bi_encoder, index=config.dense_index)
-    texts = [" ".join(dataset.queries[qid].split()) for qid in queries]
-    vectors = dense.loaded.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    scores, indices = dense.index.search(vectors, k)
-    ids = [doc.id for doc in dataset.corpus.documents]
-    fused = {}
-    for row, (qid, text) in enumerate(zip(queries, texts, strict=True)):
-        dense_hits = tuple(
-            Hit(doc_id=ids[i], rank=r, score=float(sc), stage="dense")
-            for r, (sc, i) in enumerate(zip(scores[row], indices[row], strict=True), start=1)
-            if i >= 0
-        )
-        lists = {"bm25": bm25.search(text, k), "dense": RankedList("dense", dense_hits, SCORE_LABEL)}
-        weights = {"bm25": config.bm25_weight, "dense": config.dense_weight}
-        fused[qid] = reciprocal_rank_fusion(lists, k=config.rrf_k, weights=weights)
-        if progress:
-            progress(row + 1, len(queries))
-    return fused
-
-
-def build_groups(mined: Mined, query_ids: Sequence[str], config: FinetuneConfig, rng: random.Random) -> list[Group]:
-    """One group per labelled positive: positive first, then negatives sampled from the fused top."""
-    corpus: Corpus = mined.dataset.corpus
-    groups = []
-    for qid in query_ids:
-        judged = mined.qrels[qid]
-        positives = [doc for doc, grade in judged.items() if grade > 0]
-        pool = [h.doc_id for h in mined.fused[qid].hits[: config.candidates] if judged.get(h.doc_id, 0) <= 0]
-        if not pool:
-            continue
-        for pos in positives:
-            negatives = rng.sample(pool, min(config.negatives, len(pool)))
-            docs = (corpus[pos].full_text, *(corpus[n].full_text for n in negatives))
-            groups.append(Group(mined.dataset.queries[qid], docs, mined.name))
-    return groups
-
-
-class GroupSoftmaxLoss:
-    """Softmax cross-entropy over each group's scores; the labelled positive is the target class."""
-
-    def __new__(cls, model):  # built lazily so importing this module does not import torch
+    def __new__(cls, model, *, distill: bool = False, temperature: float = 1.0):  # lazily: no torch at import
         import torch
         from sentence_transformers.util import batch_to_device
         from torch import nn
@@ -232,15 +153,25 @@ class GroupSoftmaxLoss:
                 tokens = batch_to_device(self.model.preprocess(pairs, prompt=prompt, task=task), self.model.device)
                 logits = self.model(tokens)["scores"].view(-1).float()
                 sizes = [len(docs) for docs in docs_list]
-                matrix = torch.full((len(sizes), max(sizes)), -1e4, device=logits.device)
                 rows = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes)).to(logits.device)
                 cols = torch.cat([torch.arange(n) for n in sizes]).to(logits.device)
-                matrix = matrix.index_put((rows, cols), logits)
-                target = torch.tensor([int(torch.argmax(lbl)) for lbl in labels], device=logits.device)
-                return nn.functional.cross_entropy(matrix, target)
+                matrix = torch.full((len(sizes), max(sizes)), -1e4, device=logits.device).index_put((rows, cols), logits)
+                if not distill:
+                    target = torch.tensor([int(torch.argmax(torch.as_tensor(lbl))) for lbl in labels], device=logits.device)
+                    return nn.functional.cross_entropy(matrix, target)
+                teacher = torch.full_like(matrix, -1e4)
+                flat = torch.cat([torch.as_tensor(lbl, dtype=torch.float32)[:n] for lbl, n in zip(labels, sizes, strict=True)])
+                teacher = teacher.index_put((rows, cols), flat.to(logits.device))
+                t = temperature
+                return nn.functional.kl_div(
+                    nn.functional.log_softmax(matrix / t, dim=1),
+                    nn.functional.log_softmax(teacher / t, dim=1),
+                    log_target=True,
+                    reduction="batchmean",
+                ) * (t * t)
 
             def get_config_dict(self) -> dict:
-                return {"target": "labelled positive of each group"}
+                return {"target": "teacher scores (listwise KL)" if distill else "labelled positive of each group"}
 
         return _Loss(model)
 
@@ -268,11 +199,11 @@ def is_cross_encoder(path: str) -> bool:
 
 def dev_metrics(
     spec: str | None,
-    mined: Sequence[Mined],
+    mix: Sequence[Mined],
     *,
     depth: int,
     max_length: int | None,
-    weights: Sequence[float] = (0.0, 0.3, 0.5),
+    weights: Sequence[float] = BLEND_WEIGHTS,
 ) -> dict[str, float]:
     """nDCG@10 on the dev queries: fused, and reranked (top `depth`) at a few interpolation weights.
 
@@ -284,14 +215,14 @@ def dev_metrics(
     from reranker.fusion import interpolate
     from reranker.types import PipelineResult
 
-    reranker = CrossEncoderReranker(spec, max_length=max_length, cache=None) if spec else None
+    reranker = CrossEncoderReranker(spec, max_length=max_length, cache=None, precision="fp32") if spec else None
     qrels: Qrels = {}
     results: dict[str, dict[str, PipelineResult]] = {f"{w:g}": {} for w in weights}
-    for m in mined:
+    for m in mix:
         for qid in m.split.dev:
             key = f"{m.name}/{qid}"
-            qrels[key] = m.qrels[qid]
-            fused = m.fused[qid]
+            qrels[key] = m.positives[qid]
+            fused = m.fused(qid)
             if reranker is None:
                 results[f"{weights[0]:g}"][key] = PipelineResult(m.dataset.queries[qid], {"fused": fused}, (), (), 10)
                 continue
@@ -345,66 +276,82 @@ def _progress(label: str) -> Callable[[int, int], None]:
 
 
 def finetune(config: FinetuneConfig) -> dict:
-    """Run one fine-tuning: mine, split, train, evaluate dev before/after, save model + card. Returns the metadata."""
+    """Run one fine-tuning: mine (or read mined groups), train, evaluate dev before/after, save model + card.
+
+    Returns the metadata written to the card.
+    """
     config.validate()
     started = time.time()
     import torch
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    mined: list[Mined] = []
-    for path in config.datasets:
-        dataset, qrels = load_training_dataset(path, config.split)
-        ids = list(qrels)
-        if config.max_queries:
-            ids = ids[: config.max_queries]
-            qrels = {q: qrels[q] for q in ids}
-        split = split_queries(ids, config.dev_fraction, config.holdout_fraction, config.seed)
-        mined.append(Mined(Path(path).name or path, dataset, qrels, split))
-    pairs = sum(sum(1 for g in m.qrels[q].values() if g > 0) for m in mined for q in m.split.train)
-    if pairs < config.min_pairs:
-        raise DataError(
-            f"found {pairs} labelled (query, relevant document) pairs in the training part of split "
-            f"{config.split!r}; fine-tuning needs at least {config.min_pairs}. Add judgments, or lower "
-            "--dev-fraction/--holdout-fraction"
-        )
+    mix: list[Mined] = []
+    if config.groups:
+        groups, mined_meta = load_groups(config.groups)
+    else:
+        mix = [
+            prepare(
+                spec,
+                split=config.split,
+                dev_fraction=config.dev_fraction,
+                holdout_fraction=config.holdout_fraction,
+                seed=config.seed,
+                max_queries=config.max_queries,
+                dev_queries=config.dev_queries,
+            )
+            for spec in config.specs()
+        ]
+        pairs = sum(len(m.positives[q]) for m in mix for q in m.split.train)
+        if pairs < config.min_pairs:
+            raise DataError(
+                f"found {pairs} labelled (query, relevant document) pairs in the training part of split "
+                f"{config.split!r}; fine-tuning needs at least {config.min_pairs}. Add judgments, or lower "
+                "--dev-fraction/--holdout-fraction"
+            )
     out = prepare_output(config)
-    base = resolve_model(config.base)
-    for m in mined:
-        m.fused = mine_candidates(
-            m.dataset, [*m.split.train, *m.split.dev], depth=config.candidates, progress=_progress(f"mining {m.name}")
+    if mix:
+        for m in mix:
+            mine(m, negatives_from=config.negatives_from, candidates=config.candidates, progress=_progress(f"mining {m.name}"))
+        groups, per_pass = training_groups(
+            mix,
+            epochs=config.epochs,
+            negatives=config.negatives,
+            negatives_from=config.negatives_from,
+            candidates=config.candidates,
+            seed=config.seed,
         )
-    for m in mined:
-        (out / split_file_name(HELDOUT_FILE, m.name, mined)).write_text("".join(f"{q}\n" for q in m.split.heldout))
-        (out / split_file_name(DEV_FILE, m.name, mined)).write_text("".join(f"{q}\n" for q in m.split.dev))
-
-    rng = random.Random(config.seed)
-    rounds = math.ceil(config.epochs)
-    per_round = [g for m in mined for g in build_groups(m, m.split.train, config, random.Random(config.seed))]
-    groups: list[Group] = []
-    for r in range(rounds):  # fresh negatives for every pass over the data
-        batch = [g for m in mined for g in build_groups(m, m.split.train, config, random.Random(config.seed + r))]
-        rng.shuffle(batch)
-        groups += batch
-    groups = groups[: round(config.epochs * len(per_round))]
+        datasets = [_dataset_meta(m, text, config) for m, text in zip(mix, config.datasets, strict=True)]
+        mined_meta = {"datasets": datasets, "groups_per_pass": per_pass}
+        save_groups(out / GROUPS_FILE, groups, mined_meta)
+    for d in mined_meta["datasets"]:
+        for base, key in ((HELDOUT_FILE, "heldout_ids"), (DEV_FILE, "dev_ids")):
+            name = split_file_name(base, d["name"], mined_meta["datasets"])
+            (out / name).write_text("".join(f"{q}\n" for q in d[key]))
     total_steps = math.ceil(len(groups) / config.groups_per_step)
     logger.warning(
-        "training on %d groups (%d labelled pairs, %d queries, %.3g epochs): %d steps of %d groups",
+        "training on %d groups (%.3g epochs of %d): %d steps of %d groups",
         len(groups),
-        pairs,
-        sum(len(m.split.train) for m in mined),
         config.epochs,
+        mined_meta.get("groups_per_pass", len(groups)),
         total_steps,
         config.groups_per_step,
     )
-
-    if is_cross_encoder(base.path):
-        before = dev_metrics(base.path, mined, depth=config.dev_depth, max_length=config.max_length)
-    else:  # a bi-encoder backbone has no ranking head yet: only the fused list has a "before"
-        before = dev_metrics(None, mined, depth=config.dev_depth, max_length=config.max_length)
+    base = resolve_model(config.base)
+    base_path = base.path
+    scratch = None
+    if config.student_layers:
+        scratch = tempfile.TemporaryDirectory(prefix="rerank-lens-student-")
+        base_path = truncated_copy(base.path, config.student_layers, Path(scratch.name))
+    before = dev_metrics(
+        base_path if is_cross_encoder(base_path) else None, mix, depth=config.dev_depth, max_length=config.max_length
+    )
     logger.warning("dev nDCG@10 before training: %s", before)
+    labels = teacher_scores(config.teacher, groups, config.max_length) if config.teacher else None
 
-    model = _train(config, base.path, groups, total_steps, out)
+    model = _train(config, base_path, groups, labels, total_steps, out)
+    if scratch is not None:
+        scratch.cleanup()
     interrupted = model is None
     if interrupted:
         from sentence_transformers import CrossEncoder
@@ -414,25 +361,18 @@ def finetune(config: FinetuneConfig) -> dict:
             raise RerankLensError("interrupted before the first checkpoint; nothing was saved")
         model = CrossEncoder(str(last), max_length=config.max_length)
     _save_model(model, out)
-    after = dev_metrics(str(out), mined, depth=config.dev_depth, max_length=config.max_length)
+    after = dev_metrics(str(out), mix, depth=config.dev_depth, max_length=config.max_length)
     logger.warning("dev nDCG@10 after training: %s", after)
-    best_weight = max((0.0, 0.3, 0.5), key=lambda w: after.get(f"reranked@interp{w:g}", -1.0)) if after else 0.0
+    best_weight = max(BLEND_WEIGHTS, key=lambda w: after.get(f"reranked@interp{w:g}", -1.0)) if after else 0.0
     meta = {
         "base": config.base,
         "base_path": base.path,
-        "datasets": [
-            {
-                "path": str(Path(m.dataset.path).resolve()) if m.dataset.path else m.name,
-                "name": m.name,
-                "split": config.split,
-                "queries": {"train": len(m.split.train), "dev": len(m.split.dev), "heldout": len(m.split.heldout)},
-            }
-            for m in mined
-        ],
-        "labelled_pairs": pairs,
+        "datasets": [{k: v for k, v in d.items() if not k.endswith("_ids")} for d in mined_meta["datasets"]],
+        "labelled_pairs": sum(d.get("labelled_pairs", 0) for d in mined_meta["datasets"]),
         "groups": len(groups),
         "steps": total_steps,
         "config": {k: v for k, v in asdict(config).items() if k not in {"overwrite", "resume", "out"}},
+        "device": _device_name(),
         "dev_before": before,
         "dev_after": after,
         "recommended_interpolation": best_weight,
@@ -440,7 +380,8 @@ def finetune(config: FinetuneConfig) -> dict:
         "wall_seconds": round(time.time() - started),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m reranker", *sys.argv[1:]]) if sys.argv and "reranker" in sys.argv[0] else "",
-        "trainer": "sentence_transformers.cross_encoder.CrossEncoderTrainer with a group softmax cross-entropy loss",
+        "trainer": "sentence_transformers.cross_encoder.CrossEncoderTrainer with a listwise "
+        + ("KL distillation loss" if config.teacher else "group softmax cross-entropy loss"),
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (out / CARD_FILE).write_text(model_card(meta))
@@ -452,19 +393,81 @@ def finetune(config: FinetuneConfig) -> dict:
     return meta
 
 
-def _train(config: FinetuneConfig, base_path: str, groups: list[Group], total_steps: int, out: Path):
+def _dataset_meta(m: Mined, spec_text: str, config: FinetuneConfig) -> dict:
+    return {
+        "path": os.path.abspath(m.dataset.path) if m.dataset.path else m.name,
+        "name": m.name,
+        "spec": spec_text,
+        "split": config.split,
+        "negatives_from": m.spec.negatives_from or config.negatives_from,
+        "repeat": m.spec.repeat,
+        "labelled_pairs": sum(len(m.positives[q]) for q in m.split.train),
+        "queries": {"train": len(m.split.train), "dev": len(m.split.dev), "heldout": len(m.split.heldout)},
+        "heldout_ids": list(m.split.heldout),
+        "dev_ids": list(m.split.dev),
+    }
+
+
+def _device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {os.cpu_count()} cores"
+
+
+def truncated_copy(model_dir: str, layers: int, scratch: Path) -> str:
+    """A copy of a cross-encoder (or backbone) that keeps only its first `layers` transformer layers."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(model_dir, num_labels=1)
+    module = model[0].model
+    backbone = getattr(module, module.base_model_prefix)
+    if layers >= len(backbone.encoder.layer):
+        raise ConfigError(f"--student-layers {layers}: the base has only {len(backbone.encoder.layer)} layers")
+    backbone.encoder.layer = backbone.encoder.layer[:layers]
+    module.config.num_hidden_layers = layers
+    target = scratch / "student"
+    model.save_pretrained(str(target))
+    return str(target)
+
+
+def teacher_scores(teacher: str, groups: Sequence[Group], max_length: int) -> list[list[float]]:
+    """The teacher cross-encoder's raw score for every (query, document) of every group."""
+    from reranker.cross_encoder import CrossEncoderReranker
+
+    reranker = CrossEncoderReranker(teacher, max_length=max_length, cache=None, precision="fp32", batch_size=64)
+    pairs = [(g.query, d) for g in groups for d in g.docs]
+    logger.warning("scoring %d pairs with the teacher %s", len(pairs), teacher)
+    flat = reranker.score_pairs(pairs)
+    scores, cursor = [], 0
+    for g in groups:
+        scores.append(flat[cursor : cursor + len(g.docs)])
+        cursor += len(g.docs)
+    return scores
+
+
+def _train(
+    config: FinetuneConfig,
+    base_path: str,
+    groups: list[Group],
+    labels: list[list[float]] | None,
+    total_steps: int,
+    out: Path,
+):
     """Train with CrossEncoderTrainer; returns the model, or None when stopped by Ctrl-C."""
     import torch
     from datasets import Dataset as HFDataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
 
     torch.manual_seed(config.seed)
+    cuda = torch.cuda.is_available()
     model = CrossEncoder(base_path, num_labels=1, max_length=config.max_length)
     train_data = HFDataset.from_dict(
         {
             "query": [g.query for g in groups],
             "docs": [list(g.docs) for g in groups],
-            "label": [[1.0] + [0.0] * (len(g.docs) - 1) for g in groups],
+            "label": labels if labels is not None else [[1.0] + [0.0] * (len(g.docs) - 1) for g in groups],
         }
     )
     args = CrossEncoderTrainingArguments(
@@ -478,16 +481,15 @@ def _train(config: FinetuneConfig, base_path: str, groups: list[Group], total_st
         seed=config.seed,
         data_seed=config.seed,
         report_to="none",
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
+        # On a GPU: bf16 autocast and tokenising in DataLoader workers keep the device busy.
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=config.dataloader_workers if cuda else 0,
+        use_cpu=not cuda,
         disable_tqdm=False,
     )
+    loss = GroupLoss(model, distill=labels is not None, temperature=config.temperature)
     trainer = CrossEncoderTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_data,
-        loss=GroupSoftmaxLoss(model),
-        optimizers=_optimizer(model, config, total_steps),
+        model=model, args=args, train_dataset=train_data, loss=loss, optimizers=_optimizer(model, config, total_steps)
     )
     resume = bool(config.resume and _last_checkpoint(out))
     try:
@@ -505,7 +507,6 @@ def _train(config: FinetuneConfig, base_path: str, groups: list[Group], total_st
             ) from None
         raise
     return model
-
 
 def _last_checkpoint(out: Path) -> Path | None:
     """The newest checkpoint whose weights were written completely."""
@@ -542,16 +543,25 @@ def model_card(meta: Mapping) -> str:
 
     rows = "\n".join(f"| {key} | {cell(before, key)} | {cell(after, key)} |" for key in after if key != "queries")
     data = "\n".join(
-        f"- `{d['path']}`, split `{d['split']}`: {d['queries']['train']} training, {d['queries']['dev']} dev, "
-        f"{d['queries']['heldout']} held-out queries (ids in `{split_file_name(HELDOUT_FILE, d['name'], meta['datasets'])}`)"
+        f"- `{d.get('spec', d['path'])}`, split `{d['split']}`: {d['queries']['train']} training, {d['queries']['dev']} dev, "
+        f"{d['queries']['heldout']} held-out queries (ids in `{split_file_name(HELDOUT_FILE, d['name'], meta['datasets'])}`); "
+        f"negatives from {d.get('negatives_from', 'fused')}, each group {d.get('repeat', 1)}x per pass"
         for d in meta["datasets"]
     )
+    distilled = (
+        f"\nTargets: the scores of the teacher `{cfg['teacher']}` (listwise KL, temperature {cfg.get('temperature', 1.0):g}), "
+        "not the labels."
+        if cfg.get("teacher")
+        else ""
+    )
+    student = f" Student: the base's first {cfg['student_layers']} layers." if cfg.get("student_layers") else ""
     return f"""# Cross-encoder fine-tuned locally with Rerank Lens
 
 - Base model: `{meta["base"]}`
 - Date: {meta["date"]}
 - Trained with: {meta["trainer"]}
 - Command: `{meta.get("command") or "finetune()"}`
+- Device: {meta.get("device", "cpu")}
 - Wall time: {meta["wall_seconds"]} s{" (interrupted: the weights are the last checkpoint)" if meta.get("interrupted") else ""}
 
 ## Data
@@ -559,8 +569,9 @@ def model_card(meta: Mapping) -> str:
 {data}
 
 {meta["labelled_pairs"]} labelled pairs became {meta["groups"]} groups ({cfg["epochs"]} passes, each with freshly
-sampled negatives): the relevant document plus {cfg["negatives"]} hard negatives sampled from the project's own
-fused top {cfg["candidates"]} (BM25 + dense, RRF), never a labelled positive.
+sampled negatives): the relevant document plus {cfg["negatives"]} hard negatives sampled from the top {cfg["candidates"]}
+of the project's own first stage (the list named per dataset: BM25, dense, both, or both fused by RRF) and any
+labelled negatives, never a labelled positive.{distilled}{student}
 
 ## Hyperparameters
 
@@ -615,7 +626,20 @@ def register_command() -> None:
     def add_parser(sub) -> None:
         d = FinetuneConfig(datasets=(), out="")
         p = sub.add_parser("finetune", help="fine-tune a cross-encoder on a dataset's judgments with mined hard negatives")
-        p.add_argument("--dataset", action="append", required=True, help="BEIR folder with qrels (repeat to mix datasets)")
+        p.add_argument(
+            "--dataset",
+            action="append",
+            default=[],
+            help="BEIR folder with qrels, PATH[,max=N][,repeat=R][,negatives=SOURCE][,dev=N] (repeat to mix datasets)",
+        )
+        p.add_argument("--negatives-from", choices=NEGATIVE_SOURCES, default=d.negatives_from)
+        p.add_argument("--dev-queries", type=int, default=None, help="dev queries per dataset for the dev figures")
+        p.add_argument("--groups", default=None, help="train on groups mined earlier (out/groups.json.gz); no mining")
+        p.add_argument("--teacher", default=None, help="distil: train on this cross-encoder's scores (listwise KL)")
+        p.add_argument("--student-layers", type=int, default=None, help="keep only the base's first N layers")
+        p.add_argument("--temperature", type=float, default=d.temperature)
+        p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
+        p.add_argument("--dataloader-workers", type=int, default=d.dataloader_workers, help="on a GPU only")
         p.add_argument("--split", default=d.split)
         p.add_argument("--base", default=d.base, help="hub id or local path: a cross-encoder, or a bi-encoder backbone")
         p.add_argument("--out", required=True, help="directory for the fine-tuned model (must not exist)")
@@ -642,6 +666,14 @@ def register_command() -> None:
         config = FinetuneConfig(
             datasets=tuple(args.dataset),
             out=args.out,
+            negatives_from=args.negatives_from,
+            dev_queries=args.dev_queries,
+            groups=args.groups,
+            teacher=args.teacher,
+            student_layers=args.student_layers,
+            temperature=args.temperature,
+            warmup_ratio=args.warmup_ratio,
+            dataloader_workers=args.dataloader_workers,
             base=args.base,
             split=args.split,
             epochs=args.epochs,

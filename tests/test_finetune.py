@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from reranker.errors import ConfigError, DataError, RerankLensError
-from reranker.finetune import FinetuneConfig, finetune, mine_candidates, split_file_name, split_queries
+from reranker.finetune import FinetuneConfig, GroupLoss, finetune, split_file_name
+from reranker.mining import DatasetSpec, first_stage_lists, load_groups, prepare, split_queries, training_groups
 
 TOPICS = {
     "aspirin": (
@@ -122,12 +123,88 @@ def test_mined_candidates_are_the_pipelines_fused_list(tmp_path, isolated_cache)
 
     dataset = load_dataset(write_beir(tmp_path / "data"))
     queries = ["q-aspirin", "q-malaria", "q-sleep"]
-    mined = mine_candidates(dataset, queries, depth=5)
+    mined = first_stage_lists(dataset, queries, sources={"fused"}, depth=5)
     pipeline = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None, retrieval_depth=100))
     for qid in queries:
-        expected = pipeline.search(dataset.queries[qid]).stages["fused"]
-        assert mined[qid].doc_ids() == expected.doc_ids()
-        assert [h.score for h in mined[qid].hits] == pytest.approx([h.score for h in expected.hits])
+        for stage in ("bm25", "dense", "fused"):
+            expected = pipeline.search(dataset.queries[qid]).stages[stage]
+            assert mined[qid][stage].doc_ids() == expected.doc_ids()
+            assert [h.score for h in mined[qid][stage].hits] == pytest.approx([h.score for h in expected.hits], abs=1e-5)
+    bm25_only = first_stage_lists(dataset, queries, sources={"bm25"}, depth=5)
+    assert set(bm25_only["q-aspirin"]) == {"bm25"}  # no dense index is built for BM25-only mining
+
+
+def test_dataset_specs_parse_options_and_refuse_bad_ones():
+    spec = DatasetSpec.parse("../shared/datasets/squad,max=400,repeat=2,negatives=bm25,dev=0")
+    assert (spec.path, spec.max_queries, spec.repeat, spec.negatives_from, spec.dev_queries) == (
+        "../shared/datasets/squad",
+        400,
+        2,
+        "bm25",
+        0,
+    )
+    assert spec.name == "squad" and DatasetSpec.parse("corpora/knowledge") == DatasetSpec("corpora/knowledge")
+    for bad, message in [
+        ("data,cap=3", "unknown option"),
+        ("data,repeat=0", "at least 1"),
+        ("data,max=many", "whole number"),
+        ("data,negatives=random", "negatives must be one of"),
+        (",max=3", "give a path first"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            DatasetSpec.parse(bad)
+
+
+def test_caps_sample_training_queries_without_moving_held_out_ones(tmp_path, isolated_cache):
+    data = str(write_beir(tmp_path / "data"))
+    kwargs = dict(split="train", dev_fraction=0.25, holdout_fraction=0.25, seed=3)
+    full = prepare(DatasetSpec(data), **kwargs)
+    capped = prepare(DatasetSpec(data, max_queries=2, dev_queries=1), **kwargs)
+    assert capped.split.heldout == full.split.heldout
+    assert len(capped.split.train) == min(2, len(full.split.train)) and set(capped.split.train) <= set(full.split.train)
+    assert len(capped.split.dev) <= 1 and set(capped.split.dev) <= set(full.split.dev)
+    assert set(capped.positives) == set(capped.split.train) | set(capped.split.dev)
+
+
+def test_groups_hold_labelled_negatives_never_a_positive_and_repeat(tmp_path, isolated_cache):
+    data = write_beir(tmp_path / "data")
+    qrels = (data / "qrels" / "train.tsv").read_text() + "q-aspirin\tcoffee\t0\nq-aspirin\tvaccine\t2\n"
+    (data / "qrels" / "train.tsv").write_text(qrels)
+    spec = DatasetSpec(str(data), repeat=2, negatives_from="bm25+dense")
+    mined = prepare(spec, split="train", dev_fraction=0.0, holdout_fraction=0.0, seed=1)
+    from reranker.mining import mine
+
+    mine(mined, negatives_from="fused", candidates=6)
+    groups, per_pass = training_groups([mined], epochs=1.0, negatives=5, negatives_from="fused", candidates=6, seed=1)
+    assert per_pass == len(groups) == 2 * (len(TOPICS) + 1)  # aspirin has two positives; every group twice
+    texts = {doc_id: f"{title}\n{text}" for doc_id, (title, text) in TOPICS.items()}
+    for g in groups:
+        if g.query == QUESTIONS["aspirin"]:
+            assert texts["vaccine"] not in g.docs[1:] and texts["aspirin"] not in g.docs[1:]
+            assert g.docs[0] in (texts["aspirin"], texts["vaccine"])
+    aspirin_negatives = {d for g in groups if g.query == QUESTIONS["aspirin"] for d in g.docs[1:]}
+    assert texts["coffee"] in aspirin_negatives or len(aspirin_negatives) >= 5
+
+
+def test_group_loss_targets_the_positive_or_the_teacher():
+    import torch
+
+    class Scores(torch.nn.Module):  # a stand-in model: scores are read from the pair text
+        device = torch.device("cpu")
+
+        def preprocess(self, pairs, prompt=None, task=None):
+            return {"x": torch.tensor([float(d) for _, d in pairs])}
+
+        def forward(self, tokens):
+            return {"scores": tokens["x"]}
+
+    inputs = (["q", "q"], [["5", "0", "0"], ["0", "1", "3"]])
+    ce = GroupLoss(Scores())(inputs, [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    assert float(ce) > 1.0  # the second group ranks its positive last
+    same = GroupLoss(Scores(), distill=True)(inputs, [[5.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    assert float(same) == pytest.approx(0.0, abs=1e-6)
+    other = GroupLoss(Scores(), distill=True, temperature=2.0)(inputs, [[0.0, 0.0, 5.0], [3.0, 1.0, 0.0]])
+    assert float(other) > 0.5
 
 
 def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_path, isolated_cache):
@@ -152,7 +229,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
     assert not (out / "checkpoints").exists(), "checkpoints are removed after a complete run"
     dev = (out / "dev_queries.txt").read_text().split()
     assert dev and set(dev) <= {f"q-{d}" for d in TOPICS}
-    assert recommended_interpolation(out) in (0.0, 0.3, 0.5)
+    assert recommended_interpolation(out) in (0.0, 0.1, 0.2, 0.3, 0.5)
     # The finished model is registered for pickers, labelled with its dev metrics.
     assert str(out.resolve()) in PROJECT_MODELS and "dev nDCG@10" in PROJECT_MODEL_INFO[str(out.resolve())]
 
@@ -257,3 +334,28 @@ def test_interrupt_after_a_checkpoint_keeps_it_and_saves_its_weights(tmp_path, i
     assert meta["interrupted"]
     assert (out / "checkpoints" / "checkpoint-2" / "model.safetensors").is_file()
     assert (out / "model.safetensors").is_file() and "interrupted" in (out / "README.md").read_text()
+
+
+def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_path, isolated_cache, monkeypatch):
+    """The GPU path: groups mined once (out/groups.json.gz) train elsewhere; a teacher's scores as targets."""
+    data = write_beir(tmp_path / "data")
+    first = tmp_path / "first"
+    finetune(tiny_config(data, first))
+    groups, meta = load_groups(first / "groups.json.gz")
+    assert groups and meta["datasets"][0]["name"] == "data" and all(len(g.docs) == 3 for g in groups)
+
+    import reranker.mining
+
+    def no_mining(*args, **kwargs):
+        raise AssertionError("a groups file must not be mined again")
+
+    monkeypatch.setattr(reranker.mining, "first_stage_lists", no_mining)
+    student = tmp_path / "student"
+    meta = finetune(
+        tiny_config(data, student, datasets=(), groups=str(first / "groups.json.gz"), teacher=str(first), student_layers=2)
+    )
+    config = json.loads((student / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2 and meta["groups"] == len(groups)
+    card = (student / "README.md").read_text()
+    assert f"teacher `{first}`" in card and "first 2 layers" in card
+    assert (student / "dev_queries.txt").read_text() == (first / "dev_queries.txt").read_text()
