@@ -17,7 +17,14 @@ from types import MappingProxyType
 
 from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
-from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
+from reranker.cross_encoder import (
+    MAX_WINDOWS_PER_DOCUMENT,
+    MAX_WINDOWS_PER_QUERY,
+    NORMALIZED_LABEL,
+    RAW_LABEL,
+    SCORE_CACHE,
+    CrossEncoderReranker,
+)
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
 from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
@@ -148,6 +155,9 @@ class Reranker:
     cache: bool = True
     precision: Precision = "auto"
     device: str = "auto"
+    max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT
+    max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY
+    allow_untrained_head: bool = False
     resolved_model: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -175,6 +185,9 @@ class Reranker:
             cache=SCORE_CACHE if self.cache else None,
             precision=self.precision,
             device=self.device,
+            max_windows_per_document=self.max_windows_per_document,
+            max_windows_per_query=self.max_windows_per_query,
+            allow_untrained_head=self.allow_untrained_head,
         )
         object.__setattr__(self, "_engine", engine)
 

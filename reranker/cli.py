@@ -75,6 +75,23 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bm25-backend", choices=("bm25s", "rank_bm25"), default=defaults.bm25_backend)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    parser.add_argument(
+        "--max-windows-per-document",
+        type=int,
+        default=defaults.max_windows_per_document,
+        help="token windows scored per document at most (long documents beyond it are cut, with a note)",
+    )
+    parser.add_argument(
+        "--max-windows-per-query",
+        type=int,
+        default=defaults.max_windows_per_query,
+        help="token windows scored per query at most (later documents keep their first window)",
+    )
+    parser.add_argument(
+        "--allow-untrained-head",
+        action="store_true",
+        help="load a checkpoint without a trained relevance head (e.g. a bi-encoder) anyway: it ranks at random",
+    )
 
 
 def config_from_args(args: argparse.Namespace, **extra) -> PipelineConfig:
@@ -97,6 +114,9 @@ def config_from_args(args: argparse.Namespace, **extra) -> PipelineConfig:
         device=args.device,
         latency_budget_ms=args.budget_ms,
         max_length=args.max_length,
+        max_windows_per_document=args.max_windows_per_document,
+        max_windows_per_query=args.max_windows_per_query,
+        allow_untrained_head=args.allow_untrained_head,
         **extra,
     )
 

@@ -20,7 +20,7 @@ import numpy as np
 from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
-from reranker.models import LoadedModel, load_cross_encoder
+from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.speed import (
     PAIR_COSTS,
     Precision,
@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
 NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
 MIN_DOCUMENT_TOKENS = 32
+# Window caps keep one query interactive: at ~25-40 pairs/s on two CPU cores, 24 windows (~7,000 tokens
+# with the default 400-token windows and 100 overlap) per document and 300 per query bound a query to
+# seconds, where a 100k-token document alone would be 1,120 windows (~16 s on this machine).
+MAX_WINDOWS_PER_DOCUMENT = 24
+MAX_WINDOWS_PER_QUERY = 300
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,38 @@ def _logits_to_raw(logits: np.ndarray) -> np.ndarray:
     return last - rest
 
 
+def check_window_caps(per_document: int | None, per_query: int | None) -> None:
+    for name, value in (("per document", per_document), ("per query", per_query)):
+        if value is not None and value < 1:
+            raise ConfigError(f"the window cap {name} must be at least 1 (or none for no cap), not {value}")
+
+
+def cap_windows(counts: Sequence[int], per_document: int | None, per_query: int | None) -> list[int]:
+    """How many of each document's windows to score, in document order: at most `per_document` each;
+    past `per_query` windows in all, later documents keep only their first window (every document
+    is always scored)."""
+    kept = [min(n, per_document) if per_document else n for n in counts]
+    if per_query is None or sum(kept) <= per_query:
+        return kept
+    left = max(per_query - len(kept), 0)  # one window each is always kept
+    out = []
+    for n in kept:
+        extra = min(n - 1, left)
+        left -= extra
+        out.append(1 + extra)
+    return out
+
+
+def window_cap_message(cut: Sequence[tuple[str, int, int]], per_document: int | None, per_query: int | None) -> str:
+    shown = ", ".join(f"{doc_id} ({kept} of {total})" for doc_id, total, kept in cut[:5])
+    more = f" and {len(cut) - 5} more" if len(cut) > 5 else ""
+    return (
+        f"Window cap: scored only the first windows of {len(cut)} long document(s): {shown}{more}. "
+        f"The caps are {per_document or 'no limit'} windows per document and {per_query or 'no limit'} per query "
+        "(raise them in the settings, or --max-windows-per-document / --max-windows-per-query, to read further)."
+    )
+
+
 class CrossEncoderReranker:
     """Reranks candidates with any sentence-transformers CrossEncoder (hub id or local directory)."""
 
@@ -127,9 +164,15 @@ class CrossEncoderReranker:
         cache: ScoreCache | None = SCORE_CACHE,
         precision: Precision = "auto",
         device: str = "auto",
+        max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT,
+        max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY,
+        allow_untrained_head: bool = False,
     ) -> None:
         if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
             raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
+        check_window_caps(max_windows_per_document, max_windows_per_query)
+        self.max_windows_per_document = max_windows_per_document
+        self.max_windows_per_query = max_windows_per_query
         self.model_spec = model
         self.batch_size = batch_size
         self.chunk_tokens = chunk_tokens
@@ -140,8 +183,13 @@ class CrossEncoderReranker:
         self.device_choice = select_device(device)
         self.device = self.device_choice.device
         self.loaded, fresh = load_cross_encoder(
-            model, max_length=max_length, device=self.device, trust_remote_code=trust_remote_code
+            model,
+            max_length=max_length,
+            device=self.device,
+            trust_remote_code=trust_remote_code,
+            allow_untrained_head=allow_untrained_head,
         )
+        self.untrained_head = not has_ranking_head(self.loaded.resolved.path)
         self.first_load_ms = self.loaded.load_ms if fresh else 0.0
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
@@ -216,13 +264,18 @@ class CrossEncoderReranker:
 
         plans = []
         pairs: list[tuple[str, str]] = []
+        all_windows = []
         for doc in documents:
-            text = doc.full_text
-            offsets = self._offsets(text)
-            windows = token_windows(offsets, window, overlap)
-            truncated_at = offsets[budget - 1][1] if len(offsets) > budget else None
-            plans.append((doc, windows, truncated_at))
-            pairs.extend((query, text[w.start : w.end]) for w in windows)
+            offsets = self._offsets(doc.full_text)
+            all_windows.append(token_windows(offsets, window, overlap))
+            plans.append((doc, None, offsets[budget - 1][1] if len(offsets) > budget else None))
+        kept = cap_windows([len(w) for w in all_windows], self.max_windows_per_document, self.max_windows_per_query)
+        cut = [(doc.id, len(w), n) for (doc, _, _), w, n in zip(plans, all_windows, kept, strict=True) if n < len(w)]
+        if cut:
+            messages.append(window_cap_message(cut, self.max_windows_per_document, self.max_windows_per_query))
+        for i, ((doc, _, truncated_at), windows, n) in enumerate(zip(plans, all_windows, kept, strict=True)):
+            plans[i] = (doc, windows[:n], truncated_at)
+            pairs.extend((query, doc.full_text[w.start : w.end]) for w in windows[:n])
         return plans, pairs, messages
 
     def _score_pairs(self, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
@@ -298,5 +351,7 @@ class CrossEncoderReranker:
             for r, s in enumerate(order, start=1)
         )
         ranked = RankedList(stage, hits, RAW_LABEL, NORMALIZED_LABEL)
+        if self.untrained_head:
+            messages = [f"Warning: {untrained_head_message(self.model_spec)}", *messages]
         return RerankOutput(ranked, tuple(scores), tuple(messages), start_loaded, scored, cached)
 

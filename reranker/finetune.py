@@ -46,7 +46,7 @@ from reranker.mining import (
     save_groups,
     training_groups,
 )
-from reranker.models import DEFAULT_BI_ENCODER, resolve_model
+from reranker.models import DEFAULT_BI_ENCODER, has_ranking_head, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +188,6 @@ def prepare_output(config: FinetuneConfig) -> Path:
     return out
 
 
-def is_cross_encoder(path: str) -> bool:
-    """True if a model directory already has a sequence-classification (ranking) head."""
-    try:
-        config = json.loads((Path(path) / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
-
-
 def dev_metrics(
     spec: str | None,
     mix: Sequence[Mined],
@@ -215,7 +206,11 @@ def dev_metrics(
     from reranker.fusion import interpolate
     from reranker.types import PipelineResult
 
-    reranker = CrossEncoderReranker(spec, max_length=max_length, cache=None, precision="fp32") if spec else None
+    reranker = (
+        CrossEncoderReranker(spec, max_length=max_length, cache=None, precision="fp32", allow_untrained_head=True)
+        if spec
+        else None
+    )
     qrels: Qrels = {}
     results: dict[str, dict[str, PipelineResult]] = {f"{w:g}": {} for w in weights}
     for m in mix:
@@ -344,7 +339,7 @@ def finetune(config: FinetuneConfig) -> dict:
         scratch = tempfile.TemporaryDirectory(prefix="rerank-lens-student-")
         base_path = truncated_copy(base.path, config.student_layers, Path(scratch.name))
     before = dev_metrics(
-        base_path if is_cross_encoder(base_path) else None, mix, depth=config.dev_depth, max_length=config.max_length
+        base_path if has_ranking_head(base_path) else None, mix, depth=config.dev_depth, max_length=config.max_length
     )
     logger.warning("dev nDCG@10 before training: %s", before)
     labels = teacher_scores(config.teacher, groups, config.max_length) if config.teacher else None

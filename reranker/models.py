@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from reranker.errors import ModelUnavailableError
+from reranker.errors import ConfigError, ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ ALIASES = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 PROJECT_MODELS: dict[str, Callable[[], Path]] = {}
 # A one-line description per project model (what it was trained on, its measured quality), for pickers.
 PROJECT_MODEL_INFO: dict[str, str] = {}
+
+# Set to 1 to load checkpoints without a trained relevance head anyway (the test suite does, to exercise
+# cross-encoder mechanics on the bundled bi-encoder's weights); `allow_untrained_head=True` does it per call.
+ALLOW_UNTRAINED_HEAD_ENV = "RERANK_LENS_ALLOW_UNTRAINED_HEAD"
 
 Source = Literal["local directory", "project model", "Hugging Face cache", "bundled package", "hub"]
 
@@ -194,10 +198,48 @@ def load_bi_encoder(spec: str, *, device: str = "cpu", trust_remote_code: bool =
     )
 
 
+def has_ranking_head(path: str | Path) -> bool:
+    """False when a model directory's checkpoint is a plain encoder (e.g. a bi-encoder such as BertModel):
+    a cross-encoder built on it gets a randomly initialised relevance head. True when unknown."""
+    import json
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return True
+    architectures = config.get("architectures") or []
+    return not architectures or any(a.endswith("ForSequenceClassification") for a in architectures)
+
+
+def untrained_head_allowed(allow: bool = False) -> bool:
+    return allow or os.environ.get(ALLOW_UNTRAINED_HEAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def untrained_head_message(spec: str) -> str:
+    return (
+        f"{spec} has no trained relevance head (its checkpoint is a plain encoder, such as a bi-encoder), so a "
+        "cross-encoder built on it scores with a randomly initialised head and ranks at random."
+    )
+
+
 def load_cross_encoder(
-    spec: str, *, max_length: int | None = None, device: str = "cpu", trust_remote_code: bool = False
+    spec: str,
+    *,
+    max_length: int | None = None,
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    allow_untrained_head: bool = False,
 ) -> tuple[LoadedModel, bool]:
+    """Load a cross-encoder once per process; a checkpoint without a trained relevance head is refused
+    unless `allow_untrained_head` (or $RERANK_LENS_ALLOW_UNTRAINED_HEAD=1) says otherwise."""
     from sentence_transformers import CrossEncoder
+
+    resolved = resolve_model(spec)
+    if not has_ranking_head(resolved.path) and not untrained_head_allowed(allow_untrained_head):
+        raise ConfigError(
+            untrained_head_message(spec) + " Fix: pick a cross-encoder (`python -m reranker models` lists the ones "
+            "that work offline), or load it anyway with --allow-untrained-head (allow_untrained_head=True)."
+        )
 
     def factory(path: str) -> object:
         import torch

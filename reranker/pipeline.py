@@ -21,7 +21,12 @@ from reranker.budget import check_budget, plan_cascade_for, plan_rerank
 from reranker.cache import cache_root
 from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
-from reranker.cross_encoder import CrossEncoderReranker
+from reranker.cross_encoder import (
+    MAX_WINDOWS_PER_DOCUMENT,
+    MAX_WINDOWS_PER_QUERY,
+    CrossEncoderReranker,
+    check_window_caps,
+)
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
@@ -65,6 +70,9 @@ class PipelineConfig:
     precision: Precision = "auto"
     device: str = "auto"  # auto: a CUDA GPU when torch sees one, else the CPU
     latency_budget_ms: float | None = None
+    max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT
+    max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY
+    allow_untrained_head: bool = False
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -77,6 +85,12 @@ class PipelineConfig:
             raise ConfigError("RRF k must be 0 or more (60 is the usual value)")
         if self.top_n < 1:
             raise ConfigError("top-n must be at least 1")
+        if self.retrieval_depth < 1:
+            raise ConfigError(f"retrieval depth must be at least 1, not {self.retrieval_depth}")
+        for name, value in (("rerank depth", self.rerank_depth), ("coarse depth", self.coarse_depth)):
+            if value < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {value} (0 turns that reranking stage off)")
+        check_window_caps(self.max_windows_per_document, self.max_windows_per_query)
         if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
             raise ConfigError("interpolation weight must be between 0 and 1")
         if self.max_length is not None and not 32 <= self.max_length <= 8192:
@@ -187,7 +201,8 @@ class Pipeline:
         """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
         config = config or self.config
         key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
-        key += (config.precision, config.device)
+        key += (config.precision, config.device, config.max_windows_per_document, config.max_windows_per_query)
+        key += (config.allow_untrained_head,)
         with self._build_lock:
             if key not in self._rerankers:
                 self._rerankers[key] = CrossEncoderReranker(
@@ -200,6 +215,9 @@ class Pipeline:
                     trust_remote_code=config.trust_remote_code,
                     precision=config.precision,
                     device=config.device,
+                    max_windows_per_document=config.max_windows_per_document,
+                    max_windows_per_query=config.max_windows_per_query,
+                    allow_untrained_head=config.allow_untrained_head,
                 )
             return self._rerankers[key]
 
@@ -229,8 +247,10 @@ class Pipeline:
         timings.append(StageTiming("fused", ms, detail=f"RRF k={config.rrf_k}"))
 
         candidates = stages["fused"]
-        coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder)
-        fine_spec = resolve_cross_encoder_spec(config.cross_encoder)
+        coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder) if config.coarse_depth else None
+        fine_spec = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
+        if config.rerank_depth == 0 and config.cross_encoder:
+            messages.append("Rerank depth 0: reranking is off, so the results are the fused list.")
         if config.cross_encoder == AUTO and fine_spec is None:
             messages.append(
                 "No cross-encoder is available offline, so results stop after fusion. "
@@ -297,9 +317,6 @@ class Pipeline:
 
     @staticmethod
     def _clamp(name: str, value: int, limit: int, messages: list[str]) -> int:
-        if value < 1:
-            messages.append(f"{name} {value} is below 1; using 1.")
-            return 1
         if value > limit:
             if limit > 0:
                 messages.append(f"{name} {value} is larger than the {limit} available; using {limit}.")

@@ -11,6 +11,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # classes simulate their flags explicitly (tests/test_speed.py).
 PLAIN_AVX2_FLAGS = "fpu sse sse2 avx avx2 fma"
 os.environ["RERANK_LENS_CPU_FLAGS"] = PLAIN_AVX2_FLAGS
+# Cross-encoder mechanics are tested on the bundled bi-encoder's real weights with a seeded, untrained
+# head: the suite opts in to loading such checkpoints (users must ask; tests/test_guards.py checks that).
+os.environ["RERANK_LENS_ALLOW_UNTRAINED_HEAD"] = "1"
 
 import pytest  # noqa: E402
 

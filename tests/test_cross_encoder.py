@@ -19,8 +19,15 @@ def reranker():
 
     torch.manual_seed(0)
     # fp32 pinned: the comparison with plain predict must not depend on what `auto` picks on this CPU.
+    # No window cap: the long document below is windowed end to end (caps: tests/test_guards.py).
     return CrossEncoderReranker(
-        BUNDLED_MODEL, max_length=128, chunk_tokens=64, chunk_overlap=16, cache=ScoreCache(), precision="fp32"
+        BUNDLED_MODEL,
+        max_length=128,
+        chunk_tokens=64,
+        chunk_overlap=16,
+        cache=ScoreCache(),
+        precision="fp32",
+        max_windows_per_document=None,
     )
 
 

@@ -58,10 +58,10 @@ def test_no_cross_encoder_stops_after_fusion(seed_pipeline):
 
 
 def test_depths_are_clamped_with_a_message(seed_pipeline):
-    result = seed_pipeline.search(SEED_QUERY, retrieval_depth=1000, rerank_depth=0)
-    assert any("larger than the 5 available" in m for m in result.messages)
-    assert any("below 1" in m for m in result.messages)
-    assert len(result.after) == 1
+    result = seed_pipeline.search(SEED_QUERY, retrieval_depth=1000, rerank_depth=1000)
+    assert any("retrieval depth 1000 is larger than the 5 available" in m for m in result.messages)
+    assert any("rerank depth 1000 is larger than the 5 available" in m for m in result.messages)
+    assert len(result.after) == 5
 
 
 def test_cascade_runs_coarse_then_fine(seed_pipeline):
