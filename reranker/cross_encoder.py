@@ -21,6 +21,7 @@ from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
+from reranker.pairs import PairTemplate, length_batches
 from reranker.speed import (
     PAIR_COSTS,
     Precision,
@@ -201,13 +202,17 @@ class CrossEncoderReranker:
         # Precision is part of the score identity: fp16/bf16 logits differ from fp32 in the 4th decimal.
         self._cache_key = f"{self._model_key}|{self.precision}"
         self._lock = _inference_locks.setdefault(self._model_key, threading.Lock())
-        # Token offsets per document text: planning a depth and then scoring tokenise each document once.
-        self._offsets = functools.lru_cache(maxsize=20_000)(self._token_offsets)
+        # Token ids and offsets per document text: planning a depth, then scoring, tokenise each document
+        # once, and windows reach the model as slices of those ids (never tokenised again as text).
+        self._tokens = functools.lru_cache(maxsize=20_000)(self._tokenize)
+        self._template = PairTemplate.from_tokenizer(self.tokenizer)
+        if self._template is None:
+            logger.info("%s: pair layout not reproducible from ids; windows are tokenised as text", model)
 
-    def _token_offsets(self, text: str) -> tuple[tuple[int, int], ...]:
+    def _tokenize(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         # verbose=False: documents longer than the model's limit are expected here (they get windows).
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-        return tuple(map(tuple, encoded["offset_mapping"]))
+        return tuple(encoded["input_ids"]), tuple(map(tuple, encoded["offset_mapping"]))
 
     @property
     def per_pair_ms(self) -> float | None:
@@ -220,8 +225,8 @@ class CrossEncoderReranker:
 
     def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
         """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
-        plans, pairs, messages = self._plan(query, documents)
-        raw, scored = self._score_pairs(pairs)
+        plans, pairs, messages, pair_ids = self._plan(query, documents)
+        raw, scored = self._score_pairs(pairs, pair_ids)
         cursor = 0
         results = []
         for doc, windows, truncated_at in plans:
@@ -237,7 +242,7 @@ class CrossEncoderReranker:
 
     def new_pairs_per_document(self, query: str, documents: Sequence[Document]) -> list[int]:
         """How many (query, window) pairs each document still needs scored (cached pairs are free)."""
-        plans, pairs, _ = self._plan(query, documents)
+        plans, pairs, _, _ = self._plan(query, documents)
         counts, cursor = [], 0
         for _, windows, _ in plans:
             chunk = pairs[cursor : cursor + len(windows)]
@@ -245,15 +250,16 @@ class CrossEncoderReranker:
             counts.append(sum(1 for q, d in chunk if self.cache is None or self.cache.get((self._cache_key, q, d)) is None))
         return counts
 
-    def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str]]:
-        """Split documents into windows that fit next to the query: (plans, pairs, messages)."""
+    def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str], list]:
+        """Split documents into windows that fit next to the query: (plans, text pairs, messages, id pairs)."""
         messages: list[str] = []
         query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
         specials = self.tokenizer.num_special_tokens_to_add(pair=True)
         budget = self.max_length - specials - len(query_ids)
         if budget < MIN_DOCUMENT_TOKENS:
             keep = self.max_length // 2
-            query = self.tokenizer.decode(query_ids[:keep])
+            query_ids = query_ids[:keep]
+            query = self.tokenizer.decode(query_ids)
             messages.append(
                 f"The query is {len(query_ids)} tokens; the model reads at most {self.max_length} per pair, "
                 f"so the query was truncated to its first {keep} tokens."
@@ -264,9 +270,11 @@ class CrossEncoderReranker:
 
         plans = []
         pairs: list[tuple[str, str]] = []
+        pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         all_windows = []
+        query_ids = tuple(query_ids)
         for doc in documents:
-            offsets = self._offsets(doc.full_text)
+            _, offsets = self._tokens(doc.full_text)
             all_windows.append(token_windows(offsets, window, overlap))
             plans.append((doc, None, offsets[budget - 1][1] if len(offsets) > budget else None))
         kept = cap_windows([len(w) for w in all_windows], self.max_windows_per_document, self.max_windows_per_query)
@@ -275,11 +283,15 @@ class CrossEncoderReranker:
             messages.append(window_cap_message(cut, self.max_windows_per_document, self.max_windows_per_query))
         for i, ((doc, _, truncated_at), windows, n) in enumerate(zip(plans, all_windows, kept, strict=True)):
             plans[i] = (doc, windows[:n], truncated_at)
+            ids, _ = self._tokens(doc.full_text)
             pairs.extend((query, doc.full_text[w.start : w.end]) for w in windows[:n])
-        return plans, pairs, messages
+            pair_ids.extend((query_ids, ids[w.token_start : w.token_end]) for w in windows[:n])
+        return plans, pairs, messages, pair_ids
 
-    def _score_pairs(self, pairs: list[tuple[str, str]]) -> tuple[list[float], int]:
-        """Raw scores for pairs, and how many needed the model (the rest came from the cache)."""
+    def _score_pairs(self, pairs: list[tuple[str, str]], pair_ids: list | None = None) -> tuple[list[float], int]:
+        """Raw scores for pairs, and how many needed the model (the rest came from the cache).
+
+        With `pair_ids` (the token ids of each pair) the model reads those ids directly."""
         scores: list[float | None] = [None] * len(pairs)
         todo: list[int] = []
         for i, (q, d) in enumerate(pairs):
@@ -291,11 +303,18 @@ class CrossEncoderReranker:
         if todo:
             with self._lock, timed_ms() as elapsed:
                 configure_threads(device=self.device)
-                raw = self._predict([pairs[i] for i in todo], self.precision)
+                by_ids = pair_ids is not None and self._template is not None
+
+                def predict(indices: list[int], precision: str) -> np.ndarray:
+                    if by_ids:
+                        return self._predict_ids([pair_ids[i] for i in indices], precision)
+                    return self._predict([pairs[i] for i in indices], precision)
+
+                raw = predict(todo, self.precision)
                 bad = np.flatnonzero(~np.isfinite(raw))
                 if len(bad):  # reduced precision overflowed: rescore those pairs in fp32
                     logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), self.precision)
-                    raw[bad] = self._predict([pairs[todo[j]] for j in bad], "fp32")
+                    raw[bad] = predict([todo[j] for j in bad], "fp32")
             PAIR_COSTS.record(self._cache_key, len(todo), elapsed[0])
             for i, value in zip(todo, raw, strict=True):
                 scores[i] = float(value)
@@ -318,6 +337,22 @@ class CrossEncoderReranker:
             show_progress_bar=False,
         )
         return _logits_to_raw(np.asarray(logits, dtype=np.float32))
+
+    def _predict_ids(self, items: list[tuple[Sequence[int], Sequence[int]]], precision: str) -> np.ndarray:
+        """Raw scores of (query ids, window ids) pairs, batched by length so padding stays small."""
+        import torch
+
+        model = weights_in(self.model, self._model_key, precision)
+        template = self._template
+        assert template is not None
+        out = np.empty(len(items), dtype=np.float32)
+        lengths = [len(q) + len(d) for q, d in items]
+        with torch.inference_mode():
+            for batch in length_batches(lengths, self.batch_size):
+                features = {k: v.to(model.device) for k, v in template.batch([items[i] for i in batch]).items()}
+                scores = model({**features, "modality": "text"})["scores"].float().cpu().numpy()
+                out[batch] = _logits_to_raw(scores)
+        return out
 
     def rerank(
         self,
