@@ -279,8 +279,10 @@ def finetune(config: FinetuneConfig) -> dict:
     started = time.time()
     import torch
 
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    from reranker.speed import physical_cores
+
+    # Every core: the first stage may have lowered torch's threads while other work was runnable.
+    torch.set_num_threads(config.threads or physical_cores())
     mix: list[Mined] = []
     if config.groups:
         groups, mined_meta = load_groups(config.groups)
@@ -343,6 +345,7 @@ def finetune(config: FinetuneConfig) -> dict:
     )
     logger.warning("dev nDCG@10 before training: %s", before)
     labels = teacher_scores(config.teacher, groups, config.max_length) if config.teacher else None
+    torch.set_num_threads(config.threads or physical_cores())
 
     model = _train(config, base_path, groups, labels, total_steps, out)
     if scratch is not None:

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from reranker.cache import atomic_directory
@@ -106,12 +107,13 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
     backbone_dir = Path(resolve_model(backbone).path)
     base = load_file(str(backbone_dir / WEIGHTS_KEY))
     stored = load_file(str(weights))
+    layers = _layers(artifact_dir)
     state = {}
     full = {k.removeprefix(FULL_PREFIX): v for k, v in stored.items() if k.startswith(FULL_PREFIX)}
     deltas = {k.removeprefix(DELTA_PREFIX): v for k, v in stored.items() if k.startswith(DELTA_PREFIX)}
     for key, value in base.items():
         name = f"bert.{key}"
-        if name in full or name in deltas:
+        if name in full or name in deltas or _layer_index(key) >= layers:  # a student keeps the first layers only
             continue
         state[name] = value
     for name, delta in deltas.items():
@@ -132,16 +134,59 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
     return target
 
 
+def _layers(model_dir: Path) -> int:
+    try:
+        return int(json.loads((model_dir / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1_000
+
+
+def _layer_index(key: str) -> int:
+    """The transformer layer a backbone weight belongs to (-1 for embeddings and the rest)."""
+    parts = key.split(".")
+    if "layer" in parts:
+        at = parts.index("layer") + 1
+        if at < len(parts) and parts[at].isdigit():
+            return int(parts[at])
+    return -1
+
+
 def _cache_root() -> Path:
     return rerank_lens_cache() / "models"
 
 
-def artifact_info(artifact_dir: str | Path) -> str:
-    """A one-line label from the artifact's metadata: what it was trained on and how well it measured."""
+@dataclass(frozen=True)
+class FamilyMember:
+    """One model of the project's offline family: its name, its folder under models/, and its role."""
+
+    name: str
+    folder: str
+    role: str
+
+
+# The offline family, in the order `auto` tries them when the hub's default is unreachable.
+OFFLINE_FAMILY: tuple[FamilyMember, ...] = (
+    FamilyMember("rerank-lens/minilm-l6-general", "minilm-l6-general", "general-purpose, the offline default"),
+    FamilyMember("rerank-lens/tiny-general", "tiny-general", "fast sibling, the cascade's coarse model"),
+    FamilyMember("rerank-lens/minilm-l6-scifact", "minilm-l6-scifact", "SciFact specialist"),
+)
+
+
+def artifact_info(artifact_dir: str | Path, role: str = "") -> str:
+    """A one-line card from the artifact's metadata: role, size, what it was trained on, how well it measured."""
+    artifact_dir = Path(artifact_dir)
     try:
-        meta = json.loads((Path(artifact_dir) / "finetune.json").read_text())
+        meta = json.loads((artifact_dir / "finetune.json").read_text())
     except (OSError, ValueError):
-        return "fine-tuned locally"
+        return role or "fine-tuned locally"
+    layers = _layers(artifact_dir)
+    prefix = f"{role}; " if role else ""
+    if layers < 1_000:
+        prefix += f"{layers} layers; "
+    return prefix + _training_summary(meta)
+
+
+def _training_summary(meta: dict) -> str:
     names = ", ".join(d.get("name", "?") for d in meta.get("datasets", []))
     weight = meta.get("recommended_interpolation") or 0.0
     heldout = meta.get("heldout") or {}
@@ -153,25 +198,24 @@ def artifact_info(artifact_dir: str | Path) -> str:
             else f"{heldout['reranked']:.3f}"
         )
         return (
-            f"fine-tuned locally on {names} from the bundled all-MiniLM-L6-v2: held-out nDCG@10 "
-            f"{figures} (fused {heldout['fused']:.3f}, {heldout.get('queries')} queries)"
+            f"trained on {names}: held-out nDCG@10 {figures} (fused {heldout['fused']:.3f}, {heldout.get('queries')} queries)"
         )
     dev = meta.get("dev_after") or {}
     if "reranked@interp0" not in dev:
-        return f"fine-tuned locally on {names}"
+        return f"trained on {names}"
     extra = f", {dev.get(f'reranked@interp{weight:g}', float('nan')):.3f} with interpolation {weight:g}" if weight else ""
     return (
-        f"fine-tuned locally on {names}: dev nDCG@10 {dev['reranked@interp0']:.3f}{extra} "
+        f"trained on {names}: dev nDCG@10 {dev['reranked@interp0']:.3f}{extra} "
         f"(fused {dev.get('fused', float('nan')):.3f})"
     )
 
 
-def register(name: str, artifact_dir: Path) -> None:
+def register(name: str, artifact_dir: Path, role: str = "") -> None:
     """Make an artifact resolvable by name (e.g. in PipelineConfig(cross_encoder=name) and the CLI)."""
     if not (artifact_dir / WEIGHTS_FILE).is_file():
         return
     PROJECT_MODELS[name] = lambda: build_from_artifact(artifact_dir)
-    PROJECT_MODEL_INFO[name] = artifact_info(artifact_dir)
+    PROJECT_MODEL_INFO[name] = artifact_info(artifact_dir, role)
 
 
 def _registry_file() -> Path:
@@ -210,7 +254,8 @@ def recommended_interpolation(model_dir: str | Path) -> float | None:
 
 
 def _register_all() -> None:
-    register("rerank-lens/minilm-l6-scifact", MODELS_ROOT / "minilm-l6-scifact")
+    for member in OFFLINE_FAMILY:
+        register(member.name, MODELS_ROOT / member.folder, member.role)
     try:
         known = json.loads(_registry_file().read_text()) if _registry_file().is_file() else []
     except (OSError, ValueError):

@@ -359,3 +359,17 @@ def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_pat
     card = (student / "README.md").read_text()
     assert f"teacher `{first}`" in card and "first 2 layers" in card
     assert (student / "dev_queries.txt").read_text() == (first / "dev_queries.txt").read_text()
+
+    # The student ships like any artifact: deltas on the backbone's first two layers only.
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    from reranker.project_models import artifact_info, build_from_artifact, export_artifact
+
+    export_artifact(student, tmp_path / "artifact")
+    rebuilt = CrossEncoder(str(build_from_artifact(tmp_path / "artifact", isolated_cache / "models")))
+    pairs = [(QUESTIONS["malaria"], TOPICS["malaria"][1]), (QUESTIONS["coffee"], TOPICS["malaria"][1])]
+    expected = CrossEncoder(str(student)).predict(pairs, activation_fn=torch.nn.Identity())
+    assert rebuilt.predict(pairs, activation_fn=torch.nn.Identity()) == pytest.approx(expected, abs=1e-3)
+    assert len(rebuilt[0].model.bert.encoder.layer) == 2
+    assert artifact_info(tmp_path / "artifact", "fast sibling").startswith("fast sibling; 2 layers; trained on data")
