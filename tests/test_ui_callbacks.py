@@ -14,7 +14,7 @@ from reranker.ui import callbacks
 from reranker.ui.callbacks import Settings, chunk_view, compare_view, search_view, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
-from tests.test_ui_state import write_beir
+from tests.support import write_topics
 
 LONG = " ".join(f"Paragraph {i} discusses harbour logistics, cranes and container schedules in detail." for i in range(70))
 LONG += " The transformer attention mechanism also appears here once, near the end."
@@ -25,7 +25,7 @@ CROSS = Settings(cross_encoder=BUNDLED_MODEL, chunk_tokens=64, chunk_overlap=16,
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
-    folder = write_beir(root / "corpora" / "knowledge")
+    folder = write_topics(root / "corpora" / "knowledge")
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"_id": "harbour", "title": "Harbour operations", "text": LONG}) + "\n")
     return AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"))
