@@ -20,7 +20,7 @@ from reranker.corpus import Corpus
 from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
-from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
+from reranker.pipeline import AUTO, check_query, resolve_cross_encoder_spec
 from reranker.speed import PRECISIONS, Precision, check_device
 from reranker.types import Document, Hit, RankedList, StageTiming
 
@@ -185,7 +185,7 @@ class Reranker:
 
     def rerank(self, query: str, texts: Iterable[str | Document], *, top_n: int | None = None) -> RerankResult:
         """Score every text against the query and return them best first (`top_n` overrides the default)."""
-        query = _check_query(query)
+        query = check_query(query)
         documents = _as_documents(texts)
         top_n = self.top_n if top_n is None else top_n
         _check_top_n(top_n)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
@@ -208,7 +207,7 @@ class Pipeline:
         config = dataclasses.replace(self.config, **overrides) if overrides else self.config
         config.validate()
         started = time.perf_counter()
-        query = _check_query(query)
+        query = check_query(query)
         messages: list[str] = []
         depth = self._clamp("retrieval depth", config.retrieval_depth, len(self.corpus), messages)
         timings: list[StageTiming] = []
@@ -307,7 +306,8 @@ class Pipeline:
         return value
 
 
-def _check_query(query: str) -> str:
+def check_query(query: str) -> str:
+    """The query with its whitespace collapsed; raises ConfigError for an empty or overlong query."""
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("The query is empty: type a question or some keywords.")
     query = " ".join(query.split())
@@ -321,5 +321,3 @@ def _timed(fn, *args, **kwargs):
     result = fn(*args, **kwargs)
     return result, (time.perf_counter() - start) * 1000
 
-
-Stage = Literal["bm25", "dense", "fused", "coarse", "reranked"]
