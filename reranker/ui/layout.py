@@ -19,7 +19,7 @@ import gradio as gr
 from reranker.models import KNOWN_BI_ENCODERS, KNOWN_CROSS_ENCODERS, PROJECT_MODEL_INFO, PROJECT_MODELS, is_available_offline
 from reranker.pipeline import default_cross_encoder
 from reranker.ui import figures
-from reranker.ui.callbacks import BLEND_CHOICES, RAW_MODE, SCORE_MODES, Settings, make_callbacks
+from reranker.ui.search_tab import BLEND_CHOICES, RAW_MODE, SCORE_MODES, Settings, make_callbacks
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -205,7 +205,7 @@ def build_compare_tab(ctx: AppContext) -> None:
 
 def build_evaluate_tab(ctx: AppContext) -> None:
     """The Evaluate tab lives in its own module (query-set error analysis)."""
-    from reranker.ui.evaluate_view import build_evaluate_tab as build
+    from reranker.ui.evaluate_tab import build_evaluate_tab as build
 
     build(ctx)
 

@@ -10,8 +10,8 @@ import gradio as gr
 import pytest
 
 from reranker.errors import ConfigError
-from reranker.ui import callbacks
-from reranker.ui.callbacks import Settings, chunk_view, compare_view, search_view, settings_from, user_errors
+from reranker.ui import search_tab as callbacks
+from reranker.ui.search_tab import Settings, chunk_view, compare_view, search_view, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
 from tests.support import write_topics

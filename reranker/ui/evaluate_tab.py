@@ -323,7 +323,7 @@ def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], t
 
 def search_settings_for(spec: str) -> dict[str, Any]:
     """The Search settings that show what a reranking configuration did (its model and its @settings)."""
-    from reranker.ui.callbacks import SETTING_FIELDS
+    from reranker.ui.search_tab import SETTING_FIELDS
 
     config = parse_configurations([spec])[0]
     if not config.reranks:
@@ -461,7 +461,7 @@ def _stop_flag(request: gr.Request | None) -> threading.Event:
 
 def build_evaluate_tab(ctx) -> None:
     """The Evaluate tab; `ctx` is the app's AppContext (shared corpus, query and settings widgets)."""
-    from reranker.ui.callbacks import SETTING_FIELDS, settings_from, user_errors
+    from reranker.ui.search_tab import SETTING_FIELDS, settings_from, user_errors
 
     state: AppState = ctx.state
     with gr.Tab("Evaluate", id="evaluate"):
