@@ -10,7 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from reranker.ui import build_demo, launch_options
-from reranker.ui.search_tab import SETTING_FIELDS, Settings
+from reranker.ui.settings import SETTING_FIELDS, Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
 from tests.support import TOPIC_QUERIES, free_port, write_topics
