@@ -9,10 +9,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from reranker.compare import movement
 from reranker.corpus import load_dataset
 from reranker.errors import RerankLensError
-from reranker.eval_command import add_eval_arguments
+from reranker.evaluation.compare import movement
+from reranker.evaluation.report import add_eval_arguments
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig
 from reranker.speed import PRECISIONS
 from reranker.types import PipelineResult
@@ -243,7 +243,7 @@ def format_result(result: PipelineResult, pipeline: Pipeline) -> str:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from reranker.eval_command import run_eval
+    from reranker.evaluation.report import run_eval
 
     return run_eval(args, _load_pipeline)
 

@@ -280,7 +280,7 @@ def dev_metrics(
     with `spec=None` only the fused figure is computed.
     """
     from reranker.cross_encoder import CrossEncoderReranker
-    from reranker.evaluate import evaluate_run, stage_run
+    from reranker.evaluation.metrics import evaluate_run, stage_run
     from reranker.fusion import interpolate
     from reranker.types import PipelineResult
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reranker.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
+from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from tests.support import ranked
 
 

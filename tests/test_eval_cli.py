@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reranker.cli import main
-from reranker.export import read_trec_run
+from reranker.evaluation.export import read_trec_run
 from tests.conftest import SEED_DOCUMENTS, SEED_QUERY
 from tests.support import write_beir
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reranker.analysis import (
+from reranker.evaluation.analysis import (
     ConfigurationResult,
     EvaluationReport,
     Significance,
@@ -19,7 +19,7 @@ from reranker.analysis import (
     query_deltas,
     ranking_changes,
 )
-from reranker.evaluate import evaluate_per_query, stage_run
+from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.types import Hit, PipelineResult, RankedList, StageTiming
 from reranker.ui.evaluate_tab import (
     agreement_matrix_html,
@@ -140,7 +140,7 @@ def test_corpus_without_qrels_explains_what_is_missing(tmp_path):
 
 
 def test_query_comparison_html_lists_each_configuration(report):
-    from reranker.analysis import QueryComparison
+    from reranker.evaluation.analysis import QueryComparison
     from reranker.ui.evaluate_tab import query_comparison_html
 
     a = _ranked("fused", ["x", "y", "a"])

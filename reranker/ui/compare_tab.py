@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import gradio as gr
 import plotly.graph_objects as go
 
-from reranker.compare import kendall_tau, rank_biased_overlap, top_k_overlap
 from reranker.errors import ConfigError
+from reranker.evaluation.compare import kendall_tau, rank_biased_overlap, top_k_overlap
 from reranker.pipeline import AUTO, resolve_cross_encoder_spec
 from reranker.types import StageTiming
 from reranker.ui import figures, render

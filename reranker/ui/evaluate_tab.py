@@ -23,7 +23,8 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from reranker.analysis import (
+from reranker.errors import ConfigError, RerankLensError
+from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     REPORT_CACHE,
     STAT_TESTS,
@@ -41,8 +42,7 @@ from reranker.analysis import (
     query_deltas,
     ranking_changes,
 )
-from reranker.errors import ConfigError, RerankLensError
-from reranker.export import (
+from reranker.evaluation.export import (
     html_snapshot,
     metrics_csv,
     per_query_csv,

@@ -11,8 +11,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reranker.compare import Movement, movement
 from reranker.corpus import Corpus, Dataset
+from reranker.evaluation.compare import Movement, movement
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
 
 SNIPPET_CHARS = 220

@@ -16,7 +16,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from reranker.errors import ConfigError
-from reranker.evaluate import evaluate_per_query, stage_run
+from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render

@@ -12,7 +12,8 @@ import json
 import sys
 from collections.abc import Callable
 
-from reranker.analysis import (
+from reranker.errors import ConfigError
+from reranker.evaluation.analysis import (
     EVAL_METRICS,
     MAX_CONFIGURATIONS,
     STAT_TESTS,
@@ -21,9 +22,8 @@ from reranker.analysis import (
     evaluate_configurations,
     parse_configurations,
 )
-from reranker.errors import ConfigError
-from reranker.evaluate import evaluate_per_query, mean_latency, stage_run
-from reranker.export import per_query_csv, report_to_json, trec_runs_for_report, write_text
+from reranker.evaluation.export import per_query_csv, report_to_json, trec_runs_for_report, write_text
+from reranker.evaluation.metrics import evaluate_per_query, mean_latency, stage_run
 
 COMPARE_HELP = (
     f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
