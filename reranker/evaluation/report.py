@@ -1,62 +1,23 @@
-"""`python -m reranker eval`: metrics for one or more configurations over a split's judged
-queries, paired significance against a baseline, per-query CSV and TREC run files.
+"""What `python -m reranker eval` reads and prints: a split's judged queries (optionally those a file
+lists), and an evaluation report as JSON or as a plain-text table with significance marks.
 
-Without `--compare` the configurations are the stages of one pipeline run (bm25, dense, fused and,
-when a cross-encoder resolves, reranked), so the output keeps the core issue's shape.
+The JSON keeps the core shape (dataset, split, queries, cross_encoder, stages, latency_ms) and adds
+the configurations, their significance against the baseline, problems and written files.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable
+from pathlib import Path
 
-from reranker.errors import ConfigError
-from reranker.evaluation.analysis import (
-    EVAL_METRICS,
-    MAX_CONFIGURATIONS,
-    STAT_TESTS,
-    EvaluationReport,
-    default_configurations,
-    evaluate_configurations,
-    parse_configurations,
-)
-from reranker.evaluation.export import per_query_csv, report_to_json, trec_runs_for_report, write_text
+from reranker.corpus import Dataset, Qrels
+from reranker.errors import ConfigError, DataError
+from reranker.evaluation.analysis import EVAL_METRICS, EvaluationReport
+from reranker.evaluation.export import report_to_json
 from reranker.evaluation.metrics import evaluate_per_query, mean_latency, stage_run
-
-COMPARE_HELP = (
-    f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
-    "SPEC: bm25 | dense | fused (no reranking) | auto (fused + the default cross-encoder) | rerank:MODEL "
-    "(fused + MODEL, a hub id or local directory) | cascade:COARSE+FINE (two cross-encoders) | MODEL. "
-    "Settings are PipelineConfig fields, e.g. auto@depth=20@interpolation=0.3. "
-    "Example: --compare bm25,fused,auto  or  --compare fused mini=rerank:./models/ce"
-)
-
-
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--compare", nargs="+", action="extend", metavar="SPEC", help=COMPARE_HELP)
-    parser.add_argument(
-        "--baseline", default=None, help="configuration the others are tested against (default: fused if present, else the first)"
-    )
-    parser.add_argument(
-        "--stat-test",
-        choices=STAT_TESTS,
-        default="student",
-        help="paired test via ranx: student (two-sided paired t-test), fisher (randomization), tukey (HSD)",
-    )
-    parser.add_argument("--max-p", type=float, default=0.05, help="p-value below which a difference counts as significant")
-    parser.add_argument("--recall-k", type=int, default=100, help="cutoff for Recall@k (default 100)")
-    parser.add_argument("--per-query", metavar="FILE.csv", help="write one row per (query, configuration) to this CSV")
-    parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
 
 
 def restrict_queries(path: str, queries: dict[str, str], qrels: dict) -> tuple[dict[str, str], dict]:
     """Keep the queries whose ids a file lists (one per line), e.g. a fine-tuned model's held-out queries."""
-    from pathlib import Path
-
-    from reranker.errors import DataError
-
     try:
         wanted = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
     except OSError as exc:
@@ -70,55 +31,26 @@ def restrict_queries(path: str, queries: dict[str, str], qrels: dict) -> tuple[d
 
 
 def metrics_for(recall_k: int) -> tuple[str, ...]:
+    """The evaluation metrics with Recall cut at `recall_k`."""
     if recall_k < 1:
         raise ConfigError("--recall-k must be at least 1")
     return tuple(f"recall@{recall_k}" if m.startswith("recall@") else m for m in EVAL_METRICS)
 
 
-def run_eval(args: argparse.Namespace, load_pipeline: Callable) -> int:
-    configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
-    pipeline, dataset = load_pipeline(args)
-    qrels = dataset.split_qrels(args.split)
-    queries = dataset.split_queries(args.split)
-    if getattr(args, "queries_file", None):
-        queries, qrels = restrict_queries(args.queries_file, queries, qrels)
-    if args.limit:
-        queries = dict(list(queries.items())[: args.limit])
+def select_queries(
+    dataset: Dataset, split: str, *, queries_file: str | None = None, limit: int | None = None
+) -> tuple[dict[str, str], Qrels]:
+    """A split's judged queries and their qrels, kept to the ids a file lists and to the first `limit`."""
+    qrels = dataset.split_qrels(split)
+    queries = dataset.split_queries(split)
+    if queries_file:
+        queries, qrels = restrict_queries(queries_file, queries, qrels)
+    if limit:
+        queries = dict(list(queries.items())[:limit])
         qrels = {q: qrels[q] for q in queries}
     if not queries:
-        print(f"error: split {args.split!r} has judgments but none of its queries are in queries.jsonl", file=sys.stderr)
-        return 2
-    names = [c.name for c in configs]
-    baseline = args.baseline or ("fused" if "fused" in names else names[0])
-    report = evaluate_configurations(
-        pipeline,
-        queries,
-        qrels,
-        configs,
-        baseline=baseline,
-        metrics=metrics_for(args.recall_k),
-        stat_test=args.stat_test,
-        max_p=args.max_p,
-        dataset=dataset.path,
-        split=args.split,
-        problems=dataset.problems,
-        progress=_progress_printer() if sys.stderr.isatty() else None,
-    )
-    for result in report.configurations:
-        if result.error:
-            print(f"note: configuration {result.name} could not run: {result.error}", file=sys.stderr)
-    files: dict[str, object] = {}
-    if args.per_query:
-        files["per_query_file"] = str(write_text(args.per_query, per_query_csv(report)))
-    if args.trec_runs:
-        files["trec_runs"] = trec_runs_for_report(report, args.trec_runs)
-    if args.json:
-        print(json.dumps(eval_json(report, len(queries), files), indent=2))
-    else:
-        print(format_report(report))
-        for label, value in files.items():
-            print(f"{label.replace('_', ' ')}: {value}")
-    return 0
+        raise DataError(f"split {split!r} has judgments but none of its queries are in queries.jsonl", path=dataset.path or None)
+    return queries, qrels
 
 
 def eval_json(report: EvaluationReport, query_count: int, files: dict[str, object] | None = None) -> dict:
@@ -186,11 +118,3 @@ def format_report(report: EvaluationReport) -> str:
     for problem in report.problems:
         lines.append(f"note: {problem}")
     return "\n".join(lines)
-
-
-def _progress_printer() -> Callable[[int, int, str], None]:
-    def report(done: int, total: int, label: str) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r{done}/{total} query runs ({label})      ", end=end, file=sys.stderr, flush=True)
-
-    return report
