@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from reranker.errors import ConfigError
 from reranker.pipeline import check_query, resolve_cross_encoder_spec
 from reranker.ui import figures, render
-from reranker.ui.context import PRIVATE, AppContext, FollowUp
+from reranker.ui.context import PRIVATE, AppContext, FollowUp, tab
 from reranker.ui.search_tab import ProgressFn, pipeline_for
 from reranker.ui.settings import Settings, settings_from, user_errors
 from reranker.ui.state import AppState
@@ -97,14 +97,15 @@ def chunk_view(
     return ChunkView(fig, text, info)
 
 
+HELP = (
+    "A long document is scored as overlapping token windows; its score is the max (or mean, or first) of "
+    "the window scores. The bars show every window's score, the highlighted text is the window that decided, "
+    "and ✂ marks where a model that simply truncates its input would stop reading."
+)
+
+
 def build_chunks_tab(ctx: AppContext) -> None:
-    with gr.Tab("Chunks", id="chunks"):
-        gr.Markdown(
-            "A long document is scored as overlapping token windows; its score is the max (or mean, or first) of "
-            "the window scores. The bars show every window's score, the highlighted text is the window that decided, "
-            "and ✂ marks where a model that simply truncates its input would stop reading.",
-            elem_classes=["rl-help"],
-        )
+    with tab("Chunks", "chunks", HELP):
         with gr.Row():
             doc = gr.Dropdown(label="Document", choices=[], allow_custom_value=True, scale=4, elem_id="rl-chunk-doc",
                               info="The current results, then the corpus's longest documents; or type a document id.")

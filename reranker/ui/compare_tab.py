@@ -16,7 +16,7 @@ from reranker.evaluation.compare import kendall_tau, rank_biased_overlap, top_k_
 from reranker.pipeline import AUTO, resolve_cross_encoder_spec
 from reranker.types import StageTiming
 from reranker.ui import figures, render
-from reranker.ui.context import PRIVATE, AppContext
+from reranker.ui.context import PRIVATE, AppContext, tab
 from reranker.ui.search_tab import ProgressFn, run_search
 from reranker.ui.settings import Settings, model_choices, settings_from, user_errors
 from reranker.ui.state import AppState
@@ -128,14 +128,15 @@ def _is_cross(kind: str) -> bool:
     return kind.lower().startswith("cross")
 
 
+HELP = (
+    "Two models on the same query and the same candidates. Rank agreement says how differently they order "
+    "the documents; the latency chart shows what each costs per query and to load."
+)
+
+
 def build_compare_tab(ctx: AppContext) -> None:
     state = ctx.state
-    with gr.Tab("Compare", id="compare"):
-        gr.Markdown(
-            "Two models on the same query and the same candidates. Rank agreement says how differently they order "
-            "the documents; the latency chart shows what each costs per query and to load.",
-            elem_classes=["rl-help"],
-        )
+    with tab("Compare", "compare", HELP):
         choices, first, second = model_pair(KINDS[0])
         with gr.Row():
             kind = gr.Radio(list(KINDS), value=KINDS[0], label="Compare", scale=1)

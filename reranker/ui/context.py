@@ -1,7 +1,7 @@
 """What every tab builder gets: the shared state, the page's shared widgets and the hooks to wire events.
 
 A tab is a function `build_<name>_tab(ctx: AppContext) -> None` in its own module (`search_tab`,
-`chunks_tab`, `compare_tab`, `evaluate_tab`): it creates its widgets inside `gr.Tab`, wraps its handlers
+`chunks_tab`, `compare_tab`, `evaluate_tab`): it creates its widgets inside `tab(...)`, wraps its handlers
 (plain view functions over `ctx.state`) in `settings.user_errors`, and wires them. `layout.build_demo`
 builds the page around the tabs and wires what spans several of them (the search, deep links, picking a
 document in one list to open it in another tab).
@@ -9,7 +9,8 @@ document in one list to open it in another tab).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,3 +88,17 @@ class AppContext:
 
 
 TabBuilder = Callable[[AppContext], None]
+
+
+def help_text(text: str) -> gr.Markdown:
+    """A short explanation in the page's muted help style."""
+    return gr.Markdown(text, elem_classes=["rl-help"])
+
+
+@contextmanager
+def tab(label: str, tab_id: str, help: str | None = None) -> Iterator[gr.Tab]:
+    """A tab of the page; with `help`, it opens with that explanation."""
+    with gr.Tab(label, id=tab_id) as opened:
+        if help:
+            help_text(help)
+        yield opened

@@ -53,7 +53,7 @@ from reranker.evaluation.export import (
     write_text,
 )
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
-from reranker.ui.context import PRIVATE, AppContext
+from reranker.ui.context import PRIVATE, AppContext, tab
 from reranker.ui.figures import empty_figure
 from reranker.ui.render import esc, notice_html, shorten
 from reranker.ui.settings import SETTING_FIELDS, settings_from, user_errors
@@ -440,17 +440,18 @@ def _stop_flag(request: gr.Request | None) -> threading.Event:
     return _STOP_FLAGS.setdefault(_session(request), threading.Event())
 
 
+HELP = (
+    "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
+    "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
+    "and change a setting with `@depth=20`. The settings panel above applies to all of them."
+)
+
+
 def build_evaluate_tab(ctx: AppContext) -> None:
     if ctx.search is None:
         raise RuntimeError("build the Search tab before Evaluate: a click on a query opens it in Search")
     state = ctx.state
-    with gr.Tab("Evaluate", id="evaluate"):
-        gr.Markdown(
-            "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
-            "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
-            "and change a setting with `@depth=20`. The settings panel above applies to all of them.",
-            elem_classes=["rl-help"],
-        )
+    with tab("Evaluate", "evaluate", HELP):
         with gr.Row():
             split = gr.Dropdown(["test", "train"], value="test", label="Split", allow_custom_value=True, scale=1,
                                 elem_id="rl-eval-split")

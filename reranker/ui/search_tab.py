@@ -20,7 +20,7 @@ from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
-from reranker.ui.context import AppContext, Handler
+from reranker.ui.context import AppContext, Handler, help_text, tab
 from reranker.ui.settings import Settings, settings_from, user_errors
 from reranker.ui.state import AppState, judgments_for, progress_listener
 
@@ -167,8 +167,16 @@ def search_handler(state: AppState) -> Handler:
     return on_search
 
 
+HELP = (
+    "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
+    "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
+    "→ #k its rank after reranking, · not reranked: past the rerank depth (or the latency budget's cut). "
+    "✓ marks documents judged relevant for the query."
+)
+
+
 def build_search_tab(ctx: AppContext) -> None:
-    with gr.Tab("Search", id=ctx.search_tab_id):
+    with tab("Search", ctx.search_tab_id):
         summary = gr.HTML(elem_id="rl-summary")
         notes = gr.HTML(elem_id="rl-notes")
         lists = gr.HTML(
@@ -177,13 +185,7 @@ def build_search_tab(ctx: AppContext) -> None:
             js_on_load=render.DOC_LIST_JS,
         )
         ctx.doc_lists.append(lists)
-        gr.Markdown(
-            "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
-            "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
-            "→ #k its rank after reranking, · not reranked: past the rerank depth (or the latency budget's cut). "
-            "✓ marks documents judged relevant for the query.",
-            elem_classes=["rl-help"],
-        )
+        help_text(HELP)
         with gr.Row(equal_height=False):
             journey = gr.Plot(figures.empty_figure("The rank journey appears after a search."), show_label=False,
                               elem_id="rl-journey", scale=3)
