@@ -94,3 +94,31 @@ def test_options_for_missing_fields_and_unsupported_types_fail_loudly():
     add_config_arguments(argparse.ArgumentParser(), Tiny, {"callback": Option(hidden=True)})
     with pytest.raises(TypeError, match="renamed_away"):
         add_config_arguments(argparse.ArgumentParser(), Tiny, {"renamed_away": Option()})
+
+
+def test_help_comes_from_the_docstring_attributes_and_an_option_wins():
+    @dataclass(frozen=True)
+    class Documented:
+        """Something.
+
+        Attributes:
+            depth (int): How deep to go,
+                over two lines.
+            name: Its name.
+
+        Returns:
+            nothing: not an attribute.
+        """
+
+        depth: int = 3
+        name: str = "x"
+
+    from reranker.commands.arguments import field_docs
+
+    assert field_docs(Documented) == {"depth": "How deep to go, over two lines.", "name": "Its name."}
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Documented, {"name": Option(help="another help")})
+    helps = {a.dest: a.help for a in parser._actions}
+    assert helps["depth"] == "How deep to go, over two lines. (default: 3)" and helps["name"] == "another help (default: x)"
+    depth = next(a for a in build_parser()._subparsers._group_actions[0].choices["search"]._actions if a.dest == "rerank_depth")
+    assert depth.option_strings == ["--depth"] and depth.help.startswith("Fused candidates the cross-encoder scores")

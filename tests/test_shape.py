@@ -3,7 +3,7 @@
 The import graph is read with `ast` from every `import` in every module of `reranker/`, inside
 functions too (a function-level import that closes a cycle is still a cycle), except the ones under
 `if TYPE_CHECKING:`. The defaults test edits a copy of `PipelineConfig`'s defaults and checks that the
-app's settings and both pipeline commands (search, eval) follow without another edit.
+app's settings, both pipeline commands (search, eval) and `Reranker`/`rerank` follow without another edit.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def _changed_defaults(source: str) -> tuple[str, dict[str, object]]:
 
 
 REPORT = """
-import dataclasses, json
+import dataclasses, inspect, json
 import reranker, reranker.ui, reranker.cli
+from reranker import Reranker, rerank
 from reranker.cli import build_parser
 from reranker.commands.common import pipeline_config
 from reranker.pipeline import PipelineConfig
@@ -159,6 +160,8 @@ print(json.dumps({
     "page": dataclasses.asdict(Settings()),
     "search": dataclasses.asdict(pipeline_config(parse(["search", "--dataset", "d", "--query", "q"]))),
     "eval": dataclasses.asdict(pipeline_config(parse(["eval", "--dataset", "d"]))),
+    "reranker": {f.name: f.default for f in dataclasses.fields(Reranker) if f.init and f.name != "model"},
+    "rerank": {n: p.default for n, p in inspect.signature(rerank).parameters.items() if p.kind == p.KEYWORD_ONLY},
 }))
 """
 
@@ -187,3 +190,8 @@ def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_pa
         elif name in seen["pipeline"]:
             assert page[name] == seen["pipeline"][name], name
     assert page["budget_ms"] == 0.0 and seen["pipeline"]["latency_budget_ms"] is None
+    # Reranker and rerank() score texts as the pipeline's cross-encoder stage does, with its defaults
+    # (their top_n is their own: None returns every text).
+    for api in (seen["reranker"], seen["rerank"]):
+        shared = {k: v for k, v in api.items() if k in seen["pipeline"] and k != "top_n"}
+        assert len(shared) >= 4 and shared == {k: seen["pipeline"][k] for k in shared}

@@ -3,7 +3,8 @@
 Every field becomes an option named after it (`rerank_depth` -> `--rerank-depth`) whose type, choices
 and default come from the field: `int`, `float`, `str` and `Path` values; `Literal[...]` choices;
 `X | None` (the word `none` gives None); `bool` as `--flag / --no-flag`; `tuple[X, ...]` as a repeated
-option; `dict[str, X]` as a repeated `KEY=VALUE`. A field without a default is a required option. An
+option; `dict[str, X]` as a repeated `KEY=VALUE`. A field without a default is a required option. The
+help is the field's line in the class docstring's `Attributes:` (or `Args:`) section, Google style. An
 `Option` per field changes only what the field cannot say: another flag (`--depth`), a help text, or
 keeping the field off the command line. `config_from_args` builds the config back from the parsed
 arguments.
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 NONE_WORDS = frozenset({"none", "null"})
+_SECTION = re.compile(r"^(\s*)(Attributes|Args|Arguments):\s*$")
+_ENTRY = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -45,12 +50,42 @@ def add_config_arguments(
     if stale:
         raise TypeError(f"options name fields {config_type.__name__} does not have: {', '.join(stale)}")
     hints = typing.get_type_hints(config_type)
+    docs = field_docs(config_type)
     for name, field in fields.items():
         option = options.get(name, Option())
         if option.hidden:
             continue
+        if not option.help and name in docs:
+            option = dataclasses.replace(option, help=docs[name])
         flag = option.flag or "--" + name.replace("_", "-")
         parser.add_argument(flag, dest=name, **_argument(config_type, field, hints[name], option))
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's description from the class docstring's `Attributes:` (or `Args:`) section, one line each."""
+    docs: dict[str, list[str]] = {}
+    section_indent: int | None = None
+    entry_indent: int | None = None
+    current: list[str] | None = None
+    for line in (inspect.getdoc(cls) or "").splitlines():
+        header = _SECTION.match(line)
+        if header:
+            section_indent, entry_indent, current = len(header.group(1)), None, None
+            continue
+        if section_indent is None or not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent <= section_indent:  # the section ended
+            section_indent, current = None, None
+            continue
+        entry_indent = indent if entry_indent is None else entry_indent
+        entry = _ENTRY.match(line.strip()) if indent == entry_indent else None
+        if entry:
+            current = docs.setdefault(entry.group(1), [])
+            current.append(entry.group(2))
+        elif current is not None:
+            current.append(line.strip())
+    return {name: " ".join(" ".join(parts).split()) for name, parts in docs.items()}
 
 
 def config_from_args(config_type: type, args: argparse.Namespace, **extra: Any) -> Any:
@@ -153,7 +188,7 @@ def _pair(convert: Callable[[str], Any]) -> Callable[[str], tuple[str, Any]]:
 
 def _help(text: str, default: Any, *, repeated: bool) -> str:
     notes = ["repeat for several"] if repeated else []
-    if default is not None and "default" not in text:
+    if default is not None and "(default" not in text:
         notes.append(f"default: {'none' if default == () else default}")
     return (text + (f" ({'; '.join(notes)})" if notes else "")).strip().replace("%", "%%")
 

@@ -26,35 +26,11 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-# Where a PipelineConfig field needs more than its name and type on the command line. Every other
-# field appears as --field-name with the field's type and default.
+# Where a PipelineConfig field's option is not --field-name: the historical flags. Types, choices,
+# defaults and help (the field's line in PipelineConfig's docstring) come from the dataclass.
 PIPELINE_OPTIONS: dict[str, Option] = {
-    "bi_encoder": Option(help="sentence-transformers model id or path"),
-    "cross_encoder": Option(
-        help="hub id, local directory, 'none' to stop after fusion, or 'auto' (default: hub default when reachable, "
-        "else the locally fine-tuned model)"
-    ),
-    "retrieval_depth": Option(help="hits per retriever"),
-    "bm25_weight": Option(help="weight of the BM25 list in the fusion"),
-    "dense_weight": Option(help="weight of the dense list in the fusion"),
-    "rerank_depth": Option("--depth", "candidates the cross-encoder reranks"),
-    "top_n": Option(help="documents in the final list"),
-    "max_length": Option(help="cross-encoder max tokens (default: the model's)"),
-    "interpolation": Option(
-        help="weight of the fused score blended into the cross-encoder score (0-1; default: the fine-tuned "
-        "model card's recommendation, 0 for other models)"
-    ),
-    "coarse_cross_encoder": Option(help="optional small model run first over --coarse-depth"),
-    "stemmer": Option(help="Snowball stemmer language for BM25, or none"),
-    "dense_index": Option(help="FAISS index: flat (exact), hnsw, or auto (exact below 200k documents)"),
-    "trust_remote_code": Option(help="allow model code from the hub"),
-    "precision": Option(help="cross-encoder arithmetic: auto picks the fastest one that keeps rankings on this machine"),
-    "device": Option(help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N"),
-    "latency_budget_ms": Option(
-        "--budget-ms",
-        "latency budget for the whole query; the rerank depth shrinks to fit it (default: no budget)",
-        metavar="MS",
-    ),
+    "rerank_depth": Option("--depth"),
+    "latency_budget_ms": Option("--budget-ms", metavar="MS"),
 }
 
 
