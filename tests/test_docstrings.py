@@ -7,12 +7,10 @@ import doctest
 import inspect
 
 import pytest
-from conftest import BUNDLED_MODEL
 
 from reranker import Pipeline, Reranker, rerank
 from reranker.integrations import langchain, llama_index
-from reranker.models import PROJECT_MODELS, resolve_model
-from reranker.pipeline import PipelineConfig, default_cross_encoder, resolve_cross_encoder_spec
+from reranker.pipeline import PipelineConfig
 
 PUBLIC = {
     "Pipeline.search": Pipeline.search,
@@ -44,20 +42,6 @@ def test_every_pipeline_setting_is_documented():
     documented = field_docs(PipelineConfig)
     missing = [f for f in PipelineConfig.__dataclass_fields__ if not documented.get(f)]
     assert not missing, f"document these PipelineConfig fields under Attributes: {missing}"
-
-
-@pytest.fixture
-def offline_auto(monkeypatch, tmp_path):
-    """`model="auto"` resolves offline: the hub default when cached, else the project's fine-tuned model,
-    else (a checkout without it) the bundled model registered as the project model for this test."""
-    monkeypatch.setenv("RERANK_LENS_CACHE", str(tmp_path / "cache"))
-    default_cross_encoder.cache_clear()
-    if resolve_cross_encoder_spec("auto") is None:
-        bundled = resolve_model(BUNDLED_MODEL).path
-        monkeypatch.setitem(PROJECT_MODELS, "stand-in-finetuned", lambda: bundled)
-        default_cross_encoder.cache_clear()
-    yield
-    default_cross_encoder.cache_clear()
 
 
 @pytest.mark.slow
