@@ -21,7 +21,7 @@ import numpy as np
 
 from benchmarks.common import load, machine, machine_line, table
 from reranker.dense import document_text, encode_longest_first
-from reranker.evaluate import evaluate_run
+from reranker.evaluation.metrics import evaluate_run
 from reranker.models import DEFAULT_BI_ENCODER, load_bi_encoder
 
 VARIANTS = ("fp32", "fp16", "int8")

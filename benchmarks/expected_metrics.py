@@ -13,8 +13,8 @@ import json
 import logging
 from pathlib import Path
 
-from reranker.analysis import evaluate_configurations, parse_configurations
 from reranker.corpus import Dataset, load_dataset
+from reranker.evaluation.analysis import evaluate_configurations, parse_configurations
 from reranker.pipeline import Pipeline, PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -106,7 +106,7 @@ def _free_port() -> int:
 def _first_query(url: str, key: str, query: str, depth: int) -> None:
     from gradio_client import Client
 
-    from reranker.ui.callbacks import SETTING_FIELDS, Settings
+    from reranker.ui.settings import SETTING_FIELDS, Settings
 
     values = Settings(rerank_depth=depth)
     Client(url, verbose=False).predict(key, query, *[getattr(values, f) for f in SETTING_FIELDS], api_name="/search")
@@ -117,7 +117,7 @@ def app_start(args: argparse.Namespace, env: dict[str, str], log_path: Path) -> 
     # The client side's own imports (gradio) happen before the launch, so they are not timed as the app's.
     import gradio_client  # noqa: F401
 
-    import reranker.ui.callbacks  # noqa: F401
+    import reranker.ui.settings  # noqa: F401
     from benchmarks.common import load
 
     dataset_dir = Path(args.dataset).resolve()

@@ -17,17 +17,10 @@ from types import MappingProxyType
 
 from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
-from reranker.cross_encoder import (
-    MAX_WINDOWS_PER_DOCUMENT,
-    MAX_WINDOWS_PER_QUERY,
-    NORMALIZED_LABEL,
-    RAW_LABEL,
-    SCORE_CACHE,
-    CrossEncoderReranker,
-)
+from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
-from reranker.pipeline import AUTO, _check_query, resolve_cross_encoder_spec
+from reranker.pipeline import AUTO, PipelineConfig, check_query, resolve_cross_encoder_spec
 from reranker.speed import PRECISIONS, Precision, check_device
 from reranker.types import Document, Hit, RankedList, StageTiming
 
@@ -35,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 STAGE = "reranked"
 MIN_CHUNK_TOKENS = 16
+# The cross-encoder settings a Reranker shares with the pipeline take the pipeline's defaults: texts
+# reranked here are scored as the pipeline's cross-encoder stage would score them.
+DEFAULTS = PipelineConfig()
 
 
 @dataclass(frozen=True)
@@ -135,29 +131,56 @@ def _as_documents(texts: Iterable[str | Document]) -> list[Document]:
 class Reranker:
     """A cross-encoder reranker for (query, list of texts), scoring long texts window by window.
 
-    `model` is a hub id, a local directory, or "auto" (`cross-encoder/ms-marco-MiniLM-L6-v2`
-    when the hub or the local cache has it, else the project's fine-tuned model). Texts longer
-    than `chunk_tokens` (or than the model's input) are split into overlapping windows; the text's
-    score is the max, mean or first window score (`aggregation`). `top_n=None` keeps every text.
-    `precision="auto"` runs bf16/fp16 where the CPU has matrix tiles (AMX) for it, else fp32 (also on
-    a GPU, where scoring is tokenizer-bound); `device="auto"` picks a CUDA GPU when torch sees one.
-    The model loads once per process and is shared by every `Reranker` with the same settings.
+    Texts longer than `chunk_tokens` (or than the model's input) are split into overlapping windows,
+    every window is scored with the query, and the text's score is the max, mean or first window score;
+    nothing is silently cut off. The model loads once per process and is shared by every `Reranker`
+    with the same settings; scores are cached per (model, query, window).
+
+    Args:
+        model: A hub id, a local directory, or "auto": `cross-encoder/ms-marco-MiniLM-L6-v2` when the hub
+            or the local cache has it, else the cross-encoder fine-tuned in this project.
+        top_n: Texts to return, best first; None keeps every text.
+        batch_size: (query, window) pairs per forward pass.
+        max_length: Tokens per pair; None keeps the model's own limit.
+        chunk_tokens: Tokens per window of a long text (capped by what the model reads with the query).
+        chunk_overlap: Tokens consecutive windows share.
+        aggregation: A text's score from its window scores: "max", "mean" or "first".
+        trust_remote_code: Let the model repository run its own code.
+        cache: Reuse scores of (query, window) pairs scored before in this process.
+        precision: "auto" runs bf16/fp16 where the CPU has matrix tiles (AMX) for it, else fp32 (also on
+            a GPU, where scoring is tokenizer-bound); or "fp32", "bf16", "fp16".
+        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N".
+
+    Raises:
+        ConfigError: A setting is out of range (e.g. `chunk_overlap >= chunk_tokens`), or `model` is empty.
+        ModelUnavailableError: The model resolves nowhere; the message lists what was tried and the fix.
+
+    Example:
+        >>> from reranker import Reranker
+        >>> reranker = Reranker(model="auto", top_n=2)
+        >>> result = reranker.rerank("what does attention weigh?", [
+        ...     "Attention weighs value vectors by softmax of query-key dot products.",
+        ...     "Sourdough is leavened by wild yeast.",
+        ...     "Recurrent networks carry a hidden state from step to step.",
+        ... ])
+        >>> [hit.rank for hit in result], all(0.0 <= hit.normalized <= 1.0 for hit in result)
+        ([1, 2], True)
     """
 
     model: str = AUTO
     top_n: int | None = None
-    batch_size: int = 32
-    max_length: int | None = None
-    chunk_tokens: int = 400
-    chunk_overlap: int = 100
-    aggregation: Aggregation = "max"
-    trust_remote_code: bool = False
+    batch_size: int = DEFAULTS.batch_size
+    max_length: int | None = DEFAULTS.max_length
+    chunk_tokens: int = DEFAULTS.chunk_tokens
+    chunk_overlap: int = DEFAULTS.chunk_overlap
+    aggregation: Aggregation = DEFAULTS.aggregation
+    trust_remote_code: bool = DEFAULTS.trust_remote_code
     cache: bool = True
-    precision: Precision = "auto"
-    device: str = "auto"
-    max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT
-    max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY
-    allow_untrained_head: bool = False
+    precision: Precision = DEFAULTS.precision
+    device: str = DEFAULTS.device
+    max_windows_per_document: int | None = DEFAULTS.max_windows_per_document
+    max_windows_per_query: int | None = DEFAULTS.max_windows_per_query
+    allow_untrained_head: bool = DEFAULTS.allow_untrained_head
     resolved_model: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -197,8 +220,30 @@ class Reranker:
         return self._engine.max_length
 
     def rerank(self, query: str, texts: Iterable[str | Document], *, top_n: int | None = None) -> RerankResult:
-        """Score every text against the query and return them best first (`top_n` overrides the default)."""
-        query = _check_query(query)
+        """Score every text against the query and return them best first.
+
+        Args:
+            query: The query text; whitespace is collapsed.
+            texts: Strings (their ids become "0", "1", ... by position) or `Document`s with unique ids.
+            top_n: Texts to return for this call; None uses the reranker's `top_n`.
+
+        Returns:
+            A `RerankResult`: the hits best first, each with its raw logit (`score`), sigmoid score
+            (`normalized`), per-window scores and deciding window, plus the documents, their input
+            positions and the call's latency.
+
+        Raises:
+            ConfigError: The query is empty or too long, `texts` is not a list of str or Document,
+                a document id repeats, or `top_n` is below 1.
+
+        Example:
+            >>> from reranker import Document, Reranker
+            >>> result = Reranker(model="auto").rerank("long documents", [Document("d1", "word " * 900)])
+            >>> hit = result.hits[0]
+            >>> len(hit.chunks) > 1, hit.score == max(chunk.raw for chunk in hit.chunks)
+            (True, True)
+        """
+        query = check_query(query)
         documents = _as_documents(texts)
         top_n = self.top_n if top_n is None else top_n
         _check_top_n(top_n)
@@ -236,12 +281,36 @@ def rerank(
     model: str = AUTO,
     *,
     top_n: int | None = None,
-    chunk_tokens: int = 400,
-    chunk_overlap: int = 100,
-    aggregation: Aggregation = "max",
-    precision: Precision = "auto",
+    chunk_tokens: int = DEFAULTS.chunk_tokens,
+    chunk_overlap: int = DEFAULTS.chunk_overlap,
+    aggregation: Aggregation = DEFAULTS.aggregation,
+    precision: Precision = DEFAULTS.precision,
 ) -> RerankResult:
-    """Rerank texts for a query in one call; see `Reranker` for the settings and `RerankResult` for the output."""
+    """Rerank texts for a query in one call: `Reranker(model, ...).rerank(query, texts)`.
+
+    Args:
+        query: The query text.
+        texts: Strings or `Document`s to score against the query.
+        model: A hub id, a local directory, or "auto" (see `Reranker`).
+        top_n: Texts to return, best first; None keeps every text.
+        chunk_tokens: Tokens per window of a long text.
+        chunk_overlap: Tokens consecutive windows share.
+        aggregation: A text's score from its window scores: "max", "mean" or "first".
+        precision: "auto", "fp32", "bf16" or "fp16" (see `Reranker`).
+
+    Returns:
+        A `RerankResult`, hits best first.
+
+    Raises:
+        ConfigError: Empty query, bad texts or an out-of-range setting.
+        ModelUnavailableError: The model resolves nowhere.
+
+    Example:
+        >>> from reranker import rerank
+        >>> result = rerank("capital of France", ["Paris is the capital of France.", "Bread needs yeast."], top_n=1)
+        >>> len(result), result.hits[0].rank
+        (1, 1)
+    """
     reranker = Reranker(
         model,
         top_n=top_n,

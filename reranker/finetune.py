@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -202,7 +201,7 @@ def dev_metrics(
     with `spec=None` only the fused figure is computed.
     """
     from reranker.cross_encoder import CrossEncoderReranker
-    from reranker.evaluate import evaluate_run, stage_run
+    from reranker.evaluation.metrics import evaluate_run, stage_run
     from reranker.fusion import interpolate
     from reranker.types import PipelineResult
 
@@ -270,10 +269,11 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return report
 
 
-def finetune(config: FinetuneConfig) -> dict:
+def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
     """Run one fine-tuning: mine (or read mined groups), train, evaluate dev before/after, save model + card.
 
-    Returns the metadata written to the card.
+    Returns the metadata written to the card. `command` is the command line that asked for it, recorded
+    in the model card (the CLI passes its own).
     """
     config.validate()
     started = time.time()
@@ -377,7 +377,7 @@ def finetune(config: FinetuneConfig) -> dict:
         "interrupted": interrupted,
         "wall_seconds": round(time.time() - started),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m reranker", *sys.argv[1:]]) if sys.argv and "reranker" in sys.argv[0] else "",
+        "command": command,
         "trainer": "sentence_transformers.cross_encoder.CrossEncoderTrainer with a listwise "
         + ("KL distillation loss" if config.teacher else "group softmax cross-entropy loss"),
     }
@@ -615,120 +615,6 @@ def read_card_metadata(model_dir: str | Path) -> dict | None:
     with contextlib.suppress(OSError, ValueError):
         return json.loads(path.read_text())
     return None
-
-
-def register_command() -> None:
-    """Add `finetune` to the command line."""
-    from reranker import cli
-
-    def add_parser(sub) -> None:
-        d = FinetuneConfig(datasets=(), out="")
-        p = sub.add_parser("finetune", help="fine-tune a cross-encoder on a dataset's judgments with mined hard negatives")
-        p.add_argument(
-            "--dataset",
-            action="append",
-            default=[],
-            help="BEIR folder with qrels, PATH[,max=N][,repeat=R][,negatives=SOURCE][,dev=N] (repeat to mix datasets)",
-        )
-        p.add_argument("--negatives-from", choices=NEGATIVE_SOURCES, default=d.negatives_from)
-        p.add_argument("--dev-queries", type=int, default=None, help="dev queries per dataset for the dev figures")
-        p.add_argument("--groups", default=None, help="train on groups mined earlier (out/groups.json.gz); no mining")
-        p.add_argument("--teacher", default=None, help="distil: train on this cross-encoder's scores (listwise KL)")
-        p.add_argument("--student-layers", type=int, default=None, help="keep only the base's first N layers")
-        p.add_argument("--temperature", type=float, default=d.temperature)
-        p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio)
-        p.add_argument("--dataloader-workers", type=int, default=d.dataloader_workers, help="on a GPU only")
-        p.add_argument("--split", default=d.split)
-        p.add_argument("--base", default=d.base, help="hub id or local path: a cross-encoder, or a bi-encoder backbone")
-        p.add_argument("--out", required=True, help="directory for the fine-tuned model (must not exist)")
-        p.add_argument("--epochs", type=float, default=d.epochs)
-        p.add_argument("--max-length", type=int, default=d.max_length)
-        p.add_argument("--negatives", type=int, default=d.negatives, help="hard negatives per labelled pair")
-        p.add_argument("--candidates", type=int, default=d.candidates, help="fused top-k that negatives are sampled from")
-        p.add_argument("--dev-fraction", type=float, default=d.dev_fraction)
-        p.add_argument("--holdout-fraction", type=float, default=d.holdout_fraction, help="queries kept out of training and dev")
-        p.add_argument("--seed", type=int, default=d.seed)
-        p.add_argument("--groups-per-step", type=int, default=d.groups_per_step)
-        p.add_argument("--lr-encoder", type=float, default=d.lr_encoder)
-        p.add_argument("--lr-head", type=float, default=d.lr_head)
-        p.add_argument("--save-steps", type=int, default=d.save_steps)
-        p.add_argument("--dev-depth", type=int, default=d.dev_depth, help="fused top-k reranked for the dev figures")
-        p.add_argument("--max-queries", type=int, default=None, help="use only the first N judged queries (quick trials)")
-        p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-        p.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-        p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-        p.add_argument("--keep-checkpoints", action="store_true")
-
-    @cli.command("finetune")
-    def _run(args) -> int:
-        config = FinetuneConfig(
-            datasets=tuple(args.dataset),
-            out=args.out,
-            negatives_from=args.negatives_from,
-            dev_queries=args.dev_queries,
-            groups=args.groups,
-            teacher=args.teacher,
-            student_layers=args.student_layers,
-            temperature=args.temperature,
-            warmup_ratio=args.warmup_ratio,
-            dataloader_workers=args.dataloader_workers,
-            base=args.base,
-            split=args.split,
-            epochs=args.epochs,
-            max_length=args.max_length,
-            negatives=args.negatives,
-            candidates=args.candidates,
-            dev_fraction=args.dev_fraction,
-            holdout_fraction=args.holdout_fraction,
-            seed=args.seed,
-            groups_per_step=args.groups_per_step,
-            lr_encoder=args.lr_encoder,
-            lr_head=args.lr_head,
-            save_steps=args.save_steps,
-            dev_depth=args.dev_depth,
-            max_queries=args.max_queries,
-            threads=args.threads,
-            overwrite=args.overwrite,
-            resume=args.resume,
-            keep_checkpoints=args.keep_checkpoints,
-        )
-        if not args.verbose:
-            logging.getLogger("reranker.finetune").setLevel(logging.WARNING)
-        meta = finetune(config)
-        print(
-            json.dumps(
-                {
-                    "out": str(Path(args.out).resolve()),
-                    "dev_before": meta["dev_before"],
-                    "dev_after": meta["dev_after"],
-                    "wall_seconds": meta["wall_seconds"],
-                    "interrupted": meta["interrupted"],
-                },
-                indent=2,
-            )
-        )
-        return 130 if meta["interrupted"] else 0
-
-    def add_export_parser(sub) -> None:
-        p = sub.add_parser(
-            "export-artifact", help="write a fine-tuned model as a compact artifact (float16 deltas on the bundled backbone)"
-        )
-        p.add_argument("--model", required=True, help="directory written by `finetune` (from the bundled backbone)")
-        p.add_argument("--out", required=True, help="artifact directory, e.g. models/<name>")
-        p.add_argument("--heldout-json", default=None, help="`eval --json` output on the held-out queries, stored in the card")
-
-    @cli.command("export-artifact")
-    def _export(args) -> int:
-        from reranker.project_models import export_artifact
-
-        if args.heldout_json:
-            record_heldout(args.model, json.loads(Path(args.heldout_json).read_text()))
-        print(json.dumps(export_artifact(args.model, args.out), indent=2))
-        return 0
-
-    for extend in (add_parser, add_export_parser):
-        if extend not in cli._EXTENSIONS:
-            cli._EXTENSIONS.append(extend)
 
 
 def record_heldout(model_dir: str | Path, report: Mapping) -> dict:

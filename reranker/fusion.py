@@ -8,15 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from enum import StrEnum
 from types import MappingProxyType
 
 from reranker.types import Hit, RankedList, SourceRank
-
-
-class FusionMethod(StrEnum):
-    RRF = "rrf"
-    WEIGHTED_RRF = "weighted_rrf"
 
 
 def rrf_label(k: int) -> str:

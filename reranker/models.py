@@ -262,5 +262,7 @@ def forget_loaded_models() -> None:
         _loaded.clear()
 
 
-# The project's own fine-tuned cross-encoders register themselves in PROJECT_MODELS (import at the end: no cycle).
-from reranker import project_models  # noqa: E402,F401
+# The project's own fine-tuned cross-encoders register themselves in PROJECT_MODELS when
+# `reranker.project_models` is imported; `reranker.pipeline` imports it, so `import reranker` (which every
+# `import reranker.<module>` runs first) registers them. Importing it here would make models and
+# project_models import each other.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
@@ -44,8 +44,38 @@ MAX_QUERY_CHARS = 10_000
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """All settings of one pipeline run. `cross_encoder=None` stops after fusion; "auto" picks
-    the hub default when reachable, else the locally fine-tuned model shipped with the project."""
+    """All settings of one pipeline run; any of them can be overridden per query in `Pipeline.search`.
+
+    Attributes:
+        bi_encoder: Sentence-transformers model of the dense stage: a hub id or a local directory.
+        cross_encoder: Reranker: a hub id, a local directory, "auto" (the hub default when it resolves,
+            else the fine-tuned model shipped with the project) or None to stop after fusion.
+        retrieval_depth: Documents BM25 and the dense stage each return.
+        rrf_k: The k of reciprocal rank fusion, sum of w / (k + rank); a larger k flattens rank differences.
+        bm25_weight: Weight w of the BM25 list in the fusion.
+        dense_weight: Weight w of the dense list in the fusion.
+        rerank_depth: Fused candidates the cross-encoder scores.
+        top_n: Documents in the final list.
+        chunk_tokens: Tokens per window a long document is split into for the cross-encoder.
+        chunk_overlap: Tokens consecutive windows share.
+        aggregation: A document's score from its window scores: max, mean or first.
+        max_length: Tokens the cross-encoder reads per (query, window) pair; None keeps the model's own limit.
+        batch_size: (query, window) pairs per forward pass.
+        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, 0 to 1;
+            None takes a fine-tuned model card's recommendation (0 for other models).
+        coarse_cross_encoder: An optional small cross-encoder run first over `coarse_depth` candidates.
+        coarse_depth: Fused candidates the coarse cross-encoder scores.
+        bm25_backend: BM25 implementation: bm25s or rank_bm25 (they rank alike).
+        stemmer: Snowball stemmer language of the BM25 tokenizer; None for no stemming.
+        dense_index: FAISS index: flat (exact), hnsw, or auto (exact below 200k documents).
+        trust_remote_code: Let model repositories run their own code.
+        precision: Cross-encoder arithmetic; auto picks the fastest one that keeps rankings on this machine.
+        device: Where models run: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N.
+        latency_budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. None: no budget.
+        max_windows_per_document: Token windows scored per document at most; a longer document is cut, with a note.
+        max_windows_per_query: Token windows scored per query at most; later documents keep their first window.
+        allow_untrained_head: Load a checkpoint without a trained relevance head (e.g. a bi-encoder): it ranks at random.
+    """
 
     bi_encoder: str = DEFAULT_BI_ENCODER
     cross_encoder: str | None = AUTO
@@ -221,12 +251,40 @@ class Pipeline:
                 )
             return self._rerankers[key]
 
-    def search(self, query: str, **overrides) -> PipelineResult:
-        """Run every stage for one query; keyword overrides change settings for this call only."""
+    def search(self, query: str, **overrides: Any) -> PipelineResult:
+        """Run every stage for one query: BM25, dense, fusion, then the cross-encoder(s).
+
+        Args:
+            query: The query text; whitespace is collapsed.
+            **overrides: `PipelineConfig` fields for this call only, e.g. `rerank_depth=20`,
+                `cross_encoder="none"` or `interpolation=0.3`; the pipeline's own config is unchanged.
+
+        Returns:
+            A `PipelineResult` with every stage's `RankedList` (`bm25`, `dense`, `fused`, and `coarse`
+            and `reranked` when a cross-encoder ran), wall-clock timings per stage, and messages that say
+            what was clamped, cut by the latency budget or blended.
+
+        Raises:
+            ConfigError: The query is empty or too long, or an override is not a valid setting.
+            ModelUnavailableError: A model resolves nowhere (local directory, cache, bundled package, hub).
+
+        Example:
+            >>> from reranker import Document, Pipeline, PipelineConfig, build_corpus
+            >>> corpus = build_corpus([
+            ...     Document("attention", "Attention weighs value vectors by softmax of query-key dot products."),
+            ...     Document("rnn", "Recurrent networks read a sequence one step at a time."),
+            ... ])
+            >>> pipeline = Pipeline(corpus, PipelineConfig(cross_encoder=None))
+            >>> result = pipeline.search("how does attention weigh values?")
+            >>> result.after.top(1).doc_ids(), list(result.stages)
+            (['attention'], ['bm25', 'dense', 'fused'])
+            >>> pipeline.search("how does attention weigh values?", top_n=1).top_n
+            1
+        """
         config = dataclasses.replace(self.config, **overrides) if overrides else self.config
         config.validate()
         started = time.perf_counter()
-        query = _check_query(query)
+        query = check_query(query)
         messages: list[str] = []
         depth = self._clamp("retrieval depth", config.retrieval_depth, len(self.corpus), messages)
         timings: list[StageTiming] = []
@@ -324,7 +382,8 @@ class Pipeline:
         return value
 
 
-def _check_query(query: str) -> str:
+def check_query(query: str) -> str:
+    """The query with its whitespace collapsed; raises ConfigError for an empty or overlong query."""
     if not isinstance(query, str) or not query.strip():
         raise ConfigError("The query is empty: type a question or some keywords.")
     query = " ".join(query.split())
@@ -338,5 +397,3 @@ def _timed(fn, *args, **kwargs):
     result = fn(*args, **kwargs)
     return result, (time.perf_counter() - start) * 1000
 
-
-Stage = Literal["bm25", "dense", "fused", "coarse", "reranked"]

@@ -63,6 +63,24 @@ def seed_corpus():
     return build_corpus(SEED_DOCUMENTS, name="seed")
 
 
+@pytest.fixture
+def offline_auto(monkeypatch, tmp_path):
+    """`"auto"` resolves to a cross-encoder offline: the hub default when cached, else the project's
+    fine-tuned model; where neither exists yet, the bundled model is registered as the project model
+    for this test, the way the fine-tuned one registers itself. Caches go to a temporary folder."""
+    from reranker.models import PROJECT_MODELS, resolve_model
+    from reranker.pipeline import default_cross_encoder, resolve_cross_encoder_spec
+
+    monkeypatch.setenv("RERANK_LENS_CACHE", str(tmp_path / "cache"))
+    default_cross_encoder.cache_clear()
+    if resolve_cross_encoder_spec("auto") is None:
+        bundled = resolve_model(BUNDLED_MODEL).path
+        monkeypatch.setitem(PROJECT_MODELS, "stand-in-finetuned", lambda: bundled)
+        default_cross_encoder.cache_clear()
+    yield
+    default_cross_encoder.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def seed_pipeline(seed_corpus, tmp_path_factory):
     from reranker.pipeline import Pipeline, PipelineConfig

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import BUNDLED_MODEL
 
-from reranker.analysis import (
+from reranker.corpus import build_corpus
+from reranker.errors import ConfigError
+from reranker.evaluation.analysis import (
     REPORT_CACHE,
     Configuration,
     EvaluationCancelled,
@@ -20,9 +22,7 @@ from reranker.analysis import (
     ranking_changes,
     run_configurations,
 )
-from reranker.corpus import build_corpus
-from reranker.errors import ConfigError
-from reranker.evaluate import evaluate_run, stage_run
+from reranker.evaluation.metrics import evaluate_run, stage_run
 from reranker.types import Document, Hit, PipelineResult, RankedList
 
 TEXTS = {
@@ -223,7 +223,7 @@ def test_report_cache_returns_the_same_report(pipeline, report):
 
 
 def test_compare_on_one_query_reports_lists_latency_agreement_and_errors(pipeline):
-    from reranker.analysis import compare_on_query
+    from reranker.evaluation.analysis import compare_on_query
 
     configs = parse_configurations(["fused", f"mini=rerank:{BUNDLED_MODEL}", "broken=rerank:/no/such/dir"])
     comparison = compare_on_query(pipeline, "young cats", configs)
@@ -239,7 +239,7 @@ def test_metrics_match_ranx_on_the_original_ids_ties_included():
     from ranx import Run as RanxRun
     from ranx import evaluate
 
-    from reranker.evaluate import METRICS, evaluate_per_query
+    from reranker.evaluation.metrics import METRICS, evaluate_per_query
 
     qrels = {"q1": {"7": 2, "123456789": 1}, "q22": {"x" * 15: 1, "zz": 0}}
     run = {

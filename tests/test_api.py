@@ -17,7 +17,7 @@ import reranker
 import reranker.api as api
 from reranker import Document, Reranker, RerankResult, rerank
 from reranker.errors import ConfigError, ModelUnavailableError
-from reranker.pipeline import default_cross_encoder, resolve_cross_encoder_spec
+from reranker.pipeline import resolve_cross_encoder_spec
 
 PASSAGES = [doc.text for doc in SEED_DOCUMENTS]
 
@@ -191,19 +191,9 @@ def test_auto_without_any_cross_encoder_says_how_to_fix(monkeypatch):
         Reranker("auto")
 
 
-def test_auto_follows_the_pipelines_resolution(monkeypatch):
+def test_auto_follows_the_pipelines_resolution(offline_auto):
     """ "auto" is the pipeline's choice: the hub default when cached, else a registered project model."""
-    from reranker.models import PROJECT_MODELS, resolve_model
-
-    if resolve_cross_encoder_spec("auto") is None:
-        # No cross-encoder offline yet: register the bundled model the way a fine-tuned one is registered.
-        bundled = resolve_model(BUNDLED_MODEL).path
-        monkeypatch.setitem(PROJECT_MODELS, "stand-in-finetuned", lambda: bundled)
-        default_cross_encoder.cache_clear()
-    try:
-        expected = resolve_cross_encoder_spec("auto")
-        assert expected is not None
-        result = Reranker("auto", top_n=2).rerank(SEED_QUERY, PASSAGES)
-        assert result.model == expected and len(result) == 2
-    finally:
-        default_cross_encoder.cache_clear()
+    expected = resolve_cross_encoder_spec("auto")
+    assert expected is not None
+    result = Reranker("auto", top_n=2).rerank(SEED_QUERY, PASSAGES)
+    assert result.model == expected and len(result) == 2

@@ -10,11 +10,10 @@ import pytest
 from gradio_client import Client, handle_file
 
 from reranker.ui import build_demo, launch_options
-from reranker.ui.callbacks import SETTING_FIELDS, Settings
+from reranker.ui.settings import SETTING_FIELDS, Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
-from tests.support import free_port
-from tests.test_ui_state import QUERIES, write_beir
+from tests.support import TOPIC_QUERIES, free_port, write_topics
 
 KEY = "bundled:knowledge"
 
@@ -27,7 +26,7 @@ def settings(**changes) -> list:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
-    write_beir(root / "corpora" / "knowledge")
+    write_topics(root / "corpora" / "knowledge")
     state = AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"))
     state.pipeline(KEY)  # index once, so the concurrent requests below all hit a warm pipeline
     demo = build_demo(state)
@@ -71,7 +70,7 @@ def test_eight_concurrent_clients_each_get_their_own_answer(app):
         return query, expected, before[0], final_order(result[2])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(ask, QUERIES.values()))
+        answers = list(pool.map(ask, TOPIC_QUERIES.values()))
     assert len(answers) == 8
     assert all(expected == fused_top for _, expected, fused_top, _ in answers), answers
     pipeline = state.pipeline(KEY)
@@ -124,7 +123,7 @@ def test_extra_tab_can_link_a_query_into_search(app):
 
     def extra_tab(ctx):
         with gr.Tab("Extra", id="extra-test-tab"):
-            pick = gr.Dropdown([q for q, _ in QUERIES.values()], label="Query")
+            pick = gr.Dropdown([q for q, _ in TOPIC_QUERIES.values()], label="Query")
             ctx.link_to_search(pick.select, lambda q: (KEY, q), [pick])
 
     def named(demo, name):

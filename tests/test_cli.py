@@ -8,18 +8,13 @@ import pytest
 
 from reranker.cli import main
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
+from tests.support import write_beir
 
 
 @pytest.fixture(scope="module")
 def beir_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("seed")
-    with open(folder / "corpus.jsonl", "w") as f:
-        for d in SEED_DOCUMENTS:
-            f.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
-    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": SEED_QUERY}) + "\n")
-    (folder / "qrels").mkdir()
-    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tattention-def\t2\nq1\tbert\t1\n")
-    return folder
+    qrels = {"q1": {"attention-def": 2, "bert": 1}}
+    return write_beir(tmp_path_factory.mktemp("seed"), SEED_DOCUMENTS, {"q1": SEED_QUERY}, qrels)
 
 
 def run(capsys, *argv):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from reranker.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
-from tests.test_fusion import ranked
+from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
+from tests.support import ranked
 
 
 def test_movements_within_and_across_the_top_n():

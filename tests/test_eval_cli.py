@@ -6,31 +6,25 @@ import csv
 import json
 
 import pytest
-from conftest import SEED_DOCUMENTS, SEED_QUERY
 
 from reranker.cli import main
-from reranker.export import read_trec_run
+from reranker.evaluation.export import read_trec_run
+from tests.conftest import SEED_DOCUMENTS, SEED_QUERY
+from tests.support import write_beir
 
 CORE_KEYS = {"dataset", "split", "queries", "cross_encoder", "stages", "latency_ms"}
 
 
 @pytest.fixture(scope="module")
 def beir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("beir")
-    with open(folder / "corpus.jsonl", "w") as f:
-        for doc in SEED_DOCUMENTS:
-            f.write(json.dumps({"_id": doc.id, "title": doc.title, "text": doc.text}) + "\n")
     queries = {"q1": SEED_QUERY, "q2": "recurrent networks with a hidden state", "q3": "cost of self-attention on long inputs"}
-    with open(folder / "queries.jsonl", "w") as f:
-        for qid, text in queries.items():
-            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    (folder / "qrels").mkdir()
-    (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n"
-        "q1\tattention-def\t2\nq1\tattention-cost\t1\nq2\trnn\t2\nq3\tattention-cost\t2\n"
-        "q3\tno-such-doc\t1\nq9\tbert\t1\n"  # unknown document and unknown query: counted, not fatal
-    )
-    return folder
+    qrels = {
+        "q1": {"attention-def": 2, "attention-cost": 1},
+        "q2": {"rnn": 2},
+        "q3": {"attention-cost": 2, "no-such-doc": 1},  # an unknown document and an unknown query: counted, not fatal
+        "q9": {"bert": 1},
+    }
+    return write_beir(tmp_path_factory.mktemp("beir"), SEED_DOCUMENTS, queries, qrels)
 
 
 @pytest.fixture(autouse=True)

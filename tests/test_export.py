@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import SEED_QUERY
 
-from reranker.analysis import evaluate_configurations, parse_configurations
 from reranker.corpus import build_corpus
 from reranker.errors import ConfigError
-from reranker.export import (
+from reranker.evaluation.analysis import evaluate_configurations, parse_configurations
+from reranker.evaluation.export import (
     html_snapshot,
     metrics_csv,
     per_query_csv,

@@ -11,6 +11,7 @@ import pytest
 from reranker.errors import ConfigError, DataError, RerankLensError
 from reranker.finetune import FinetuneConfig, GroupLoss, finetune, split_file_name
 from reranker.mining import DatasetSpec, first_stage_lists, load_groups, prepare, split_queries, training_groups
+from tests.support import documents, write_beir
 
 TOPICS = {
     "aspirin": (
@@ -45,19 +46,11 @@ QUESTIONS = {
 }
 
 
-def write_beir(folder: Path, *, split: str = "train", qrels: dict[str, str] | None = None) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "corpus.jsonl").open("w") as f:
-        for doc_id, (title, text) in TOPICS.items():
-            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with (folder / "queries.jsonl").open("w") as f:
-        for doc_id, question in QUESTIONS.items():
-            f.write(json.dumps({"_id": f"q-{doc_id}", "text": question}) + "\n")
-    (folder / "qrels").mkdir(exist_ok=True)
+def write_medical(folder: Path, *, split: str = "train", qrels: dict[str, str] | None = None) -> Path:
+    """The twelve medical topics as a BEIR folder; each query judges its topic's document (grade 1)."""
     pairs = qrels if qrels is not None else {f"q-{d}": d for d in TOPICS}
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t1" for q, d in pairs.items()]
-    (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-    return folder
+    queries = {f"q-{doc_id}": question for doc_id, question in QUESTIONS.items()}
+    return write_beir(folder, documents(TOPICS), queries, {q: {d: 1} for q, d in pairs.items()}, split=split)
 
 
 @pytest.fixture()
@@ -121,7 +114,7 @@ def test_mined_candidates_are_the_pipelines_fused_list(tmp_path, isolated_cache)
     from reranker.corpus import load_dataset
     from reranker.pipeline import Pipeline, PipelineConfig
 
-    dataset = load_dataset(write_beir(tmp_path / "data"))
+    dataset = load_dataset(write_medical(tmp_path / "data"))
     queries = ["q-aspirin", "q-malaria", "q-sleep"]
     mined = first_stage_lists(dataset, queries, sources={"fused"}, depth=5)
     pipeline = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None, retrieval_depth=100))
@@ -156,7 +149,7 @@ def test_dataset_specs_parse_options_and_refuse_bad_ones():
 
 
 def test_caps_sample_training_queries_without_moving_held_out_ones(tmp_path, isolated_cache):
-    data = str(write_beir(tmp_path / "data"))
+    data = str(write_medical(tmp_path / "data"))
     kwargs = dict(split="train", dev_fraction=0.25, holdout_fraction=0.25, seed=3)
     full = prepare(DatasetSpec(data), **kwargs)
     capped = prepare(DatasetSpec(data, max_queries=2, dev_queries=1), **kwargs)
@@ -167,7 +160,7 @@ def test_caps_sample_training_queries_without_moving_held_out_ones(tmp_path, iso
 
 
 def test_groups_hold_labelled_negatives_never_a_positive_and_repeat(tmp_path, isolated_cache):
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     qrels = (data / "qrels" / "train.tsv").read_text() + "q-aspirin\tcoffee\t0\nq-aspirin\tvaccine\t2\n"
     (data / "qrels" / "train.tsv").write_text(qrels)
     spec = DatasetSpec(str(data), repeat=2, negatives_from="bm25+dense")
@@ -216,7 +209,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
     from reranker.pipeline import Pipeline, PipelineConfig
     from reranker.project_models import build_from_artifact, export_artifact, recommended_interpolation
 
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     out = tmp_path / "model"
     meta = finetune(tiny_config(data, out))
 
@@ -254,7 +247,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
 
 
 def test_missing_split_names_the_available_ones(tmp_path, isolated_cache):
-    data = write_beir(tmp_path / "data", split="test")
+    data = write_medical(tmp_path / "data", split="test")
     with pytest.raises(DataError, match=r"no relevance judgments for split .train. \(available: test\)"):
         finetune(tiny_config(data, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
@@ -268,13 +261,13 @@ def test_dataset_without_qrels_is_refused(tmp_path, isolated_cache):
 
 
 def test_qrels_naming_only_unknown_documents_are_refused(tmp_path, isolated_cache):
-    data = write_beir(tmp_path / "data", qrels={"q-aspirin": "no-such-doc", "q-insulin": "missing-too"})
+    data = write_medical(tmp_path / "data", qrels={"q-aspirin": "no-such-doc", "q-insulin": "missing-too"})
     with pytest.raises(DataError, match=r"no usable judgments.*2 for unknown documents.*point at missing documents"):
         finetune(tiny_config(data, tmp_path / "out"))
 
 
 def test_existing_output_needs_overwrite(tmp_path, isolated_cache):
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -284,7 +277,7 @@ def test_existing_output_needs_overwrite(tmp_path, isolated_cache):
 
 
 def test_too_few_pairs_says_how_many_and_the_minimum(tmp_path, isolated_cache):
-    data = write_beir(tmp_path / "data", qrels={"q-aspirin": "aspirin", "q-insulin": "insulin", "q-sleep": "sleep"})
+    data = write_medical(tmp_path / "data", qrels={"q-aspirin": "aspirin", "q-insulin": "insulin", "q-sleep": "sleep"})
     with pytest.raises(DataError, match=r"found \d labelled .* needs at least 4"):
         finetune(tiny_config(data, tmp_path / "out", dev_fraction=0.0))
 
@@ -292,7 +285,7 @@ def test_too_few_pairs_says_how_many_and_the_minimum(tmp_path, isolated_cache):
 def test_cli_reports_bad_input_with_exit_code_2(tmp_path, isolated_cache, capsys):
     from reranker.cli import main
 
-    data = write_beir(tmp_path / "data", split="test")
+    data = write_medical(tmp_path / "data", split="test")
     code = main(["finetune", "--dataset", str(data), "--out", str(tmp_path / "out")])
     assert code == 2
     assert "no relevance judgments for split 'train'" in capsys.readouterr().err
@@ -312,7 +305,7 @@ def test_interrupt_and_full_disk_end_with_a_clear_error(tmp_path, isolated_cache
         raise failure
 
     monkeypatch.setattr(CrossEncoderTrainer, "train", fail)
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     with pytest.raises(RerankLensError, match=message):
         finetune(tiny_config(data, tmp_path / "out"))
 
@@ -328,7 +321,7 @@ def test_interrupt_after_a_checkpoint_keeps_it_and_saves_its_weights(tmp_path, i
         raise KeyboardInterrupt
 
     monkeypatch.setattr(CrossEncoderTrainer, "train", train_then_stop)
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     out = tmp_path / "out"
     meta = finetune(tiny_config(data, out, epochs=2.0))
     assert meta["interrupted"]
@@ -338,7 +331,7 @@ def test_interrupt_after_a_checkpoint_keeps_it_and_saves_its_weights(tmp_path, i
 
 def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_path, isolated_cache, monkeypatch):
     """The GPU path: groups mined once (out/groups.json.gz) train elsewhere; a teacher's scores as targets."""
-    data = write_beir(tmp_path / "data")
+    data = write_medical(tmp_path / "data")
     first = tmp_path / "first"
     finetune(tiny_config(data, first))
     groups, meta = load_groups(first / "groups.json.gz")

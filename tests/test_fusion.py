@@ -3,12 +3,7 @@ from __future__ import annotations
 import pytest
 
 from reranker.fusion import interpolate, reciprocal_rank_fusion, zscores
-from reranker.types import Hit, RankedList
-
-
-def ranked(stage, ids, scores=None):
-    scores = scores or [float(len(ids) - i) for i in range(len(ids))]
-    return RankedList(stage, tuple(Hit(d, r, s, stage) for r, (d, s) in enumerate(zip(ids, scores, strict=False), start=1)), "x")
+from tests.support import ranked
 
 
 def test_rrf_golden_values_and_explanations():

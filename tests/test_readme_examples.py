@@ -10,10 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED_MODEL, SEED_QUERY
-
-from reranker.models import PROJECT_MODELS, resolve_model
-from reranker.pipeline import default_cross_encoder, resolve_cross_encoder_spec
+from conftest import SEED_QUERY
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -35,22 +32,9 @@ def test_the_section_covers_the_api_and_both_integrations():
 
 
 @pytest.fixture
-def readme_environment(monkeypatch, tmp_path):
-    """Run where the README says (repo root), with embeddings cached in a temporary folder.
-
-    "auto" must resolve to a cross-encoder offline: the hub default when cached, else the
-    project's fine-tuned model. Where neither exists yet, the bundled model is registered as the
-    project model for this test, the way the fine-tuned one registers itself.
-    """
-    monkeypatch.setenv("RERANK_LENS_CACHE", str(tmp_path / "cache"))
-    default_cross_encoder.cache_clear()
-    if resolve_cross_encoder_spec("auto") is None:
-        bundled = resolve_model(BUNDLED_MODEL).path
-        monkeypatch.setitem(PROJECT_MODELS, "stand-in-finetuned", lambda: bundled)
-        default_cross_encoder.cache_clear()
+def readme_environment(offline_auto, monkeypatch):
+    """Run where the README says (repo root), with "auto" resolving offline and caches in a temporary folder."""
     monkeypatch.chdir(REPO)
-    yield
-    default_cross_encoder.cache_clear()
 
 
 def test_readme_api_examples_run(readme_environment, capsys):

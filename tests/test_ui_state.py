@@ -2,73 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from reranker.errors import DataError
 from reranker.ui.state import SEED_QUERY, AppState, discover, example_queries, judgments_for
-
-# Eight documents on unrelated topics, each with one query that only it answers.
-TOPICS = {
-    "volcano": (
-        "Volcanoes",
-        "A volcano erupts when magma, molten rock from the mantle, rises through the crust as lava and ash.",
-    ),
-    "sourdough": (
-        "Sourdough bread",
-        "Sourdough bread is leavened by a starter of wild yeast and lactobacilli instead of baker's yeast.",
-    ),
-    "chess": ("Chess openings", "The Sicilian Defence is a chess opening answering 1.e4 with c5; it is sharp and popular."),
-    "penguin": ("Emperor penguins", "Emperor penguins breed in the Antarctic winter; males incubate the egg on their feet."),
-    "violin": ("The violin", "The violin is a bowed string instrument with four strings tuned in fifths: G, D, A and E."),
-    "bitcoin": (
-        "Bitcoin mining",
-        "Bitcoin mining secures the blockchain by proof of work: miners hash block headers for a reward.",
-    ),
-    "tides": ("Ocean tides", "Tides are caused by the gravitational pull of the Moon and the Sun on the Earth's oceans."),
-    "attention": (
-        "Transformer attention",
-        "The transformer attention mechanism weighs value vectors by softmax of query-key dot products.",
-    ),
-}
-QUERIES = {
-    "q-volcano": ("how does a volcano erupt with magma and lava", "volcano"),
-    "q-sourdough": ("what leavens sourdough bread starter yeast", "sourdough"),
-    "q-chess": ("Sicilian Defence chess opening", "chess"),
-    "q-penguin": ("where do emperor penguins breed", "penguin"),
-    "q-violin": ("how are violin strings tuned", "violin"),
-    "q-bitcoin": ("bitcoin mining proof of work", "bitcoin"),
-    "q-tides": ("what causes ocean tides moon", "tides"),
-    "q-attention": (SEED_QUERY, "attention"),
-}
-
-
-def write_beir(folder: Path) -> Path:
-    """The eight-topic corpus as a BEIR folder with one judged query per topic."""
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as f:
-        for doc_id, (title, text) in TOPICS.items():
-            f.write(json.dumps({"_id": doc_id, "title": title, "text": text}) + "\n")
-    with open(folder / "queries.jsonl", "w", encoding="utf-8") as f:
-        for qid, (text, _) in QUERIES.items():
-            f.write(json.dumps({"_id": qid, "text": text}) + "\n")
-    lines = ["query-id\tcorpus-id\tscore"] + [f"{qid}\t{doc}\t2" for qid, (_, doc) in QUERIES.items()]
-    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
-    return folder
+from tests.support import write_topics
 
 
 @pytest.fixture()
 def folders(tmp_path):
     bundled = tmp_path / "corpora"
-    write_beir(bundled / "knowledge")
-    write_beir(bundled / "other")
+    write_topics(bundled / "knowledge")
+    write_topics(bundled / "other")
     (bundled / "notbeir").mkdir()
     data = tmp_path / "datasets"
-    write_beir(data / "scifact")
+    write_topics(data / "scifact")
     return bundled, data
 
 

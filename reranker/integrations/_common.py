@@ -53,16 +53,20 @@ def missing_framework(package: str, pip_name: str, error: ImportError) -> Import
     )
 
 
+# The adapters' fields that are Reranker settings (both adapters expose the same ones).
+RERANKER_SETTINGS: tuple[str, ...] = (
+    "model",
+    "top_n",
+    "batch_size",
+    "max_length",
+    "chunk_tokens",
+    "chunk_overlap",
+    "aggregation",
+    "trust_remote_code",
+    "precision",
+)
+
+
 def reranker_from_settings(settings: Any) -> Reranker:
-    """The project's reranker built from an adapter's fields (both adapters expose the same ones)."""
-    return Reranker(
-        settings.model,
-        top_n=settings.top_n,
-        batch_size=settings.batch_size,
-        max_length=settings.max_length,
-        chunk_tokens=settings.chunk_tokens,
-        chunk_overlap=settings.chunk_overlap,
-        aggregation=settings.aggregation,
-        trust_remote_code=settings.trust_remote_code,
-        precision=settings.precision,
-    )
+    """The project's reranker built from an adapter's fields."""
+    return Reranker(**{name: getattr(settings, name) for name in RERANKER_SETTINGS})

@@ -22,7 +22,7 @@ try:
 except ImportError as exc:
     raise missing_framework("LlamaIndex (llama-index-core)", "llama-index-core", exc) from exc
 
-from reranker.api import Reranker
+from reranker.api import DEFAULTS, Reranker
 from reranker.bm25 import BM25Retriever
 from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
@@ -36,23 +36,44 @@ __all__ = ["METADATA_KEYS", "CorpusBM25Retriever", "CrossEncoderRerank"]
 class CrossEncoderRerank(BaseNodePostprocessor):
     """Reranks `NodeWithScore` lists with a chunk-aware cross-encoder and keeps the best `top_n`.
 
-    Each returned node is a copy whose `score` is sigmoid(logit) in [0, 1] and whose metadata
-    gains the keys in `METADATA_KEYS` (first-stage score and rank, raw logit, every scored
-    window, the deciding window, latency); those keys are excluded from the text LlamaIndex
-    sends to embedding models and LLMs. Window offsets index into
-    `node.get_content(metadata_mode=metadata_mode)`, the text that was scored.
+    A drop-in for LlamaIndex's `SentenceTransformerRerank(model=..., top_n=...)`. Call
+    `postprocess_nodes(nodes, query_str=...)`, or pass it in `node_postprocessors`. Each returned node
+    is a copy whose `score` is sigmoid(logit) in [0, 1] and whose metadata gains the keys in
+    `METADATA_KEYS` (first-stage score and rank, raw logit, every scored window, the deciding window,
+    latency); those keys are excluded from the text LlamaIndex sends to embedding models and LLMs.
+    Window offsets index into `node.get_content(metadata_mode=metadata_mode)`, the text that was scored.
+
+    Args:
+        top_n: Nodes to return, best first.
+        model: Cross-encoder: a hub id, a local directory or "auto" (see `reranker.Reranker`).
+        **kwargs: The other fields: `chunk_tokens`, `chunk_overlap`, `aggregation`, `batch_size`,
+            `max_length`, `metadata_mode`, `trust_remote_code`, `precision`.
+
+    Raises:
+        ConfigError: A setting is out of range.
+        ModelUnavailableError: The model resolves nowhere.
+        ValueError: `postprocess_nodes` was called without a query.
+
+    Example:
+        >>> from llama_index.core.schema import NodeWithScore, TextNode
+        >>> from reranker.integrations.llama_index import CrossEncoderRerank
+        >>> nodes = [NodeWithScore(node=TextNode(id_=i, text=t), score=0.5) for i, t in
+        ...          [("bread", "Sourdough is leavened by wild yeast."), ("ml", "Attention weighs value vectors.")]]
+        >>> reranked = CrossEncoderRerank(model="auto", top_n=1).postprocess_nodes(nodes, query_str="attention")
+        >>> len(reranked), reranked[0].node.metadata["retrieval_score"]
+        (1, 0.5)
     """
 
     model: str = Field(default=AUTO, description='Cross-encoder: hub id, local directory or "auto".')
     top_n: int = Field(default=2, description="Number of nodes to return, best first.")
-    chunk_tokens: int = Field(default=400, description="Tokens per scored window of a long node.")
-    chunk_overlap: int = Field(default=100, description="Tokens shared by consecutive windows.")
-    aggregation: Aggregation = Field(default="max", description="Node score from window scores: max, mean or first.")
-    batch_size: int = Field(default=32, description="Pairs per forward pass.")
-    max_length: int | None = Field(default=None, description="Tokens per pair; None uses the model's own limit.")
+    chunk_tokens: int = Field(default=DEFAULTS.chunk_tokens, description="Tokens per scored window of a long node.")
+    chunk_overlap: int = Field(default=DEFAULTS.chunk_overlap, description="Tokens shared by consecutive windows.")
+    aggregation: Aggregation = Field(default=DEFAULTS.aggregation, description="Node score from window scores: max|mean|first.")
+    batch_size: int = Field(default=DEFAULTS.batch_size, description="Pairs per forward pass.")
+    max_length: int | None = Field(default=DEFAULTS.max_length, description="Tokens per pair; None uses the model's own limit.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Which node text is scored.")
-    trust_remote_code: bool = Field(default=False, description="Allow model repositories to run their own code.")
-    precision: Precision = Field(default="auto", description="auto, fp32, bf16 or fp16 matrix products.")
+    trust_remote_code: bool = Field(default=DEFAULTS.trust_remote_code, description="Let model repositories run their own code.")
+    precision: Precision = Field(default=DEFAULTS.precision, description="auto, fp32, bf16 or fp16 matrix products.")
     _reranker: Reranker = PrivateAttr()
 
     def __init__(self, top_n: int = 2, model: str = AUTO, **kwargs: Any) -> None:
@@ -101,6 +122,21 @@ class CorpusBM25Retriever(BaseRetriever):
 
     Node ids are document ids, `node.text` is the document text and the title (if any) is the
     `title` metadata; `score` is the BM25 score.
+
+    Args:
+        corpus: The documents to search, e.g. `reranker.load_dataset(path).corpus`.
+        similarity_top_k: Nodes each `retrieve(query)` returns.
+        **kwargs: Passed to LlamaIndex's `BaseRetriever` (e.g. `callback_manager`).
+
+    Raises:
+        ConfigError: `similarity_top_k` is below 1.
+
+    Example:
+        >>> from reranker import Document, build_corpus
+        >>> from reranker.integrations.llama_index import CorpusBM25Retriever
+        >>> corpus = build_corpus([Document("a", "cats purr"), Document("b", "dogs bark")])
+        >>> [item.node.node_id for item in CorpusBM25Retriever(corpus, similarity_top_k=1).retrieve("cats")]
+        ['a']
     """
 
     def __init__(self, corpus: Corpus, similarity_top_k: int = 10, **kwargs: Any) -> None:

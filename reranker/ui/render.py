@@ -11,8 +11,8 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reranker.compare import Movement, movement
-from reranker.corpus import Corpus
+from reranker.corpus import Corpus, Dataset
+from reranker.evaluation.compare import Movement, movement
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
 
 SNIPPET_CHARS = 220
@@ -26,8 +26,33 @@ STAGE_NAMES = {
 }
 
 
+# Hover a row to highlight the document in every list of the component; click to pin it. Goes with the
+# `data-doc` rows of `ranked_table` as a gr.HTML's `js_on_load`.
+DOC_LIST_JS = """
+const rows = () => element.querySelectorAll('tr[data-doc]');
+const mark = (doc, cls) => rows().forEach(r => r.classList.toggle(cls, doc !== null && r.dataset.doc === doc));
+element.addEventListener('mouseover', e => {
+  const r = e.target.closest('tr[data-doc]');
+  mark(r ? r.dataset.doc : null, 'rl-hover');
+});
+element.addEventListener('mouseleave', () => mark(null, 'rl-hover'));
+element.addEventListener('click', e => {
+  const r = e.target.closest('tr[data-doc]');
+  if (!r) return;
+  const pin = !r.classList.contains('rl-selected');
+  mark(pin ? r.dataset.doc : null, 'rl-selected');
+  if (pin) trigger('click', {doc: r.dataset.doc});  // the server opens this document in the Chunks tab
+});
+"""
+
+
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, with an ellipsis when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def stage_name(stage: str) -> str:
@@ -252,6 +277,19 @@ def messages_html(messages: Sequence[str]) -> str:
         return ""
     items = "".join(f"<li>{esc(m)}</li>" for m in messages)
     return f'<div class="rl-notes"><ul>{items}</ul></div>'
+
+
+def corpus_info_html(dataset: Dataset) -> str:
+    """Documents, queries and which splits carry relevance judgments."""
+    judged = sum(len(q) for q in dataset.qrels.values())
+    parts = [f"<b>{len(dataset.corpus):,}</b> documents"]
+    if dataset.queries:
+        parts.append(f"<b>{len(dataset.queries):,}</b> queries")
+    if judged:
+        parts.append(f"relevance judgments for <b>{judged:,}</b> queries ({esc(', '.join(sorted(dataset.qrels)))})")
+    else:
+        parts.append("no relevance judgments")
+    return '<div class="rl-corpus-info">' + " · ".join(parts) + "</div>"
 
 
 def notice_html(text: str, kind: str = "info") -> str:

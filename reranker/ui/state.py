@@ -240,7 +240,7 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
                 pipeline.reranker(spec)
             logger.info("warm: %s indexed%s", target, f", {spec} loaded" if spec else "")
             if state.dataset(target).qrels:  # judged queries show nDCG@10, computed by ranx
-                from reranker.evaluate import warm_metrics
+                from reranker.evaluation.metrics import warm_metrics
 
                 warm_metrics()
                 logger.info("warm: relevance metrics compiled")

@@ -1,8 +1,10 @@
-"""Callbacks as plain functions on a small corpus with the bundled MiniLM (bi-encoder, and as an
-untrained-head cross-encoder for mechanics): what each view shows, and how errors reach the page."""
+"""The Search, Chunks and Compare tabs' views as plain functions on a small corpus with the bundled MiniLM
+(bi-encoder, and as an untrained-head cross-encoder for mechanics): what each view shows, how the
+settings widgets' values are read, and how errors reach the page."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -10,11 +12,14 @@ import gradio as gr
 import pytest
 
 from reranker.errors import ConfigError
-from reranker.ui import callbacks
-from reranker.ui.callbacks import Settings, chunk_view, compare_view, search_view, settings_from, user_errors
+from reranker.ui import settings as ui_settings
+from reranker.ui.chunks_tab import chunk_view
+from reranker.ui.compare_tab import compare_view
+from reranker.ui.search_tab import search_handler, search_view
+from reranker.ui.settings import Settings, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
-from tests.test_ui_state import write_beir
+from tests.support import write_topics
 
 LONG = " ".join(f"Paragraph {i} discusses harbour logistics, cranes and container schedules in detail." for i in range(70))
 LONG += " The transformer attention mechanism also appears here once, near the end."
@@ -25,7 +30,7 @@ CROSS = Settings(cross_encoder=BUNDLED_MODEL, chunk_tokens=64, chunk_overlap=16,
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui")
-    folder = write_beir(root / "corpora" / "knowledge")
+    folder = write_topics(root / "corpora" / "knowledge")
     with open(folder / "corpus.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps({"_id": "harbour", "title": "Harbour operations", "text": LONG}) + "\n")
     return AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"))
@@ -50,7 +55,7 @@ def test_search_with_cross_encoder_shows_both_stages_windows_and_normalized_scor
     assert "After: Cross-encoder" in view.lists and "cross-encoder logit" in view.lists
     journey_stages = view.journey.data[0].x
     assert journey_stages[-1] == "Cross-encoder" and len(view.journey.data) == 5
-    normalized = search_view(state, KEY, SEED_QUERY, Settings(**{**CROSS.__dict__, "score_mode": callbacks.NORMALIZED_MODE}))
+    normalized = search_view(state, KEY, SEED_QUERY, Settings(**{**CROSS.__dict__, "score_mode": ui_settings.NORMALIZED_MODE}))
     scores = [float(s) for s in re.findall(r'class="rl-score"[^>]*>([-\d.]+)<', normalized.lists.split('rl-col-after"')[1])]
     assert scores and all(0.0 <= s <= 1.0 for s in scores)
 
@@ -83,13 +88,13 @@ def test_compare_two_cross_encoders_and_two_bi_encoders(state):
 
 
 def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
-    handlers = callbacks.make_callbacks(state)
-    values = [getattr(CROSS, f) for f in callbacks.SETTING_FIELDS]
+    on_search = search_handler(state)
+    values = [getattr(CROSS, f) for f in ui_settings.SETTING_FIELDS]
     with pytest.raises(gr.Error, match="query is empty"):
-        handlers["search"](KEY, "   ", *values, progress=None)
+        on_search(KEY, "   ", *values, progress=None)
     values[1] = "cross-encoder/ms-marco-electra-base"
     with pytest.raises(gr.Error) as info:
-        handlers["search"](KEY, SEED_QUERY, *values, progress=None)
+        on_search(KEY, SEED_QUERY, *values, progress=None)
     assert "could not be loaded" in info.value.message and "Fix:" in info.value.message
 
     @user_errors
@@ -102,7 +107,7 @@ def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
 
 
 def test_settings_parse_from_widget_values():
-    values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", callbacks.NORMALIZED_MODE, "0.25", 0)
+    values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", ui_settings.NORMALIZED_MODE, "0.25", 0)
     settings = settings_from(values)
     assert settings.normalized and settings.overrides()["top_n"] == 7 and settings.overrides()["aggregation"] == "mean"
     assert settings.overrides()["interpolation"] == 0.25
@@ -118,3 +123,16 @@ def test_budget_and_blend_from_the_page_reach_the_pipeline(state):
     view = search_view(state, KEY, SEED_QUERY, settings)
     assert "Latency budget" in view.notes
     assert "blend" in view.lists or "z(" in view.lists
+
+
+def test_settings_defaults_are_the_pipeline_config_but_the_named_override():
+    from reranker.pipeline import PipelineConfig
+
+    defaults = PipelineConfig()
+    page = dataclasses.replace(defaults, **Settings().overrides())
+    assert page == dataclasses.replace(defaults, rerank_depth=ui_settings.INTERACTIVE_RERANK_DEPTH)
+    assert ui_settings.INTERACTIVE_RERANK_DEPTH != defaults.rerank_depth  # else the override has no reason to exist
+    shared = [f for f in ui_settings.SETTING_FIELDS if hasattr(defaults, f)]
+    assert len(shared) == 10 and all(
+        getattr(Settings(), f) == getattr(defaults, f) for f in shared if f not in {"rerank_depth", "interpolation"}
+    )

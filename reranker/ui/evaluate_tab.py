@@ -5,6 +5,7 @@ nDCG@10 before/after plot (hover for the query, click to open it in Search), the
 helped and hurt most with "reranker hurt" flags, the most-changed rankings, model agreement, and
 downloads (per-query CSV, JSON, TREC runs, an HTML snapshot of the current query). The `*_html`
 and `*_figure` functions are plain and tested directly; `build_evaluate_tab` only wires widgets.
+Its styles are in assets/app.css with the rest of the page's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from reranker.analysis import (
+from reranker.errors import ConfigError, RerankLensError
+from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     REPORT_CACHE,
     STAT_TESTS,
@@ -40,8 +42,7 @@ from reranker.analysis import (
     query_deltas,
     ranking_changes,
 )
-from reranker.errors import ConfigError, RerankLensError
-from reranker.export import (
+from reranker.evaluation.export import (
     html_snapshot,
     metrics_csv,
     per_query_csv,
@@ -52,7 +53,10 @@ from reranker.export import (
     write_text,
 )
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
-from reranker.ui.render import esc, notice_html
+from reranker.ui.context import PRIVATE, AppContext, tab
+from reranker.ui.figures import empty_figure
+from reranker.ui.render import esc, notice_html, shorten
+from reranker.ui.settings import SETTING_FIELDS, settings_from, user_errors
 from reranker.ui.state import AppState, judgments_for
 
 logger = logging.getLogger(__name__)
@@ -88,16 +92,6 @@ hook();
 """
 
 _STOP_FLAGS: dict[str, threading.Event] = {}
-CSS = """<style>
-table.rl-eval{border-collapse:collapse;width:100%;font-size:13px;margin:4px 0}
-table.rl-eval th,table.rl-eval td{border-bottom:1px solid #d0d7de;padding:5px 8px;text-align:left;vertical-align:top}
-.rl-eval-model{color:#57606a;font-size:11px}
-.rl-sig-up{color:#1a7f37;font-weight:600}.rl-sig-down{color:#cf222e;font-weight:600}.rl-sig-none{color:#57606a}
-.rl-eval-error td{color:#9a6700}
-.rl-eval-row{cursor:pointer}.rl-eval-row:hover{background:#eef3ff}
-.rl-hurt-flag{color:#cf222e;font-size:11px}
-.rl-eval-columns{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-</style>"""
 
 
 def configuration_choices() -> list[str]:
@@ -161,7 +155,7 @@ def metrics_table_html(report: EvaluationReport) -> str:
         f"Δ and p against <b>{esc(report.baseline)}</b>, {esc(test)}; ▲/▼ = significant at p &lt; {report.max_p:g}. "
         "Latency is the mean per query of the stages each configuration needs (model loading excluded)."
     )
-    return CSS + (
+    return (
         f"<div id='rl-eval-table'><table class='rl-eval'><tr><th>configuration</th>{head}<th>latency / query</th></tr>"
         f"{''.join(rows)}</table><p class='rl-help'>{caption}</p></div>"
     )
@@ -173,7 +167,7 @@ def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELT
     colors = ["#1a7f37" if d.delta > 0 else "#cf222e" if d.delta < 0 else "#8c959f" for d in deltas]
     symbols = ["x" if d.hurt else "circle" for d in deltas]
     hover = [
-        f"{esc(d.query_id)}: {esc(_short(d.query, 90))}<br>fused {d.before:.3f} → {d.after:.3f} ({d.delta:+.3f})"
+        f"{esc(d.query_id)}: {esc(shorten(d.query, 90))}<br>fused {d.before:.3f} → {d.after:.3f} ({d.delta:+.3f})"
         + (f"<br>⚠ {len(d.hurt)} relevant document(s) pushed out of the top-n" if d.hurt else "")
         + "<br>click to open in Search"
         for d in deltas
@@ -203,17 +197,6 @@ def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELT
     return fig
 
 
-def empty_figure(message: str) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(height=220, xaxis={"visible": False}, yaxis={"visible": False}, template="plotly_white")
-    return fig
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENGTH) -> str:
     """The queries reranking helped and hurt most; hurt flags list the relevant documents pushed out."""
     helped, hurt = helped_and_hurt(deltas, n)
@@ -224,7 +207,7 @@ def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENG
             return f"<div id='{element_id}'><h4>{esc(title)}</h4><p class='rl-help'>None.</p></div>"
         body = "".join(
             f"<tr class='rl-eval-row' data-qid='{esc(d.query_id)}' data-config='{esc(name)}' title='Open in Search'>"
-            f"<td>{esc(_short(d.query, 80))}<div class='rl-eval-model'>{esc(d.query_id)}</div>{_hurt_flags(d)}</td>"
+            f"<td>{esc(shorten(d.query, 80))}<div class='rl-eval-model'>{esc(d.query_id)}</div>{_hurt_flags(d)}</td>"
             f"<td>{d.before:.3f} → {d.after:.3f}</td><td class='{'rl-sig-up' if d.delta > 0 else 'rl-sig-down'}'>"
             f"{d.delta:+.3f}</td></tr>"
             for d in rows
@@ -261,7 +244,7 @@ def changes_html(changes: Sequence[RankingChange], name: str, n: int = LIST_LENG
         return ""
     body = "".join(
         f"<tr class='rl-eval-row' data-qid='{esc(c.query_id)}' data-config='{esc(name)}' title='Open in Search'>"
-        f"<td>{esc(_short(c.query, 80))}</td><td>{c.rbo:.3f}</td><td>{c.kendall_tau:+.3f}</td><td>{c.overlap:.0%}</td></tr>"
+        f"<td>{esc(shorten(c.query, 80))}</td><td>{c.rbo:.3f}</td><td>{c.kendall_tau:+.3f}</td><td>{c.overlap:.0%}</td></tr>"
         for c in changes[:n]
     )
     return (
@@ -307,7 +290,7 @@ def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], t
             hits = comparison.lists[name].hits
             if rank < len(hits):
                 doc_id = hits[rank].doc_id
-                title = esc(_short(titles.get(doc_id) or doc_id, 60))
+                title = esc(shorten(titles.get(doc_id) or doc_id, 60))
                 cells.append(f"<td>{title}<div class='rl-eval-model'>{esc(doc_id)}</div></td>")
             else:
                 cells.append("<td></td>")
@@ -316,15 +299,13 @@ def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], t
     table = f"<table class='rl-eval'><tr><th></th>{head}</tr>{''.join(rows)}</table>" if names else ""
     matrix = agreement_matrix_html(comparison.agreement) if comparison.agreement else ""
     return (
-        f"{CSS}<div id='rl-eval-query-compare'><h4>On the current query: {esc(_short(comparison.query, 100))}</h4>"
+        f"<div id='rl-eval-query-compare'><h4>On the current query: {esc(shorten(comparison.query, 100))}</h4>"
         f"{errors}{table}{matrix.replace('queries)', 'query)') if matrix else ''}</div>"
     )
 
 
 def search_settings_for(spec: str) -> dict[str, Any]:
     """The Search settings that show what a reranking configuration did (its model and its @settings)."""
-    from reranker.ui.callbacks import SETTING_FIELDS
-
     config = parse_configurations([spec])[0]
     if not config.reranks:
         return {}
@@ -459,18 +440,18 @@ def _stop_flag(request: gr.Request | None) -> threading.Event:
     return _STOP_FLAGS.setdefault(_session(request), threading.Event())
 
 
-def build_evaluate_tab(ctx) -> None:
-    """The Evaluate tab; `ctx` is the app's AppContext (shared corpus, query and settings widgets)."""
-    from reranker.ui.callbacks import SETTING_FIELDS, settings_from, user_errors
+HELP = (
+    "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
+    "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
+    "and change a setting with `@depth=20`. The settings panel above applies to all of them."
+)
 
-    state: AppState = ctx.state
-    with gr.Tab("Evaluate", id="evaluate"):
-        gr.Markdown(
-            "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
-            "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
-            "and change a setting with `@depth=20`. The settings panel above applies to all of them.",
-            elem_classes=["rl-help"],
-        )
+
+def build_evaluate_tab(ctx: AppContext) -> None:
+    if ctx.search is None:
+        raise RuntimeError("build the Search tab before Evaluate: a click on a query opens it in Search")
+    state = ctx.state
+    with tab("Evaluate", "evaluate", HELP):
         with gr.Row():
             split = gr.Dropdown(["test", "train"], value="test", label="Split", allow_custom_value=True, scale=1,
                                 elem_id="rl-eval-split")
@@ -577,14 +558,12 @@ def build_evaluate_tab(ctx) -> None:
     inputs = [ctx.corpus, split, limit, stat, baseline, *slots, *ctx.settings]
     outputs = [notes, table, plot, lists, changes, agreement, files]
     # One evaluation at a time (they are CPU-bound); Cancel sets this session's flag, polled between queries.
-    run.click(remember, slots, None, api_name=False, queue=False).then(
+    run.click(remember, slots, None, api_visibility=PRIVATE, queue=False).then(
         on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate"
     )
-    cancel.click(on_cancel, None, None, api_name=False, queue=False)
+    cancel.click(on_cancel, None, None, api_visibility=PRIVATE, queue=False)
     on_query.click(on_compare_query, [ctx.corpus, ctx.query, *slots, *ctx.settings], query_compare, api_name="compare_on_query")
     snapshot.click(on_snapshot, [ctx.corpus, ctx.query, *ctx.settings], files, api_name="snapshot")
-    ctx.corpus.change(on_corpus, ctx.corpus, split, api_name=False)
-    opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, *ctx.settings], api_name=False)
-    search = opened.success(ctx.callbacks["search"], ctx.inputs, ctx.search_outputs, api_name=False)
-    for fn, fn_inputs, fn_outputs in ctx.after_search:
-        search = search.success(fn, fn_inputs, fn_outputs, api_name=False, show_progress="hidden")
+    ctx.corpus.change(on_corpus, ctx.corpus, split, api_visibility=PRIVATE)
+    opened = pick.change(on_pick, [pick, ctx.corpus], [ctx.tabs, ctx.corpus, ctx.query, *ctx.settings], api_visibility=PRIVATE)
+    ctx.chain_after_search(opened.success(ctx.search, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))

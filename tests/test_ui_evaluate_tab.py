@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reranker.analysis import (
+from reranker.evaluation.analysis import (
     ConfigurationResult,
     EvaluationReport,
     Significance,
@@ -19,9 +19,9 @@ from reranker.analysis import (
     query_deltas,
     ranking_changes,
 )
-from reranker.evaluate import evaluate_per_query, stage_run
+from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.types import Hit, PipelineResult, RankedList, StageTiming
-from reranker.ui.evaluate_view import (
+from reranker.ui.evaluate_tab import (
     agreement_matrix_html,
     changes_html,
     delta_lists_html,
@@ -140,8 +140,8 @@ def test_corpus_without_qrels_explains_what_is_missing(tmp_path):
 
 
 def test_query_comparison_html_lists_each_configuration(report):
-    from reranker.analysis import QueryComparison
-    from reranker.ui.evaluate_view import query_comparison_html
+    from reranker.evaluation.analysis import QueryComparison
+    from reranker.ui.evaluate_tab import query_comparison_html
 
     a = _ranked("fused", ["x", "y", "a"])
     b = _ranked("reranked", ["a", "x", "y"])
@@ -153,7 +153,7 @@ def test_query_comparison_html_lists_each_configuration(report):
 
 
 def test_search_settings_follow_the_clicked_configuration():
-    from reranker.ui.evaluate_view import search_settings_for
+    from reranker.ui.evaluate_tab import search_settings_for
 
     assert search_settings_for("ce=rerank:org/model@depth=10@top_n=5") == {
         "cross_encoder": "org/model",

@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from reranker.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
-from reranker.evaluate import RANX_LOCK, Run, evaluate_per_query, stage_run
+from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
+from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, RankedList
 

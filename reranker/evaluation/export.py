@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reranker.analysis import EvaluationReport, hurt_documents, ranking_changes
-from reranker.compare import movement, rank_biased_overlap, top_k_overlap
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
-from reranker.evaluate import Run
+from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
+from reranker.evaluation.compare import movement, rank_biased_overlap, top_k_overlap
+from reranker.evaluation.metrics import Run
 from reranker.types import PipelineResult, RankedList
 
 _TAG = re.compile(r"[^A-Za-z0-9_.:+-]+")

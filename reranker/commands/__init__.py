@@ -1,0 +1,22 @@
+"""The commands of `python -m reranker`, one module each; `reranker.cli` builds the parser from `COMMANDS`.
+
+A command is a `Command` (name, help, a function adding its arguments, a function running it and
+returning the exit code). Its options for a config dataclass come from the dataclass's fields
+(`arguments.add_config_arguments`), so a new PipelineConfig or FinetuneConfig setting needs no CLI
+edit. A new command is a module here and one entry in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+from reranker.commands import evaluate, finetune, models, search
+from reranker.commands.common import Command
+
+COMMANDS: tuple[Command, ...] = (
+    search.COMMAND,
+    evaluate.COMMAND,
+    models.COMMAND,
+    finetune.FINETUNE,
+    finetune.EXPORT_ARTIFACT,
+)
+
+__all__ = ["COMMANDS", "Command"]

@@ -1,0 +1,68 @@
+"""What the commands share: the `Command` shape, the pipeline's options and loading a dataset's pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reranker.commands.arguments import Option, add_config_arguments, config_from_args
+from reranker.corpus import Dataset, load_dataset
+from reranker.pipeline import Pipeline, PipelineConfig
+
+logger = logging.getLogger("reranker")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand of `python -m reranker`: its parser's arguments and what it runs (returns the exit code)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+# Where a PipelineConfig field's option is not --field-name: the historical flags. Types, choices,
+# defaults and help (the field's line in PipelineConfig's docstring) come from the dataclass.
+PIPELINE_OPTIONS: dict[str, Option] = {
+    "rerank_depth": Option("--depth"),
+    "latency_budget_ms": Option("--budget-ms", metavar="MS"),
+}
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    """--dataset, then one option per PipelineConfig field."""
+    parser.add_argument("--dataset", required=True, help="BEIR folder, document file(s) folder, or a .zip")
+    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, PIPELINE_OPTIONS)
+
+
+def pipeline_config(args: argparse.Namespace, **extra) -> PipelineConfig:
+    """The PipelineConfig the parsed options describe."""
+    return config_from_args(PipelineConfig, args, **extra)
+
+
+def load_pipeline(args: argparse.Namespace, **extra) -> tuple[Pipeline, Dataset]:
+    """The dataset named by --dataset (its problems printed as notes) and its pipeline, indexes built."""
+    dataset = load_dataset(args.dataset)
+    for problem in dataset.problems:
+        print(f"note: {problem}", file=sys.stderr)
+    config = pipeline_config(args, **extra)
+    start = time.perf_counter()
+    pipeline = Pipeline(dataset.corpus, config, show_progress_bar=sys.stderr.isatty())
+    logger.info("pipeline ready in %.0f ms", (time.perf_counter() - start) * 1000)
+    return pipeline, dataset
+
+
+def progress_printer(unit: str) -> Callable[[int, int, str], None]:
+    """A progress line on stderr, rewritten in place: `done/total unit (label)`."""
+
+    def report(done: int, total: int, label: str = "") -> None:
+        end = "\n" if done == total else ""
+        detail = f" ({label})" if label else ""
+        print(f"\r{done}/{total} {unit}{detail}      ", end=end, file=sys.stderr, flush=True)
+
+    return report

@@ -1,0 +1,102 @@
+"""`python -m reranker eval`: metrics for one or more configurations over a split's judged
+queries, paired significance against a baseline, per-query CSV and TREC run files.
+
+Without `--compare` the configurations are the stages of one pipeline run (bm25, dense, fused and,
+when a cross-encoder resolves, reranked), so the output keeps the core issue's shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from reranker.commands.common import Command, add_pipeline_arguments, load_pipeline, progress_printer
+from reranker.evaluation.analysis import (
+    MAX_CONFIGURATIONS,
+    STAT_TESTS,
+    default_configurations,
+    evaluate_configurations,
+    parse_configurations,
+)
+from reranker.evaluation.export import per_query_csv, trec_runs_for_report, write_text
+from reranker.evaluation.report import eval_json, format_report, metrics_for, select_queries
+
+COMPARE_HELP = (
+    f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
+    "SPEC: bm25 | dense | fused (no reranking) | auto (fused + the default cross-encoder) | rerank:MODEL "
+    "(fused + MODEL, a hub id or local directory) | cascade:COARSE+FINE (two cross-encoders) | MODEL. "
+    "Settings are PipelineConfig fields, e.g. auto@depth=20@interpolation=0.3. "
+    "Example: --compare bm25,fused,auto  or  --compare fused mini=rerank:./models/ce"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_pipeline_arguments(parser)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N queries")
+    parser.add_argument(
+        "--queries-file",
+        default=None,
+        help="evaluate only the query ids listed in this file, one per line (e.g. models/<name>/heldout_queries.txt)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument("--compare", nargs="+", action="extend", metavar="SPEC", help=COMPARE_HELP)
+    parser.add_argument(
+        "--baseline", default=None, help="configuration the others are tested against (default: fused if present, else the first)"
+    )
+    parser.add_argument(
+        "--stat-test",
+        choices=STAT_TESTS,
+        default="student",
+        help="paired test via ranx: student (two-sided paired t-test), fisher (randomization), tukey (HSD)",
+    )
+    parser.add_argument("--max-p", type=float, default=0.05, help="p-value below which a difference counts as significant")
+    parser.add_argument("--recall-k", type=int, default=100, help="cutoff for Recall@k (default 100)")
+    parser.add_argument("--per-query", metavar="FILE.csv", help="write one row per (query, configuration) to this CSV")
+    parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
+
+
+def run(args: argparse.Namespace) -> int:
+    configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
+    metrics = metrics_for(args.recall_k)
+    pipeline, dataset = load_pipeline(args)
+    queries, qrels = select_queries(dataset, args.split, queries_file=args.queries_file, limit=args.limit)
+    names = [c.name for c in configs]
+    report = evaluate_configurations(
+        pipeline,
+        queries,
+        qrels,
+        configs,
+        baseline=args.baseline or ("fused" if "fused" in names else names[0]),
+        metrics=metrics,
+        stat_test=args.stat_test,
+        max_p=args.max_p,
+        dataset=dataset.path,
+        split=args.split,
+        problems=dataset.problems,
+        progress=progress_printer("query runs") if sys.stderr.isatty() else None,
+    )
+    for result in report.configurations:
+        if result.error:
+            print(f"note: configuration {result.name} could not run: {result.error}", file=sys.stderr)
+    files: dict[str, object] = {}
+    if args.per_query:
+        files["per_query_file"] = str(write_text(args.per_query, per_query_csv(report)))
+    if args.trec_runs:
+        files["trec_runs"] = trec_runs_for_report(report, args.trec_runs)
+    if args.json:
+        print(json.dumps(eval_json(report, len(queries), files), indent=2))
+    else:
+        print(format_report(report))
+        for label, value in files.items():
+            print(f"{label.replace('_', ' ')}: {value}")
+    return 0
+
+
+COMMAND = Command(
+    "eval",
+    "metrics per stage or per configuration (--compare) over a split's judged queries, with significance",
+    add_arguments,
+    run,
+)

@@ -1,0 +1,199 @@
+"""The package's shape: no module imports itself through others, and a pipeline default is written once.
+
+The import graph is read with `ast` from every `import` in every module of `reranker/`, inside
+functions too (a function-level import that closes a cycle is still a cycle), except the ones under
+`if TYPE_CHECKING:`. The defaults test edits a copy of `PipelineConfig`'s defaults and checks that the
+app's settings, both pipeline commands (search, eval) and `Reranker`/`rerank` follow without another edit.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reranker.pipeline import PipelineConfig
+from reranker.ui.settings import INTERACTIVE_RERANK_DEPTH, MODEL_BLEND, SETTING_FIELDS
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "reranker"
+
+
+def module_name(path: Path, root: Path = REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _type_checking_only(tree: ast.Module) -> set[int]:
+    """ids of import nodes under `if TYPE_CHECKING:` (they never run)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skipped
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the package modules it imports anywhere in its code."""
+    modules = {module_name(p, package.parent): p for p in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = _type_checking_only(tree)
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    anchor = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                # `from package import module` imports the module; `from module import name` the module
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names}
+        graph[name] = set()
+        for target in targets:
+            while target not in modules and "." in target:
+                target = target.rsplit(".", 1)[0]
+            if target in modules and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle():
+    graph = import_graph()
+    assert {"reranker.cli", "reranker.ui.layout", "reranker.commands.arguments", "reranker.evaluation.metrics"} <= set(graph)
+    assert "reranker.ui.settings" in graph["reranker.ui.search_tab"]  # imports are seen
+    assert "reranker.evaluation.metrics" in graph["reranker.ui.state"]  # function-level ones too
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from pkg.b import helper\n")
+    (package / "b.py").write_text("def helper():\n    from pkg import a\n    return a\n")
+    (package / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import a\n")
+    (package / "d.py").write_text("from . import c\n")
+    graph = import_graph(package)
+    assert cycles(graph) == [["pkg.a", "pkg.b"]]
+    assert graph["pkg.c"] == set() and graph["pkg.d"] == {"pkg.c"}
+
+
+def _changed_defaults(source: str) -> tuple[str, dict[str, object]]:
+    """pipeline.py with every literal or named default of PipelineConfig changed (bools and None kept)."""
+    tree = ast.parse(source)
+    config = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PipelineConfig")
+    lines = source.splitlines(keepends=True)
+    changed: dict[str, object] = {}
+    for node in reversed(config.body):  # from the bottom, so earlier offsets stay valid
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None):
+            continue
+        value = node.value
+        if isinstance(value, ast.Constant) and type(value.value) in (int, float):
+            new: object = value.value + (1 if type(value.value) is int else 0.5)
+        elif (isinstance(value, ast.Constant) and isinstance(value.value, str)) or (
+            isinstance(value, ast.Name) and not any(t in ast.unparse(node.annotation) for t in ("int", "float"))
+        ):
+            new = f"changed-{node.target.id}"
+        else:
+            continue
+        line = lines[value.lineno - 1]
+        lines[value.lineno - 1] = line[: value.col_offset] + repr(new) + line[value.end_col_offset :]
+        changed[node.target.id] = new
+    return "".join(lines), changed
+
+
+REPORT = """
+import dataclasses, inspect, json
+import reranker, reranker.ui, reranker.cli
+from reranker import Reranker, rerank
+from reranker.cli import build_parser
+from reranker.commands.common import pipeline_config
+from reranker.pipeline import PipelineConfig
+from reranker.ui.settings import Settings
+
+parse = build_parser().parse_args
+print(json.dumps({
+    "pipeline": dataclasses.asdict(PipelineConfig()),
+    "page": dataclasses.asdict(Settings()),
+    "search": dataclasses.asdict(pipeline_config(parse(["search", "--dataset", "d", "--query", "q"]))),
+    "eval": dataclasses.asdict(pipeline_config(parse(["eval", "--dataset", "d"]))),
+    "reranker": {f.name: f.default for f in dataclasses.fields(Reranker) if f.init and f.name != "model"},
+    "rerank": {n: p.default for n, p in inspect.signature(rerank).parameters.items() if p.kind == p.KEYWORD_ONLY},
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "reranker", ignore=shutil.ignore_patterns("__pycache__"))
+    pipeline_py = tmp_path / "reranker" / "pipeline.py"
+    source, changed = _changed_defaults(pipeline_py.read_text(encoding="utf-8"))
+    assert {"rrf_k", "retrieval_depth", "rerank_depth", "top_n", "chunk_tokens", "aggregation", "bi_encoder"} <= set(changed)
+    pipeline_py.write_text(source, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", REPORT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert {k: seen["pipeline"][k] for k in changed} == changed  # the edited copy is what ran
+    original = dataclasses.asdict(PipelineConfig())
+    assert all(original[k] != v for k, v in changed.items())
+    assert seen["search"] == seen["pipeline"] and seen["eval"] == seen["pipeline"]
+    page = seen["page"]
+    for name in SETTING_FIELDS:
+        if name == "rerank_depth":
+            assert page[name] == INTERACTIVE_RERANK_DEPTH  # the app's named override, not a copy of the default
+        elif name == "interpolation":
+            assert page[name] == MODEL_BLEND and seen["pipeline"][name] is None
+        elif name in seen["pipeline"]:
+            assert page[name] == seen["pipeline"][name], name
+    assert page["budget_ms"] == 0.0 and seen["pipeline"]["latency_budget_ms"] is None
+    # Reranker and rerank() score texts as the pipeline's cross-encoder stage does, with its defaults
+    # (their top_n is their own: None returns every text).
+    for api in (seen["reranker"], seen["rerank"]):
+        shared = {k: v for k, v in api.items() if k in seen["pipeline"] and k != "top_n"}
+        assert len(shared) >= 4 and shared == {k: seen["pipeline"][k] for k in shared}
