@@ -269,6 +269,47 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return report
 
 
+def prepare_mix(config: FinetuneConfig) -> list[Mined]:
+    """Every dataset of the mix loaded and split; refuses a mix with too few labelled pairs to train on."""
+    config.validate()
+    mix = [
+        prepare(
+            spec,
+            split=config.split,
+            dev_fraction=config.dev_fraction,
+            holdout_fraction=config.holdout_fraction,
+            seed=config.seed,
+            max_queries=config.max_queries,
+            dev_queries=config.dev_queries,
+        )
+        for spec in config.specs()
+    ]
+    pairs = sum(len(m.positives[q]) for m in mix for q in m.split.train)
+    if pairs < config.min_pairs:
+        raise DataError(
+            f"found {pairs} labelled (query, relevant document) pairs in the training part of split "
+            f"{config.split!r}; fine-tuning needs at least {config.min_pairs}. Add judgments, or lower "
+            "--dev-fraction/--holdout-fraction"
+        )
+    return mix
+
+
+def mine_groups(config: FinetuneConfig, mix: Sequence[Mined]) -> tuple[list[Group], dict]:
+    """Mine every dataset's first-stage lists, then every pass's groups: (groups, metadata incl. the splits)."""
+    for m in mix:
+        mine(m, negatives_from=config.negatives_from, candidates=config.candidates, progress=_progress(f"mining {m.name}"))
+    groups, per_pass = training_groups(
+        mix,
+        epochs=config.epochs,
+        negatives=config.negatives,
+        negatives_from=config.negatives_from,
+        candidates=config.candidates,
+        seed=config.seed,
+    )
+    datasets = [_dataset_meta(m, text, config) for m, text in zip(mix, config.datasets, strict=True)]
+    return groups, {"datasets": datasets, "groups_per_pass": per_pass}
+
+
 def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
     """Run one fine-tuning: mine (or read mined groups), train, evaluate dev before/after, save model + card.
 
@@ -283,43 +324,14 @@ def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
 
     # Every core: the first stage may have lowered torch's threads while other work was runnable.
     torch.set_num_threads(config.threads or physical_cores())
-    mix: list[Mined] = []
     if config.groups:
+        mix: list[Mined] = []
         groups, mined_meta = load_groups(config.groups)
+        out = prepare_output(config)
     else:
-        mix = [
-            prepare(
-                spec,
-                split=config.split,
-                dev_fraction=config.dev_fraction,
-                holdout_fraction=config.holdout_fraction,
-                seed=config.seed,
-                max_queries=config.max_queries,
-                dev_queries=config.dev_queries,
-            )
-            for spec in config.specs()
-        ]
-        pairs = sum(len(m.positives[q]) for m in mix for q in m.split.train)
-        if pairs < config.min_pairs:
-            raise DataError(
-                f"found {pairs} labelled (query, relevant document) pairs in the training part of split "
-                f"{config.split!r}; fine-tuning needs at least {config.min_pairs}. Add judgments, or lower "
-                "--dev-fraction/--holdout-fraction"
-            )
-    out = prepare_output(config)
-    if mix:
-        for m in mix:
-            mine(m, negatives_from=config.negatives_from, candidates=config.candidates, progress=_progress(f"mining {m.name}"))
-        groups, per_pass = training_groups(
-            mix,
-            epochs=config.epochs,
-            negatives=config.negatives,
-            negatives_from=config.negatives_from,
-            candidates=config.candidates,
-            seed=config.seed,
-        )
-        datasets = [_dataset_meta(m, text, config) for m, text in zip(mix, config.datasets, strict=True)]
-        mined_meta = {"datasets": datasets, "groups_per_pass": per_pass}
+        mix = prepare_mix(config)
+        out = prepare_output(config)
+        groups, mined_meta = mine_groups(config, mix)
         save_groups(out / GROUPS_FILE, groups, mined_meta)
     for d in mined_meta["datasets"]:
         for base, key in ((HELDOUT_FILE, "heldout_ids"), (DEV_FILE, "dev_ids")):

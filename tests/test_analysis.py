@@ -252,3 +252,14 @@ def test_metrics_match_ranx_on_the_original_ids_ties_included():
     for metric in METRICS:
         assert [ours[q][metric] for q in ("q1", "q22")] == pytest.approx(list(direct[metric]))
     assert 0 < ours["q1"]["ndcg@10"] < 1
+
+
+def test_judged_at_10_counts_the_top_ten_that_has_any_judgment():
+    from reranker.evaluation.metrics import evaluate_per_query, judged_at
+
+    qrels = {"q": {"a": 2, "b": 0, "c": 1}}
+    run = {"q": {"a": 0.9, "x": 0.8, "b": 0.7, "y": 0.6}}
+    assert judged_at(qrels["q"], run["q"], 10) == 0.5  # a and b judged (b as not relevant), x and y never judged
+    assert judged_at(qrels["q"], run["q"], 1) == 1.0
+    per_query = evaluate_per_query(qrels, run, ("ndcg@10", "judged@10"))
+    assert per_query["q"]["judged@10"] == 0.5 and 0 < per_query["q"]["ndcg@10"] < 1

@@ -82,7 +82,8 @@ def test_json_and_metrics_csv(small_report):
     data = json.loads(json.dumps(report_to_json(small_report)))
     assert data["baseline"] == "fused" and data["queries"] == 2
     assert data["configurations"]["broken"]["error"]
-    assert set(data["configurations"]["bm25"]["significance"]) == set(small_report.metrics)
+    tested = {m for m in small_report.metrics if not m.startswith("judged@")}  # coverage is reported, not tested
+    assert set(data["configurations"]["bm25"]["significance"]) == tested and "judged@10" in small_report.metrics
     rows = list(csv.DictReader(io.StringIO(metrics_csv(small_report))))
     assert [r["configuration"] for r in rows] == ["bm25", "fused", "broken"]
     assert float(rows[0]["ndcg@10"]) == pytest.approx(small_report.get("bm25").means["ndcg@10"], abs=1e-4)

@@ -366,3 +366,20 @@ def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_pat
     assert rebuilt.predict(pairs, activation_fn=torch.nn.Identity()) == pytest.approx(expected, abs=1e-3)
     assert len(rebuilt[0].model.bert.encoder.layer) == 2
     assert artifact_info(tmp_path / "artifact", "fast sibling").startswith("fast sibling; 2 layers; trained on data")
+
+
+def test_mine_command_writes_the_groups_file_finetune_reads(tmp_path, isolated_cache, capsys):
+    from reranker.cli import main
+
+    data = write_medical(tmp_path / "data")
+    out = tmp_path / "mix.groups.json.gz"
+    args = ["mine", "--dataset", f"{data},repeat=2", "--out", str(out), "--negatives", "2", "--candidates", "4"]
+    assert main([*args, "--holdout-fraction", "0.25", "--dev-fraction", "0", "--min-pairs", "4", "--seed", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    groups, meta = load_groups(out)
+    assert report["groups"] == len(groups) > 0 and all(len(g.docs) == 3 for g in groups)
+    [dataset] = meta["datasets"]
+    assert dataset["repeat"] == 2 and dataset["heldout_ids"] and meta["config"]["negatives"] == 2
+    held_out = {QUESTIONS[qid.removeprefix("q-")] for qid in dataset["heldout_ids"]}
+    assert not held_out & {g.query for g in groups}  # held-out queries never become training groups
+    assert main([*args]) == 2 and "already exists" in capsys.readouterr().err

@@ -8,13 +8,14 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import evaluate, finetune, models, search
+from reranker.commands import evaluate, finetune, mine, models, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
     search.COMMAND,
     evaluate.COMMAND,
     models.COMMAND,
+    mine.COMMAND,
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,
 )

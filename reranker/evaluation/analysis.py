@@ -23,13 +23,14 @@ from typing import Literal, get_args
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
-from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, stage_run
+from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, is_coverage_metric, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, RankedList
 
 logger = logging.getLogger(__name__)
 
-EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100")
+# judged@10 says how much of each top 10 rests on judged documents (unjudged ones count as not relevant).
+EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100", "judged@10")
 StatTest = Literal["student", "fisher", "tukey"]
 STAT_TESTS: tuple[str, ...] = get_args(StatTest)
 ReadStage = Literal["bm25", "dense", "fused", "reranked"]
@@ -399,6 +400,7 @@ def _significance(qrels, scored, baseline, metrics, stat_test, max_p) -> tuple[S
     if base is None or len(usable) < 2:
         return ()
     judged = list(qrels)
+    metrics = [m for m in metrics if not is_coverage_metric(m)]  # coverage is reported, not tested
     runs = [RanxRun({q: (r.run.get(q) or {"__no_result__": 0.0}) for q in judged}, name=r.name) for r in usable]
     with RANX_LOCK:
         report = compare(RanxQrels(qrels), runs, list(metrics), stat_test=stat_test, max_p=max_p, make_comparable=True)

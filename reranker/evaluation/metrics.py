@@ -66,6 +66,21 @@ def evaluate_run(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS) -> 
     return {m: (sum(scores[m] for scores in per_query.values()) / count if count else 0.0) for m in metrics}
 
 
+def is_coverage_metric(metric: str) -> bool:
+    """judged@k: the share of a ranking's top k that has a judgment at all (any grade, 0 included)."""
+    return metric.startswith("judged@")
+
+
+def judged_at(judgments: Mapping[str, int], scores: Mapping[str, float], k: int) -> float:
+    """Share of the run's top k (by score; ties keep the run's order) that the judgments cover.
+
+    A figure with judged@10 below 1 rests partly on documents nobody judged, which count as not
+    relevant: rankings that surface unjudged documents are scored down for it.
+    """
+    top = sorted(scores, key=lambda d: -scores[d])[:k]
+    return sum(d in judgments for d in top) / len(top) if top else 0.0
+
+
 def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, float]]:
     """Query id -> metric -> value, over queries that have at least one relevant judgment."""
     from ranx import Qrels as RanxQrels
@@ -75,15 +90,23 @@ def evaluate_per_query(qrels: Qrels, run: Run, metrics: tuple[str, ...] = METRIC
     judged = {q: docs for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
     if not judged:
         return {}
-    filled = {q: (run.get(q) or {"__no_result__": 0.0}) for q in judged}
-    judged, filled = _fixed_width_ids(judged, filled)
-    ranx_qrels = RanxQrels(judged)
-    with RANX_LOCK:
-        scores = evaluate(ranx_qrels, RanxRun(filled), list(metrics), return_mean=False, make_comparable=True)
     out: dict[str, dict[str, float]] = {q: {} for q in judged}
-    for metric in metrics:
-        values = scores[metric] if len(metrics) > 1 else scores
-        for q, value in zip(ranx_qrels.keys(), values, strict=True):
+    for metric in (m for m in metrics if is_coverage_metric(m)):
+        k = int(metric.split("@", 1)[1])
+        for q, docs in judged.items():
+            out[q][metric] = judged_at(docs, run.get(q) or {}, k)
+    ranked = tuple(m for m in metrics if not is_coverage_metric(m))
+    if not ranked:
+        return out
+    filled = {q: (run.get(q) or {"__no_result__": 0.0}) for q in judged}
+    coded, filled = _fixed_width_ids(judged, filled)
+    ranx_qrels = RanxQrels(coded)
+    with RANX_LOCK:
+        scores = evaluate(ranx_qrels, RanxRun(filled), list(ranked), return_mean=False, make_comparable=True)
+    keys = list(judged)  # ranx keeps the qrels' query order
+    for metric in ranked:
+        values = scores[metric] if len(ranked) > 1 else scores
+        for q, value in zip(keys, values, strict=True):
             out[q][metric] = float(value)
     return out
 

@@ -153,7 +153,9 @@ def metrics_table_html(report: EvaluationReport) -> str:
     caption = (
         f"{len(report.judged)} judged queries of {esc(report.dataset)} ({esc(report.split)}). "
         f"Δ and p against <b>{esc(report.baseline)}</b>, {esc(test)}; ▲/▼ = significant at p &lt; {report.max_p:g}. "
-        "Latency is the mean per query of the stages each configuration needs (model loading excluded)."
+        "Latency is the mean per query of the stages each configuration needs (model loading excluded). "
+        "judged@10 is the share of each top 10 that has a judgment at all: below 1.0 a figure rests partly on "
+        "unjudged documents, which count as not relevant."
     )
     return (
         f"<div id='rl-eval-table'><table class='rl-eval'><tr><th>configuration</th>{head}<th>latency / query</th></tr>"
