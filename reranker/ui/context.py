@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 from gradio.components import Component
@@ -22,6 +22,7 @@ from reranker.ui.state import AppState
 PRIVATE = "private"  # page-only events: not in the API docs, not callable by API clients
 
 Handler = Callable[..., Any]
+C = TypeVar("C", bound=Component)
 CorpusAndQuery = Callable[..., tuple[str, str]]
 
 
@@ -88,6 +89,22 @@ class AppContext:
 
 
 TabBuilder = Callable[[AppContext], None]
+
+
+def describe(component: C, text: str) -> C:
+    """Say what `component`'s value means to API clients, whichever endpoint takes it as an input.
+
+    `gradio_client`'s `view_api()` prints it after the parameter's name and type, and the page's "Use via
+    API" docs show it: Gradio reads a parameter's description from the component's input schema
+    (`additional_description`), which its own components leave empty. The label stays what the page shows.
+    """
+    schema = component.api_info_as_input
+
+    def described() -> dict[str, Any]:
+        return {**schema(), "additional_description": text}
+
+    component.api_info_as_input = described  # type: ignore[method-assign]
+    return component
 
 
 def help_text(text: str) -> gr.Markdown:

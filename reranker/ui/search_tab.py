@@ -21,7 +21,7 @@ from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import AppContext, Handler, help_text, tab
-from reranker.ui.settings import Settings, settings_from, user_errors
+from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, judgments_for, progress_listener
 
 LONGEST_DOCS = 5
@@ -152,8 +152,11 @@ def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[t
 def search_handler(state: AppState) -> Handler:
     """The page's search event: (corpus, query, *settings) -> summary, notes, lists, journey, latency, document picker."""
 
+    @named_settings()
     @user_errors
     def on_search(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+        """One query: the fused list before reranking and the cross-encoder's list after it, side by side (HTML),
+        with a summary, notes, the rank journey and per-stage latency (plotly) and the Chunks tab's document picker."""
         view = search_view(state, corpus_key, query, settings_from(rest), progress)
         return (
             view.summary,
@@ -176,11 +179,13 @@ HELP = (
 
 
 def build_search_tab(ctx: AppContext) -> None:
+    # The labels name the outputs for API clients; the page does not show them.
     with tab("Search", ctx.search_tab_id):
-        summary = gr.HTML(elem_id="rl-summary")
-        notes = gr.HTML(elem_id="rl-notes")
+        summary = gr.HTML(label="Summary", elem_id="rl-summary")
+        notes = gr.HTML(label="Notes", elem_id="rl-notes")
         lists = gr.HTML(
             '<div class="rl-placeholder">Type a query (or pick an example) and press Search.</div>',
+            label="Lists",
             elem_id="rl-lists",
             js_on_load=render.DOC_LIST_JS,
         )
@@ -188,9 +193,9 @@ def build_search_tab(ctx: AppContext) -> None:
         help_text(HELP)
         with gr.Row(equal_height=False):
             journey = gr.Plot(figures.empty_figure("The rank journey appears after a search."), show_label=False,
-                              elem_id="rl-journey", scale=3)
+                              label="Rank journey", elem_id="rl-journey", scale=3)
             latency = gr.Plot(figures.empty_figure("Per-stage latency appears after a search."), show_label=False,
-                              elem_id="rl-latency", scale=2)
+                              label="Latency", elem_id="rl-latency", scale=2)
     # The page wires its search triggers (button, Enter, examples, links) to this handler once every tab is built.
     ctx.search = search_handler(ctx.state)
     ctx.search_outputs = [summary, notes, lists, journey, latency]
