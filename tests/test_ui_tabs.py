@@ -17,7 +17,7 @@ from reranker.errors import ConfigError
 from reranker.ui import settings as ui_settings
 from reranker.ui.chunks_tab import chunk_view
 from reranker.ui.compare_tab import compare_view
-from reranker.ui.search_tab import search_handler, search_view
+from reranker.ui.search_tab import PREPARING, TYPE_A_QUERY, opening_handler, pipeline_for, search_handler, search_view
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
@@ -134,6 +134,38 @@ def test_every_endpoint_that_reports_progress_gets_gradio_progress(state):
     events = {fn.api_name: fn for fn in build_demo(state).fns.values() if fn.api_visibility == "public"}
     for name in ("search", "chunks", "compare", "evaluate", "compare_on_query"):
         assert events[name].tracks_progress, name  # a keyword-only progress after *rest was never filled in
+
+
+def test_the_opening_query_says_what_it_prepares_then_answers(tmp_path):
+    import threading
+
+    folder = write_topics(tmp_path / "corpora" / "knowledge")
+    cold = AppState(bundled_dir=folder.parent, data_dirs=[], cache_dir=str(tmp_path / "emb"))
+    search = search_handler(cold)
+    outputs = ["summary", "notes", "lists", "journey", "latency", "document"]
+    on_open = opening_handler(cold, search, outputs, "lists")
+    values = [getattr(Settings(cross_encoder="none", top_n=5), f) for f in ui_settings.SETTING_FIELDS]
+
+    nothing = list(on_open(KEY, "  ", *values, progress=None))
+    assert len(nothing) == 1 and TYPE_A_QUERY in nothing[0][2]  # no query: ask for one, search nothing
+    steps = on_open(KEY, SEED_QUERY, *values, progress=None)
+    first = next(steps)
+    assert PREPARING in first[2] and "knowledge (bundled)" in first[2]  # nothing built yet
+    assert all(isinstance(update, dict) and update.get("__type__") == "update" for i, update in enumerate(first) if i != 2)
+    answer = next(steps)
+    assert after_ids(answer[2])[0] == "attention" and "nDCG@10" in answer[0]
+    assert "Searching for the query above" in next(on_open(KEY, SEED_QUERY, *values, progress=None))[2]  # warm now
+
+    # While the server's warm-up prepares a corpus, a request says so and waits for it.
+    done = cold.mark_warming(KEY)
+    said: list[str] = []
+    waiter = threading.Thread(target=pipeline_for, args=(cold, KEY, lambda *a, desc="", **k: said.append(desc)))
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive() and PREPARING in said[0]
+    done.set()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
 
 
 def test_settings_parse_from_widget_values():

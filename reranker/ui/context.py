@@ -49,7 +49,8 @@ class AppContext:
     """The shared state and widgets, and what the tabs register for the page to wire.
 
     `settings` are the settings widgets in `settings.SETTING_FIELDS` order. The Search tab sets
-    `search` (the handler) and `search_outputs`; other tabs may add outputs to the search, follow-ups
+    `search` (the handler), `search_outputs` and `opening` (what the page runs when it opens: the query
+    in the box, i.e. the seed query or a deep link's); other tabs may add outputs to the search, follow-ups
     run after it, lists whose row clicks pick a document, and links that open Search.
     """
 
@@ -60,6 +61,7 @@ class AppContext:
     tabs: gr.Tabs
     search: Handler | None = None
     search_outputs: list[Component] = field(default_factory=list)
+    opening: Handler | None = None  # same inputs and outputs as `search`
     after_search: list[FollowUp] = field(default_factory=list)
     doc_lists: list[gr.HTML] = field(default_factory=list)  # lists whose row clicks pick a document
     doc_picker: gr.Dropdown | None = None  # where a picked document goes (the Chunks tab)

@@ -4,9 +4,10 @@
 first query. Every tab is a builder `build_<name>_tab(ctx: AppContext)` in its own module (see
 `reranker.ui.context`); `DEFAULT_TABS` lists them, and another view is one more builder:
 `build_demo(tabs=[*DEFAULT_TABS, build_my_tab])`. This module wires what spans tabs: the search
-(button, Enter, example queries, the latency budget), deep links `/?corpus=<key>&q=<query>[&tab=...]`,
-links from a tab into Search (`ctx.link_to_search`) and row clicks that open a document in Chunks.
-Every input of a public endpoint is described for API clients (`context.describe`).
+(button, Enter, example queries, the latency budget), opening on an answer (the seed query, or a deep
+link's `/?corpus=<key>&q=<query>[&tab=...]`), links from a tab into Search (`ctx.link_to_search`) and row
+clicks that open a document in Chunks. Every input of a public endpoint is described for API clients
+(`context.describe`).
 """
 
 from __future__ import annotations
@@ -192,10 +193,8 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         corpus.change(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
         upload.upload(on_upload, [upload, corpus], corpus, api_name="upload")
 
-        autorun = gr.State(False)
-
         def on_load(request: gr.Request):
-            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and runs the query."""
+            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and query (then runs it)."""
             params = dict(request.query_params) if request else {}
             state.refresh()  # corpora written since the server started appear on reload
             choices = state.choices()
@@ -207,16 +206,12 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             query_update = gr.update(value=params["q"]) if params.get("q") else gr.skip()
             tab = params.get("tab") or ("search" if params.get("q") else None)
             tab_update = gr.update(selected=tab) if tab else gr.skip()
-            return corpus_update, query_update, tab_update, bool(params.get("q"))
+            return corpus_update, query_update, tab_update
 
-        def run_if_linked(run: bool, *args: Any, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-            if not run:
-                return tuple(gr.skip() for _ in ctx.search_outputs)
-            return on_search(*args, progress=progress)
-
-        load = demo.load(on_load, None, [corpus, query, tab_group, autorun], api_visibility=PRIVATE, queue=False)
+        load = demo.load(on_load, None, [corpus, query, tab_group], api_visibility=PRIVATE, queue=False)
         load = load.then(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
-        ctx.chain_after_search(load.then(run_if_linked, [autorun, *ctx.inputs], ctx.search_outputs, api_visibility=PRIVATE))
+        if ctx.opening is not None:  # the page opens on an answer: the seed query's, or the deep link's
+            ctx.chain_after_search(load.then(ctx.opening, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 
