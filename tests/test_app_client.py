@@ -1,21 +1,26 @@
 """The app launched on localhost and driven through gradio_client, as a script or a second app would:
-search, chunk and compare endpoints, uploads, errors, and 8 concurrent clients each getting its own answer."""
+every input named and described, the README's client example, search, chunk and compare endpoints,
+uploads, errors, and 8 concurrent clients each getting its own answer."""
 
 from __future__ import annotations
 
+import ast
 import re
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
 
 from reranker.ui import build_demo, launch_options
-from reranker.ui.settings import SETTING_FIELDS, Settings
+from reranker.ui.settings import SETTING_FIELDS, SETTING_HELP, Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
 from tests.support import TOPIC_QUERIES, free_port, write_topics
 
 KEY = "bundled:knowledge"
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_URL = "http://127.0.0.1:7860/"
 
 
 def settings(**changes) -> list:
@@ -47,6 +52,58 @@ def final_order(lists_html: str) -> list[str]:
 def test_api_lists_the_named_endpoints(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/search", "/chunks", "/compare", "/upload"} <= names
+
+
+def test_every_input_of_every_endpoint_has_a_name_and_a_description(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/search", "/chunks", "/compare", "/evaluate", "/compare_on_query", "/snapshot", "/upload"} <= set(endpoints)
+    for name, endpoint in endpoints.items():
+        for parameter in endpoint["parameters"]:
+            assert not re.fullmatch(r"param_\d+", parameter["parameter_name"]), (name, parameter["label"])
+            assert parameter["python_type"]["description"], (name, parameter["parameter_name"])
+    search = endpoints["/search"]
+    assert [p["parameter_name"] for p in search["parameters"]] == ["corpus_key", "query", *SETTING_FIELDS]
+    described = {p["parameter_name"]: p["python_type"]["description"] for p in search["parameters"]}
+    assert described["rerank_depth"] == SETTING_HELP["rerank_depth"] == "Fused candidates the cross-encoder scores."
+    assert '"none" to stop after fusion' in described["cross_encoder"]  # the page's word, not PipelineConfig's None
+    assert [r["label"] for r in search["returns"]] == ["Summary", "Notes", "Lists", "Rank journey", "Latency", "Document"]
+    names = [p["parameter_name"] for p in endpoints["/evaluate"]["parameters"]]
+    assert names[5:9] == [f"configuration_{i}" for i in range(1, 5)] and names[9:] == list(SETTING_FIELDS)
+    printed = client.view_api(print_info=False, return_format="str")
+    assert "param_" not in printed
+    assert "rerank_depth: int (not required, defaults to:   30)  (Fused candidates the cross-encoder scores.)" in printed
+
+
+def test_named_arguments_leave_the_other_settings_at_the_page_defaults(client):
+    summary, _notes, lists, *_ = client.predict(
+        corpus_key=KEY, query=SEED_QUERY, cross_encoder="none", top_n=3, api_name="/search"
+    )
+    assert final_order(lists)[0] == "attention" and len(final_order(lists)) == 3
+    assert "nDCG@10" in summary
+
+
+def readme_client_example() -> str:
+    app_section = README.read_text(encoding="utf-8").split("<!-- section:app -->", 1)[1].split("<!-- /section:app -->")[0]
+    blocks = [b for b in re.findall(r"^```python\n(.*?)^```", app_section, re.S | re.M) if "gradio_client" in b]
+    assert len(blocks) == 1, "README's app section should hold one gradio_client example"
+    return blocks[0]
+
+
+def test_readme_client_example_runs_with_the_names_view_api_shows(app, client, offline_auto, capsys):
+    code = readme_client_example()
+    call = next(
+        node for node in ast.walk(ast.parse(code))
+        if isinstance(node, ast.Call) and any(k.arg == "api_name" for k in node.keywords)
+    )
+    used = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+    assert used.pop("api_name") == "/search" and not call.args  # named arguments only
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/search"]["parameters"]
+    assert set(used) <= {p["parameter_name"] for p in parameters}
+    assert used["corpus_key"] == KEY and used["query"] == SEED_QUERY  # what the test app serves, too
+    assert README_URL in code
+    exec(compile(code.replace(README_URL, app[0]), "README.md client example", "exec"), {"__name__": "readme"})
+    printed = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(printed) == used["top_n"] and "attention" in printed
 
 
 def test_search_returns_lists_figures_and_document_choices(client):

@@ -85,8 +85,16 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
         rows = page.locator("#rl-eval-changes .rl-eval-row")
     qid = rows.first.get_attribute("data-qid")
     query = rows.first.locator("td").first.inner_text().split("\n")[0].rstrip("…")
+    # The page opened on the seed query's answer: wait for the clicked query's answer to replace it.
+    summary = page.locator("#rl-summary .rl-summary")
+    summary.wait_for(state="attached", timeout=LONG_WAIT)
+    opening = summary.inner_text()
     rows.first.click()
 
+    page.wait_for_function(
+        "before => document.querySelector('#rl-summary .rl-summary')?.innerText !== before",
+        arg=opening, timeout=LONG_WAIT,
+    )
     page.locator("#rl-lists .rl-col-after tr[data-doc]").first.wait_for(timeout=LONG_WAIT)
     assert page.locator("#rl-query textarea").input_value().startswith(query)
     assert page.get_by_role("tab", name="Search").get_attribute("aria-selected") == "true"

@@ -123,3 +123,21 @@ def test_warm_up_indexes_the_default_corpus_in_the_background(folders, tmp_path)
     assert not state.is_ready("bundled:knowledge")
     warm_up(state).join(timeout=300)
     assert state.is_ready("bundled:knowledge") and not state.is_ready("bundled:other")
+
+
+def test_a_running_warm_up_is_visible_and_can_be_waited_for(folders, tmp_path):
+    from reranker.pipeline import PipelineConfig
+    from reranker.ui.state import warm_up
+
+    bundled, _data = folders
+    state = AppState(PipelineConfig(cross_encoder=None), bundled_dir=bundled, data_dirs=[], cache_dir=str(tmp_path / "e"))
+    key = "bundled:knowledge"
+    assert not state.is_warming(key) and state.wait_warm(key, timeout=0)  # nothing to wait for
+    done = state.mark_warming(key)
+    assert state.is_warming(key) and not state.wait_warm(key, timeout=0.05) and not state.is_warming("bundled:other")
+    done.set()
+    assert not state.is_warming(key) and state.wait_warm(key, timeout=0)
+    thread = warm_up(state)
+    assert state.is_warming(key)  # marked before the thread runs: a page served at once sees it
+    thread.join(timeout=300)
+    assert not state.is_warming(key) and state.is_ready(key)

@@ -5,8 +5,10 @@ settings widgets' values are read, and how errors reach the page."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
+import typing
 
 import gradio as gr
 import pytest
@@ -15,8 +17,8 @@ from reranker.errors import ConfigError
 from reranker.ui import settings as ui_settings
 from reranker.ui.chunks_tab import chunk_view
 from reranker.ui.compare_tab import compare_view
-from reranker.ui.search_tab import search_handler, search_view
-from reranker.ui.settings import Settings, settings_from, user_errors
+from reranker.ui.search_tab import PREPARING, TYPE_A_QUERY, opening_handler, pipeline_for, search_handler, search_view
+from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
 from tests.support import write_topics
@@ -104,6 +106,66 @@ def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
     with pytest.raises(gr.Error) as info:
         broken()
     assert "internal detail" not in info.value.message and "server" in info.value.message
+
+
+def test_named_settings_names_each_value_and_passes_progress_and_request_on():
+    seen = {}
+
+    @named_settings("configuration")
+    @user_errors
+    def handler(corpus_key, *rest, progress=None, request: gr.Request = None):
+        seen.update(corpus_key=corpus_key, rest=rest, progress=progress, request=request)
+        return "done"
+
+    parameters = inspect.signature(handler).parameters
+    assert list(parameters) == ["corpus_key", "configuration", *ui_settings.SETTING_FIELDS, "progress", "request"]
+    assert {p.kind for p in parameters.values()} == {inspect.Parameter.POSITIONAL_OR_KEYWORD}  # Gradio fills these in
+    assert typing.get_type_hints(handler)["request"] is gr.Request  # so Gradio passes the request
+    values = [f"v{i}" for i in range(len(ui_settings.SETTING_FIELDS))]
+    assert handler("k", "c", *values, "p", "r") == "done"
+    assert seen == {"corpus_key": "k", "rest": ("c", *values), "progress": "p", "request": "r"}
+    handler(corpus_key="k", configuration="c", **dict(zip(ui_settings.SETTING_FIELDS, values, strict=True)))
+    assert seen["rest"] == ("c", *values) and seen["progress"] is None
+
+
+def test_every_endpoint_that_reports_progress_gets_gradio_progress(state):
+    from reranker.ui import build_demo
+
+    events = {fn.api_name: fn for fn in build_demo(state).fns.values() if fn.api_visibility == "public"}
+    for name in ("search", "chunks", "compare", "evaluate", "compare_on_query"):
+        assert events[name].tracks_progress, name  # a keyword-only progress after *rest was never filled in
+
+
+def test_the_opening_query_says_what_it_prepares_then_answers(tmp_path):
+    import threading
+
+    folder = write_topics(tmp_path / "corpora" / "knowledge")
+    cold = AppState(bundled_dir=folder.parent, data_dirs=[], cache_dir=str(tmp_path / "emb"))
+    search = search_handler(cold)
+    outputs = ["summary", "notes", "lists", "journey", "latency", "document"]
+    on_open = opening_handler(cold, search, outputs, "lists")
+    values = [getattr(Settings(cross_encoder="none", top_n=5), f) for f in ui_settings.SETTING_FIELDS]
+
+    nothing = list(on_open(KEY, "  ", *values, progress=None))
+    assert len(nothing) == 1 and TYPE_A_QUERY in nothing[0][2]  # no query: ask for one, search nothing
+    steps = on_open(KEY, SEED_QUERY, *values, progress=None)
+    first = next(steps)
+    assert PREPARING in first[2] and "knowledge (bundled)" in first[2]  # nothing built yet
+    assert all(isinstance(update, dict) and update.get("__type__") == "update" for i, update in enumerate(first) if i != 2)
+    answer = next(steps)
+    assert after_ids(answer[2])[0] == "attention" and "nDCG@10" in answer[0]
+    assert "Searching for the query above" in next(on_open(KEY, SEED_QUERY, *values, progress=None))[2]  # warm now
+
+    # While the server's warm-up prepares a corpus, a request says so and waits for it.
+    done = cold.mark_warming(KEY)
+    said: list[str] = []
+    waiter = threading.Thread(target=pipeline_for, args=(cold, KEY, lambda *a, desc="", **k: said.append(desc)))
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive() and PREPARING in said[0]
+    done.set()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
 
 
 def test_settings_parse_from_widget_values():

@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 from reranker.errors import ConfigError
 from reranker.pipeline import check_query, resolve_cross_encoder_spec
 from reranker.ui import figures, render
-from reranker.ui.context import PRIVATE, AppContext, FollowUp, tab
+from reranker.ui.context import PRIVATE, AppContext, FollowUp, describe, tab
 from reranker.ui.search_tab import ProgressFn, pipeline_for
-from reranker.ui.settings import Settings, settings_from, user_errors
+from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState
 
 EMPTY = "Run a search, then pick a document."
@@ -110,11 +110,13 @@ def build_chunks_tab(ctx: AppContext) -> None:
             doc = gr.Dropdown(label="Document", choices=[], allow_custom_value=True, scale=4, elem_id="rl-chunk-doc",
                               info="The current results, then the corpus's longest documents; or type a document id.")
             show = gr.Button("Score windows", variant="secondary", scale=1)
+        describe(doc, "The id of the document whose token windows are scored.")
         info = gr.HTML(elem_id="rl-chunk-info")
         fig = gr.Plot(figures.empty_figure(EMPTY), show_label=False, elem_id="rl-chunk-plot")
         text = gr.HTML(elem_id="rl-chunk-text", js_on_load=SCROLL_TO_DECIDING_JS)
     state = ctx.state
 
+    @named_settings()
     @user_errors
     def on_chunks(corpus_key, query, doc_id, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
         view = chunk_view(state, corpus_key, query, doc_id, settings_from(rest), progress)

@@ -16,9 +16,9 @@ from reranker.evaluation.compare import kendall_tau, rank_biased_overlap, top_k_
 from reranker.pipeline import AUTO, resolve_cross_encoder_spec
 from reranker.types import StageTiming
 from reranker.ui import figures, render
-from reranker.ui.context import PRIVATE, AppContext, tab
+from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.search_tab import ProgressFn, run_search
-from reranker.ui.settings import Settings, model_choices, settings_from, user_errors
+from reranker.ui.settings import Settings, model_choices, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState
 
 KINDS = ("Cross-encoders", "Bi-encoders")
@@ -145,6 +145,10 @@ def build_compare_tab(ctx: AppContext) -> None:
             model_b = gr.Dropdown(choices, value=second, label="Model B", allow_custom_value=True, scale=3,
                                   elem_id="rl-model-b")
         run = gr.Button("Compare", variant="primary", elem_id="rl-compare-btn")
+        describe(kind, f"What the two models are: {' or '.join(repr(k) for k in KINDS)}.")
+        for model in (model_a, model_b):
+            describe(model, "A model of that kind: a hub id or a local directory (for cross-encoders also one of the "
+                            "project's fine-tuned models).")
         agreement = gr.HTML(elem_id="rl-agreement")
         with gr.Row(equal_height=False):
             lists = gr.HTML(elem_id="rl-compare-lists", js_on_load=render.DOC_LIST_JS)
@@ -152,9 +156,10 @@ def build_compare_tab(ctx: AppContext) -> None:
         latency = gr.Plot(figures.empty_figure("Run a comparison to see each model's latency."), show_label=False,
                           elem_id="rl-compare-latency")
 
+    @named_settings()
     @user_errors
-    def on_compare(corpus_key, query, kind_value, a, b, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
-        view = compare_view(state, corpus_key, query, kind_value, a, b, settings_from(rest), progress)
+    def on_compare(corpus_key, query, kind_value, model_a, model_b, *rest, progress=gr.Progress()):  # noqa: B008
+        view = compare_view(state, corpus_key, query, kind_value, model_a, model_b, settings_from(rest), progress)
         return view.agreement, view.lists, view.latency
 
     @user_errors

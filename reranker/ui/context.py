@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 from gradio.components import Component
@@ -22,6 +22,7 @@ from reranker.ui.state import AppState
 PRIVATE = "private"  # page-only events: not in the API docs, not callable by API clients
 
 Handler = Callable[..., Any]
+C = TypeVar("C", bound=Component)
 CorpusAndQuery = Callable[..., tuple[str, str]]
 
 
@@ -48,7 +49,8 @@ class AppContext:
     """The shared state and widgets, and what the tabs register for the page to wire.
 
     `settings` are the settings widgets in `settings.SETTING_FIELDS` order. The Search tab sets
-    `search` (the handler) and `search_outputs`; other tabs may add outputs to the search, follow-ups
+    `search` (the handler), `search_outputs` and `opening` (what the page runs when it opens: the query
+    in the box, i.e. the seed query or a deep link's); other tabs may add outputs to the search, follow-ups
     run after it, lists whose row clicks pick a document, and links that open Search.
     """
 
@@ -59,6 +61,7 @@ class AppContext:
     tabs: gr.Tabs
     search: Handler | None = None
     search_outputs: list[Component] = field(default_factory=list)
+    opening: Handler | None = None  # same inputs and outputs as `search`
     after_search: list[FollowUp] = field(default_factory=list)
     doc_lists: list[gr.HTML] = field(default_factory=list)  # lists whose row clicks pick a document
     doc_picker: gr.Dropdown | None = None  # where a picked document goes (the Chunks tab)
@@ -88,6 +91,22 @@ class AppContext:
 
 
 TabBuilder = Callable[[AppContext], None]
+
+
+def describe(component: C, text: str) -> C:
+    """Say what `component`'s value means to API clients, whichever endpoint takes it as an input.
+
+    `gradio_client`'s `view_api()` prints it after the parameter's name and type, and the page's "Use via
+    API" docs show it: Gradio reads a parameter's description from the component's input schema
+    (`additional_description`), which its own components leave empty. The label stays what the page shows.
+    """
+    schema = component.api_info_as_input
+
+    def described() -> dict[str, Any]:
+        return {**schema(), "additional_description": text}
+
+    component.api_info_as_input = described  # type: ignore[method-assign]
+    return component
 
 
 def help_text(text: str) -> gr.Markdown:

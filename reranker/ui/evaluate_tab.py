@@ -53,15 +53,16 @@ from reranker.evaluation.export import (
     write_text,
 )
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
-from reranker.ui.context import PRIVATE, AppContext, tab
+from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
 from reranker.ui.render import esc, notice_html, shorten
-from reranker.ui.settings import SETTING_FIELDS, settings_from, user_errors
+from reranker.ui.settings import SETTING_FIELDS, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, judgments_for
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPECS = ("fused", "auto", "", "")
+CONFIGURATION_NAMES = tuple(f"configuration_{i + 1}" for i in range(MAX_CONFIGURATIONS))  # the slots, for API clients
 DELTA_METRIC = "ndcg@10"
 LIST_LENGTH = 10
 # Clicking a row (or a point of the plot) writes "query id|nonce" into the hidden box, which opens Search.
@@ -467,6 +468,13 @@ def build_evaluate_tab(ctx: AppContext) -> None:
                             allow_custom_value=True, elem_id=f"rl-eval-config-{i + 1}")
                 for i in range(MAX_CONFIGURATIONS)
             ]
+        describe(split, "The split of the corpus's relevance judgments whose queries are evaluated, e.g. test.")
+        describe(limit, "Judged queries to evaluate, the first ones of the split; 0: all of them.")
+        describe(stat, f"Paired significance test against the baseline: {', '.join(STAT_TESTS)}.")
+        describe(baseline, "The configuration the others are tested against, by name or spec (e.g. fused).")
+        for slot in slots:
+            describe(slot, "A configuration: bm25, dense, fused, auto, rerank:MODEL or cascade:COARSE+FINE; "
+                           "NAME=SPEC names it, @depth=20 changes a setting. Empty: unused.")
         with gr.Row():
             run = gr.Button("Evaluate", variant="primary", elem_id="rl-eval-run")
             cancel = gr.Button("Cancel", variant="stop", elem_id="rl-eval-cancel")
@@ -484,6 +492,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
     last_specs: dict[str, tuple[str, ...]] = {}  # per browser session: what the clicked names mean
 
+    @named_settings(*CONFIGURATION_NAMES)
     @user_errors
     def on_evaluate(corpus_key, split_value, limit_value, stat_value, baseline_value, *rest,
                     progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - Gradio's injection
@@ -522,6 +531,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         settings = [gr.update(value=changes[f]) if f in changes else gr.update() for f in SETTING_FIELDS]
         return tabs, corpus_update, query_update, *settings
 
+    @named_settings(*CONFIGURATION_NAMES)
     @user_errors
     def on_compare_query(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
         specs = [s for s in rest[:MAX_CONFIGURATIONS] if s and s.strip()]
@@ -542,6 +552,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         titles = {d: pipeline.corpus[d].title for hits in comparison.lists.values() for d in hits.doc_ids()[:5]}
         return query_comparison_html(comparison, titles)
 
+    @named_settings()
     @user_errors
     def on_snapshot(corpus_key, query, *settings_values):
         settings = settings_from(settings_values)

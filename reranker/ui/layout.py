@@ -4,8 +4,10 @@
 first query. Every tab is a builder `build_<name>_tab(ctx: AppContext)` in its own module (see
 `reranker.ui.context`); `DEFAULT_TABS` lists them, and another view is one more builder:
 `build_demo(tabs=[*DEFAULT_TABS, build_my_tab])`. This module wires what spans tabs: the search
-(button, Enter, example queries, the latency budget), deep links `/?corpus=<key>&q=<query>[&tab=...]`,
-links from a tab into Search (`ctx.link_to_search`) and row clicks that open a document in Chunks.
+(button, Enter, example queries, the latency budget), opening on an answer (the seed query, or a deep
+link's `/?corpus=<key>&q=<query>[&tab=...]`), links from a tab into Search (`ctx.link_to_search`) and row
+clicks that open a document in Chunks. Every input of a public endpoint is described for API clients
+(`context.describe`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from reranker.chunking import AGGREGATIONS
 from reranker.errors import RerankLensError
 from reranker.ui.chunks_tab import build_chunks_tab
 from reranker.ui.compare_tab import build_compare_tab
-from reranker.ui.context import PRIVATE, AppContext, TabBuilder
+from reranker.ui.context import PRIVATE, AppContext, TabBuilder, describe
 from reranker.ui.evaluate_tab import build_evaluate_tab
 from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import build_search_tab
-from reranker.ui.settings import BLEND_CHOICES, SCORE_MODES, SETTING_FIELDS, Settings, model_choices, page_message, user_errors
+from reranker.ui.settings import (
+    BLEND_CHOICES,
+    SCORE_MODES,
+    SETTING_FIELDS,
+    SETTING_HELP,
+    Settings,
+    model_choices,
+    page_message,
+    user_errors,
+)
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -57,17 +68,17 @@ def _settings_panel(defaults: Settings) -> list[Component]:
             cross = gr.Dropdown(model_choices(True), value=defaults.cross_encoder, label="Cross-encoder (reranker)",
                                 allow_custom_value=True, info="A hub id, a local directory, auto or none.", elem_id="rl-cross")
         with gr.Row():
-            depth = gr.Slider(10, 1000, value=defaults.retrieval_depth, step=10, label="Retrieval depth",
+            depth = gr.Slider(10, 1000, value=defaults.retrieval_depth, step=10, precision=0, label="Retrieval depth",
                               info="Documents BM25 and dense each return.")
-            rrf_k = gr.Slider(0, 200, value=defaults.rrf_k, step=1, label="RRF k",
+            rrf_k = gr.Slider(0, 200, value=defaults.rrf_k, step=1, precision=0, label="RRF k",
                               info="Fusion score = Σ 1/(k + rank); larger k flattens rank differences.")
-            rerank_depth = gr.Slider(5, 200, value=defaults.rerank_depth, step=5, label="Rerank depth",
+            rerank_depth = gr.Slider(5, 200, value=defaults.rerank_depth, step=5, precision=0, label="Rerank depth",
                                      info="Fused documents the cross-encoder scores.", elem_id="rl-rerank-depth")
-            top_n = gr.Slider(3, 50, value=defaults.top_n, step=1, label="Top-n shown")
+            top_n = gr.Slider(3, 50, value=defaults.top_n, step=1, precision=0, label="Top-n shown")
         with gr.Row():
-            chunk = gr.Slider(32, 512, value=defaults.chunk_tokens, step=16, label="Chunk size (tokens)",
+            chunk = gr.Slider(32, 512, value=defaults.chunk_tokens, step=16, precision=0, label="Chunk size (tokens)",
                               info="Capped by what the model reads with the query.")
-            overlap = gr.Slider(0, 256, value=defaults.chunk_overlap, step=8, label="Chunk overlap (tokens)")
+            overlap = gr.Slider(0, 256, value=defaults.chunk_overlap, step=8, precision=0, label="Chunk overlap (tokens)")
             aggregation = gr.Radio(list(AGGREGATIONS), value=defaults.aggregation, label="Chunk aggregation",
                                    info="max = best window (MaxP); first = what truncation does.")
             score_mode = gr.Radio(list(SCORE_MODES), value=defaults.score_mode, label="Cross-encoder scores",
@@ -97,7 +108,7 @@ def _settings_panel(defaults: Settings) -> list[Component]:
     missing = set(SETTING_FIELDS) ^ set(widgets)
     if missing:
         raise RuntimeError(f"the settings panel and Settings disagree on {sorted(missing)}: add a widget per field")
-    return [widgets[name] for name in SETTING_FIELDS]
+    return [describe(widgets[name], SETTING_HELP[name]) for name in SETTING_FIELDS]
 
 
 def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAULT_TABS) -> gr.Blocks:
@@ -112,6 +123,9 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                                  info="Bundled corpora, BEIR folders found in the data directory, and your uploads.")
             upload = gr.UploadButton("Upload documents…", file_types=list(UPLOAD_SUFFIXES), file_count="single",
                                      type="filepath", scale=1, min_width=180, elem_id="rl-upload", variant="secondary")
+        describe(corpus, 'The corpus, by key: "bundled:knowledge", "bundled:longdocs", "data:<folder>" for a BEIR '
+                         'folder in the data directory, or the "upload:<hash>" key that /upload returns.')
+        describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), or a .zip of such files; 50 MB at most.")
         corpus_info = gr.HTML(elem_id="rl-corpus-info")
         with gr.Row(equal_height=False, elem_id="rl-query-row"):
             query = gr.Textbox(label="Query", placeholder="Ask something about the corpus…", scale=5, elem_id="rl-query",
@@ -119,6 +133,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             example = gr.Dropdown(examples, value=None, label="Example queries", scale=3, elem_id="rl-examples",
                                   info="Judged queries of this corpus: they also show nDCG@10.")
             search = gr.Button("Search", variant="primary", scale=1, elem_id="rl-search", min_width=110)
+        describe(query, "The question to search the corpus for.")
         settings = _settings_panel(Settings())
         with gr.Tabs(selected="search") as tab_group:
             ctx = AppContext(state, corpus, query, settings, tab_group)
@@ -178,10 +193,8 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         corpus.change(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
         upload.upload(on_upload, [upload, corpus], corpus, api_name="upload")
 
-        autorun = gr.State(False)
-
         def on_load(request: gr.Request):
-            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and runs the query."""
+            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and query (then runs it)."""
             params = dict(request.query_params) if request else {}
             state.refresh()  # corpora written since the server started appear on reload
             choices = state.choices()
@@ -193,16 +206,12 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             query_update = gr.update(value=params["q"]) if params.get("q") else gr.skip()
             tab = params.get("tab") or ("search" if params.get("q") else None)
             tab_update = gr.update(selected=tab) if tab else gr.skip()
-            return corpus_update, query_update, tab_update, bool(params.get("q"))
+            return corpus_update, query_update, tab_update
 
-        def run_if_linked(run: bool, *args: Any, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-            if not run:
-                return tuple(gr.skip() for _ in ctx.search_outputs)
-            return on_search(*args, progress=progress)
-
-        load = demo.load(on_load, None, [corpus, query, tab_group, autorun], api_visibility=PRIVATE, queue=False)
+        load = demo.load(on_load, None, [corpus, query, tab_group], api_visibility=PRIVATE, queue=False)
         load = load.then(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
-        ctx.chain_after_search(load.then(run_if_linked, [autorun, *ctx.inputs], ctx.search_outputs, api_visibility=PRIVATE))
+        if ctx.opening is not None:  # the page opens on an answer: the seed query's, or the deep link's
+            ctx.chain_after_search(load.then(ctx.opening, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

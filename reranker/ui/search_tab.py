@@ -3,7 +3,8 @@
 `search_view` is plain (testable without Gradio's server); `search_handler` wraps it for the page:
 package errors become `gr.Error` with their message (the fix included), and anything unexpected is
 logged and shown as a short generic error, never a traceback. `run_search` and `pipeline_for` are the
-one way every tab runs a query or builds a corpus's pipeline, with the page's progress bar.
+one way every tab runs a query or builds a corpus's pipeline, with the page's progress bar. The page
+opens on an answer: `opening_handler` runs the query in the box once the corpus and model are ready.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from reranker.errors import ConfigError
+from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import AppContext, Handler, help_text, tab
-from reranker.ui.settings import Settings, settings_from, user_errors
+from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, judgments_for, progress_listener
 
 LONGEST_DOCS = 5
@@ -52,9 +53,14 @@ def _progress_callback(progress: ProgressFn | None, label: str) -> Callable[[int
 
 
 def pipeline_for(state: AppState, corpus_key: str, progress: ProgressFn | None) -> Pipeline:
-    """The corpus's pipeline; a first use says on the progress bar what is being built."""
+    """The corpus's pipeline; a first use says on the progress bar what is being built. While the server's
+    warm-up prepares this corpus, it says so and waits for it rather than building it a second time."""
     if not corpus_key:
         raise ConfigError("Pick a corpus first (or upload one).")
+    if state.is_warming(corpus_key):
+        if progress is not None:
+            progress(0.0, desc=f"{PREPARING}: indexing {state.source(corpus_key).label} and loading the cross-encoder…")
+        state.wait_warm(corpus_key)
     if progress is not None and not state.is_ready(corpus_key):
         size = len(state.dataset(corpus_key).corpus)
         progress(
@@ -152,8 +158,11 @@ def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[t
 def search_handler(state: AppState) -> Handler:
     """The page's search event: (corpus, query, *settings) -> summary, notes, lists, journey, latency, document picker."""
 
+    @named_settings()
     @user_errors
     def on_search(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+        """One query: the fused list before reranking and the cross-encoder's list after it, side by side (HTML),
+        with a summary, notes, the rank journey and per-stage latency (plotly) and the Chunks tab's document picker."""
         view = search_view(state, corpus_key, query, settings_from(rest), progress)
         return (
             view.summary,
@@ -167,6 +176,47 @@ def search_handler(state: AppState) -> Handler:
     return on_search
 
 
+PREPARING = "Preparing the corpus and the model (once after the server starts)"
+TYPE_A_QUERY = "Type a query (or pick an example) and press Search."
+
+
+def placeholder_html(text: str) -> str:
+    return f'<div class="rl-placeholder">{render.esc(text)}</div>'
+
+
+def opening_notice(state: AppState, corpus_key: str) -> str:
+    """What the results area says while the page's opening query runs: preparing, or searching."""
+    try:
+        cold = state.is_warming(corpus_key) or not state.is_ready(corpus_key)
+        label = state.source(corpus_key).label
+    except RerankLensError:  # the search itself reports an unknown corpus
+        cold, label = False, corpus_key
+    if cold:
+        return placeholder_html(f"{PREPARING}: indexing {label} and loading the cross-encoder. "
+                                "The answer to the query above appears here as soon as they are ready.")
+    return placeholder_html("Searching for the query above…")
+
+
+def opening_handler(state: AppState, search: Handler, outputs: list[Any], lists: Any) -> Handler:
+    """What the page runs when it opens (same inputs and outputs as `search`): the query in the box, the seed
+    query or a deep link's, so the page opens on an answer. The results area first says what is being
+    prepared; without a corpus or a query it asks for one."""
+
+    @named_settings()
+    def on_open(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+        updates = [gr.skip() for _ in outputs]
+        at = outputs.index(lists)
+        if not corpus_key or not (query or "").strip():
+            updates[at] = placeholder_html(TYPE_A_QUERY)
+            yield tuple(updates)
+            return
+        updates[at] = opening_notice(state, corpus_key)
+        yield tuple(updates)
+        yield search(corpus_key, query, *rest, progress=progress)
+
+    return on_open
+
+
 HELP = (
     "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
     "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
@@ -176,11 +226,14 @@ HELP = (
 
 
 def build_search_tab(ctx: AppContext) -> None:
+    # The labels name the outputs for API clients; the page does not show them.
     with tab("Search", ctx.search_tab_id):
-        summary = gr.HTML(elem_id="rl-summary")
-        notes = gr.HTML(elem_id="rl-notes")
+        summary = gr.HTML(label="Summary", elem_id="rl-summary")
+        notes = gr.HTML(label="Notes", elem_id="rl-notes")
         lists = gr.HTML(
-            '<div class="rl-placeholder">Type a query (or pick an example) and press Search.</div>',
+            # The page runs the query in the box as soon as it opens (opening_handler).
+            placeholder_html("Loading the answer to the query above…" if ctx.query.value else TYPE_A_QUERY),
+            label="Lists",
             elem_id="rl-lists",
             js_on_load=render.DOC_LIST_JS,
         )
@@ -188,9 +241,10 @@ def build_search_tab(ctx: AppContext) -> None:
         help_text(HELP)
         with gr.Row(equal_height=False):
             journey = gr.Plot(figures.empty_figure("The rank journey appears after a search."), show_label=False,
-                              elem_id="rl-journey", scale=3)
+                              label="Rank journey", elem_id="rl-journey", scale=3)
             latency = gr.Plot(figures.empty_figure("Per-stage latency appears after a search."), show_label=False,
-                              elem_id="rl-latency", scale=2)
+                              label="Latency", elem_id="rl-latency", scale=2)
     # The page wires its search triggers (button, Enter, examples, links) to this handler once every tab is built.
     ctx.search = search_handler(ctx.state)
     ctx.search_outputs = [summary, notes, lists, journey, latency]
+    ctx.opening = opening_handler(ctx.state, ctx.search, ctx.search_outputs, lists)

@@ -3,14 +3,18 @@
 `Settings` takes its defaults from `PipelineConfig`: a default is written once, in the pipeline, and
 the page follows it. Where the page departs from the pipeline on purpose, the override is a named
 constant explained here (`INTERACTIVE_RERANK_DEPTH`). The settings widgets are passed to every event in `SETTING_FIELDS`
-order, and `settings_from` turns their values back into `Settings`.
+order, and `settings_from` turns their values back into `Settings`. `named_settings` names those values
+for API clients (`bi_encoder`, `rerank_depth`, ... instead of `param_4`), and `SETTING_HELP` describes
+each one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,6 +22,7 @@ from typing import Any, Literal
 import gradio as gr
 
 from reranker.chunking import Aggregation
+from reranker.commands.arguments import field_docs
 from reranker.errors import ConfigError, RerankLensError
 from reranker.models import KNOWN_BI_ENCODERS, KNOWN_CROSS_ENCODERS, PROJECT_MODEL_INFO, PROJECT_MODELS, is_available_offline
 from reranker.pipeline import AUTO, PipelineConfig, default_cross_encoder
@@ -59,7 +64,19 @@ def blend_text(weight: float | None) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """The pipeline settings a user can change in the page; defaults from `PipelineConfig` but the named overrides."""
+    """The pipeline settings a user can change in the page; defaults from `PipelineConfig` but the named overrides.
+
+    A field means what `PipelineConfig`'s attribute of the same name says, except these, whose values the
+    page (and its API) writes differently:
+
+    Attributes:
+        cross_encoder: Reranker: a hub id, a local directory, "auto" (the best one available here) or "none"
+            to stop after fusion.
+        score_mode: Scores of the cross-encoder as shown: "raw logit", or "sigmoid (0–1)".
+        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, "0"
+            to "1"; "model's recommendation" takes a fine-tuned model card's weight (0 for other models).
+        budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. 0: no budget.
+    """
 
     bi_encoder: str = PIPELINE_DEFAULTS.bi_encoder
     cross_encoder: str = PIPELINE_DEFAULTS.cross_encoder or "none"
@@ -98,11 +115,72 @@ class Settings:
 
 
 SETTING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
+# What each setting means, for API clients: PipelineConfig's attribute lines, with Settings' own where they differ.
+SETTING_HELP: dict[str, str] = {
+    name: text for name, text in {**field_docs(PipelineConfig), **field_docs(Settings)}.items() if name in SETTING_FIELDS
+}
 
 
 def settings_from(values: tuple[Any, ...]) -> Settings:
     """Settings from the widgets' values, given in `SETTING_FIELDS` order."""
     return Settings(**dict(zip(SETTING_FIELDS, values, strict=True)))
+
+
+def named_settings(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Name a handler's trailing values for Gradio: `names`, then every setting.
+
+    A handler written `fn(corpus_key, query, *rest, progress=gr.Progress())` gets the values of its event's
+    inputs in `rest` (`names`' widgets, then the settings widgets in `SETTING_FIELDS` order). Gradio names an
+    API parameter after the function's parameter in its place, so `*rest` reached API clients as
+    `param_2 … param_13`. The decorated handler has the signature `(corpus_key, query, *names,
+    *SETTING_FIELDS, progress=gr.Progress())` and calls `fn` as before. Its keyword parameters after
+    `*rest` (progress, request) become ordinary ones too: Gradio fills in only those, and before this the
+    page's progress messages and a handler's `gr.Request` were silently never passed.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn)
+        parameters = list(signature.parameters.values())
+        rest = next((i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        if rest is None:
+            raise TypeError(f"{fn.__name__} takes no *rest for the settings to name")
+        hints = typing.get_type_hints(fn)
+        setting_hints = typing.get_type_hints(Settings)
+        leading = parameters[:rest]
+        trailing = [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters[rest + 1 :]]
+        named = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+        named += [
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=setting_hints[name])
+            for name in SETTING_FIELDS
+        ]
+        if any(p.default is inspect.Parameter.empty for p in trailing):
+            raise TypeError(f"{fn.__name__}: the parameters after *rest need defaults")
+        new = signature.replace(parameters=[*leading, *named, *trailing])
+        passed_on = [p.name for p in trailing]
+
+        def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            bound = new.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = bound.arguments
+            given = [values[p.name] for p in leading] + [values[p.name] for p in named]
+            return fn(*given, **{name: values[name] for name in passed_on})
+
+        if inspect.isgeneratorfunction(fn):
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                yield from call(args, kwargs)
+        else:
+
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return call(args, kwargs)
+
+        wrapper.__signature__ = new  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**hints, **{p.name: p.annotation for p in named if p.annotation is not p.empty}}
+        return wrapper
+
+    return decorate
 
 
 def model_choices(cross: bool) -> list[tuple[str, str]]:

@@ -116,6 +116,7 @@ class AppState:
         self.start_corpus = start_corpus if start_corpus is not None else os.environ.get("RERANK_LENS_CORPUS")
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        self._warming: dict[str, threading.Event] = {}  # corpus key -> set when its warm-up ends
         self._warned_start_corpus = False
         self.refresh()
 
@@ -175,6 +176,27 @@ class AppState:
         entry = self._entry(key)
         return entry.pipeline is not None
 
+    def mark_warming(self, key: str) -> threading.Event:
+        """Mark a warm-up of `key` (indexing it, loading the default cross-encoder) as running until the
+        returned event is set: meanwhile a request for `key` says the corpus and model are being prepared
+        and waits for them instead of building them a second time."""
+        done = threading.Event()
+        with self._lock:
+            self._warming[key] = done
+        return done
+
+    def is_warming(self, key: str) -> bool:
+        """Whether a warm-up of `key` is still running."""
+        with self._lock:
+            done = self._warming.get(key)
+        return done is not None and not done.is_set()
+
+    def wait_warm(self, key: str, timeout: float | None = None) -> bool:
+        """Wait for a running warm-up of `key` to end; True when none is running (any more)."""
+        with self._lock:
+            done = self._warming.get(key)
+        return done is None or done.wait(timeout)
+
     def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
         """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
         entry = self._entry(key)
@@ -227,10 +249,13 @@ def progress_listener(callback: ProgressFn | None) -> Iterator[None]:
 
 def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
     """Index the default corpus and load the default cross-encoder in a background thread, so the
-    first visitor's query only pays for inference. Failures are logged; the page reports them later."""
+    first visitor's query only pays for inference. Until it ends, `state.is_warming(key)` is true (the
+    page says it is preparing the corpus and model, and its opening query waits). Failures are logged;
+    the page reports them later."""
+    target = key or state.default_key
+    done = state.mark_warming(target) if target else None  # before the thread starts: a page served at once sees it
 
     def run() -> None:
-        target = key or state.default_key
         if target is None:
             return
         try:
@@ -246,6 +271,8 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
                 logger.info("warm: relevance metrics compiled")
         except Exception:  # a warm-up failure must not stop the server
             logger.exception("warm-up of %s failed; the first query will retry", target)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=run, name="rerank-lens-warm-up", daemon=True)
     thread.start()
