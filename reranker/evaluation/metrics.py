@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from reranker.corpus import Qrels
 from reranker.pipeline import Pipeline
+from reranker.runs import Run
 from reranker.types import PipelineResult, RankedList
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 # ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
 RANX_LOCK = threading.RLock()
 ID_WIDTH = 12  # digits of the stand-in document ids given to ranx (see _fixed_width_ids)
-Run = dict[str, dict[str, float]]
 
 
 def run_queries(
