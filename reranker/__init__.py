@@ -6,7 +6,7 @@ from reranker.api import Reranker, RerankResult, rerank
 from reranker.corpus import Corpus, Dataset, build_corpus, load_dataset, load_documents
 from reranker.cross_encoder import CrossEncoderReranker
 from reranker.errors import ConfigError, DataError, ModelUnavailableError, RerankLensError
-from reranker.pipeline import Pipeline, PipelineConfig
+from reranker.pipeline import Pipeline, PipelineConfig, RerankStages
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList, StageTiming
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "RankedList",
     "RerankLensError",
     "RerankResult",
+    "RerankStages",
     "Reranker",
     "StageTiming",
     "build_corpus",

@@ -464,7 +464,7 @@ def hurt_documents(result: PipelineResult, judgments: Mapping[str, int], top_n: 
     if "reranked" not in result.stages:
         return ()
     n = top_n or result.top_n
-    before, after = result.stages["fused"], result.stages["reranked"]
+    before, after = result.before, result.stages["reranked"]
     out = []
     for hit in before.hits[:n]:
         grade = judgments.get(hit.doc_id, 0)
@@ -480,7 +480,7 @@ def query_deltas(report: EvaluationReport, name: str, metric: str = "ndcg@10", t
         return []
     if not result.config.reranks:
         raise ConfigError(f"{name!r} does not rerank; pick a configuration with a cross-encoder for before/after")
-    fused = evaluate_per_query(report.qrels, stage_run(result.results, "fused"), (metric,))
+    fused = evaluate_per_query(report.qrels, {q: r.before.as_run() for q, r in result.results.items()}, (metric,))
     out = []
     for qid, values in result.per_query.items():
         pipeline_result = result.results.get(qid)
@@ -515,7 +515,7 @@ def ranking_changes(results: Mapping[str, PipelineResult], queries: Mapping[str,
         if "reranked" not in result.stages:
             continue
         after = result.stages["reranked"].doc_ids()
-        before = result.stages["fused"].doc_ids()[: len(after)]
+        before = result.before.doc_ids()[: len(after)]
         out.append(
             RankingChange(
                 qid,
