@@ -8,12 +8,13 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import evaluate, finetune, models, search
+from reranker.commands import evaluate, finetune, models, rerank_run, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
     search.COMMAND,
     evaluate.COMMAND,
+    rerank_run.COMMAND,
     models.COMMAND,
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,

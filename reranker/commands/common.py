@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
@@ -34,10 +34,13 @@ PIPELINE_OPTIONS: dict[str, Option] = {
 }
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset, then one option per PipelineConfig field."""
+def add_pipeline_arguments(
+    parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), options: Mapping[str, Option] | None = None
+) -> None:
+    """--dataset, then one option per PipelineConfig field; `skip` leaves fields out, `options` overrides some."""
     parser.add_argument("--dataset", required=True, help="BEIR folder, document file(s) folder, or a .zip")
-    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, PIPELINE_OPTIONS)
+    options = {**PIPELINE_OPTIONS, **(options or {}), **{name: Option(hidden=True) for name in skip}}
+    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, options)
 
 
 def pipeline_config(args: argparse.Namespace, **extra) -> PipelineConfig:
