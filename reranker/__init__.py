@@ -33,3 +33,11 @@ __all__ = [
     "load_documents",
     "rerank",
 ]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":  # read on demand: the checkout's pyproject.toml or the installed metadata
+        from reranker.distribution import version
+
+        return version()
+    raise AttributeError(f"module 'reranker' has no attribute {name!r}")

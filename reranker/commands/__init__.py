@@ -8,7 +8,7 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import evaluate, finetune, models, rerank_run, search
+from reranker.commands import app, evaluate, finetune, models, rerank_run, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -18,6 +18,7 @@ COMMANDS: tuple[Command, ...] = (
     models.COMMAND,
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,
+    app.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from reranker.commands.arguments import Option
-from reranker.commands.common import Command, add_pipeline_arguments, pipeline_config, progress_printer
-from reranker.corpus import Dataset, load_dataset
+from reranker.commands.common import Command, add_pipeline_arguments, load_cli_dataset, pipeline_config, progress_printer
+from reranker.corpus import Dataset
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import FIRST_STAGE_FIELDS, Configuration, EvaluationReport, score_configurations
 from reranker.evaluation.metrics import stage_run
@@ -57,9 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, not {args.limit}")
-    dataset = load_dataset(args.dataset)
-    for problem in dataset.problems:
-        print(f"note: {problem}", file=sys.stderr)
+    dataset = load_cli_dataset(args.dataset)
     if not dataset.queries:
         raise ConfigError(
             f"{args.dataset} has no queries file (queries.jsonl, lines of {{\"_id\": ..., \"text\": ...}}): "
