@@ -6,7 +6,7 @@ from reranker.api import Reranker, RerankResult, rerank
 from reranker.corpus import Corpus, Dataset, build_corpus, load_dataset, load_documents
 from reranker.cross_encoder import CrossEncoderReranker
 from reranker.errors import ConfigError, DataError, ModelUnavailableError, RerankLensError
-from reranker.pipeline import Pipeline, PipelineConfig
+from reranker.pipeline import Pipeline, PipelineConfig, RerankStages
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList, StageTiming
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "RankedList",
     "RerankLensError",
     "RerankResult",
+    "RerankStages",
     "Reranker",
     "StageTiming",
     "build_corpus",
@@ -32,3 +33,11 @@ __all__ = [
     "load_documents",
     "rerank",
 ]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":  # read on demand: the checkout's pyproject.toml or the installed metadata
+        from reranker.distribution import version
+
+        return version()
+    raise AttributeError(f"module 'reranker' has no attribute {name!r}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +28,21 @@ def atomic_save(path: Path, array: np.ndarray) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write a text file so that readers see either the old file or the whole new one (never half of it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")  # plain open: the umask's mode
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def atomic_directory(target: Path, write: Callable[[Path], None], *, complete: str) -> None:

@@ -1,4 +1,5 @@
-"""Command line: `python -m reranker search|eval|models|finetune|export-artifact ...`.
+"""Command line: `python -m reranker search|eval|rerank-run|models|finetune|export-artifact|app ...`, installed
+as the `rerank-lens` command.
 
 The commands live in `reranker.commands`; this module builds the parser from them, configures
 logging and turns package errors into one clear message on stderr with exit code 2.
@@ -13,24 +14,27 @@ import sys
 from collections.abc import Sequence
 
 from reranker.commands import COMMANDS
+from reranker.distribution import version
 from reranker.errors import RerankLensError
 
 PROG = "python -m reranker"
+CONSOLE_PROG = "rerank-lens"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Rerank Lens: multi-stage retrieval, explained.")
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Rerank Lens: multi-stage retrieval, explained.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (model loads, caches)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.command_line = " ".join([PROG, shlex.join(argv)])  # e.g. recorded in a fine-tuned model's card
+    args = build_parser(prog).parse_args(argv)
+    args.command_line = " ".join([prog, shlex.join(argv)])  # e.g. recorded in a fine-tuned model's card
     _configure_logging(args.verbose)
     run = next(command.run for command in COMMANDS if command.name == args.command)
     try:
@@ -41,6 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def console() -> int:
+    """The installed `rerank-lens` command (pyproject.toml's [project.scripts])."""
+    return main(prog=CONSOLE_PROG)
 
 
 def _configure_logging(verbose: bool) -> None:

@@ -38,6 +38,7 @@ from reranker.types import PipelineResult, RankedList, StageTiming
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"
+RERANK_STAGES = ("coarse", "reranked")  # the stages cross-encoders write, after the first stage
 BM25_CACHE_MIN_DOCUMENTS = 2_000
 MAX_QUERY_CHARS = 10_000
 
@@ -152,7 +153,174 @@ def resolve_cross_encoder_spec(spec: str | None) -> str | None:
     return default_cross_encoder() if spec == AUTO else spec
 
 
-class Pipeline:
+class RerankStages:
+    """The stages after the first: an optional coarse cross-encoder, the cross-encoder, and the blend with
+    the first stage's scores, over a corpus.
+
+    `Pipeline` runs them on its fused list; `rerank` runs them on any first-stage list (e.g. one query of
+    a TREC run, in `rerank-run`), so both share one code path, one model cache and the score cache.
+    """
+
+    def __init__(self, corpus: Corpus, config: PipelineConfig | None = None) -> None:
+        if len(corpus) == 0:
+            raise ConfigError("the corpus is empty: load at least one document")
+        self.corpus = corpus
+        self.config = config or PipelineConfig()
+        self.config.validate()
+        self._rerankers: dict[tuple, CrossEncoderReranker] = {}
+        self._build_lock = threading.Lock()
+
+    def rerank(self, query: str, first_stage: RankedList, **overrides: Any) -> PipelineResult:
+        """Rerank a first-stage list exactly as `Pipeline.search` reranks its fused list.
+
+        Args:
+            query: The query text; whitespace is collapsed.
+            first_stage: The candidates, best first; their scores are what the blend (`interpolation`) mixes in.
+                Its `stage` names it in the result (e.g. "run").
+            **overrides: `PipelineConfig` fields for this call only (first-stage settings have no effect).
+
+        Returns:
+            A `PipelineResult` holding `first_stage` (its `before`), then `coarse` and `reranked` when a
+            cross-encoder ran.
+
+        Raises:
+            ConfigError: The query is empty, an override is not a valid setting, or the list names a document
+                the corpus lacks.
+            ModelUnavailableError: A model resolves nowhere.
+
+        Example:
+            >>> from reranker import Document, PipelineConfig, RerankStages, build_corpus
+            >>> from reranker.types import Hit, RankedList
+            >>> corpus = build_corpus([
+            ...     Document("attention", "Attention weighs value vectors by softmax of query-key dot products."),
+            ...     Document("rnn", "Recurrent networks read a sequence one step at a time."),
+            ... ])
+            >>> run = RankedList("run", (Hit("rnn", 1, 12.5, "run"), Hit("attention", 2, 9.0, "run")), "BM25")
+            >>> stages = RerankStages(corpus, PipelineConfig(cross_encoder="auto"))  # no first-stage index is built
+            >>> result = stages.rerank("how does attention weigh values?", run)
+            >>> list(result.stages), result.after.doc_ids()
+            (['run', 'reranked'], ['attention', 'rnn'])
+        """
+        config = dataclasses.replace(self.config, **overrides) if overrides else self.config
+        config.validate()
+        started = time.perf_counter()
+        query = check_query(query)
+        if first_stage.stage in RERANK_STAGES:
+            raise ConfigError(f"the first-stage list cannot be named {first_stage.stage!r}: reranking writes that stage")
+        unknown = [hit.doc_id for hit in first_stage.hits if hit.doc_id not in self.corpus]
+        if unknown:
+            raise ConfigError(f"the first-stage list names {len(unknown)} document(s) the corpus lacks, e.g. {unknown[0]!r}")
+        stages: dict[str, RankedList] = {first_stage.stage: first_stage}
+        timings: list[StageTiming] = []
+        messages: list[str] = []
+        self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+
+    def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker:
+        """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
+        config = config or self.config
+        key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
+        key += (config.precision, config.device, config.max_windows_per_document, config.max_windows_per_query)
+        key += (config.allow_untrained_head,)
+        with self._build_lock:
+            if key not in self._rerankers:
+                self._rerankers[key] = CrossEncoderReranker(
+                    spec,
+                    batch_size=config.batch_size,
+                    max_length=config.max_length,
+                    chunk_tokens=config.chunk_tokens,
+                    chunk_overlap=config.chunk_overlap,
+                    aggregation=config.aggregation,
+                    trust_remote_code=config.trust_remote_code,
+                    precision=config.precision,
+                    device=config.device,
+                    max_windows_per_document=config.max_windows_per_document,
+                    max_windows_per_query=config.max_windows_per_query,
+                    allow_untrained_head=config.allow_untrained_head,
+                )
+            return self._rerankers[key]
+
+    def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> None:
+        """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`."""
+        candidates = first_stage
+        coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder) if config.coarse_depth else None
+        fine_spec = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
+        if config.rerank_depth == 0 and config.cross_encoder:
+            messages.append(f"Rerank depth 0: reranking is off, so the results are the {first_stage.stage} list.")
+        if config.cross_encoder == AUTO and fine_spec is None:
+            after = "fusion" if first_stage.stage == "fused" else f"the {first_stage.stage} list"
+            messages.append(
+                f"No cross-encoder is available offline, so results stop after {after}. "
+                "Pass --cross-encoder with a local model directory, or connect to the hub."
+            )
+        if coarse_spec and fine_spec:
+            coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
+            if config.latency_budget_ms:
+                cascade = plan_cascade_for(
+                    self.reranker(coarse_spec, config),
+                    self.reranker(fine_spec, config),
+                    query,
+                    [self.corpus[h.doc_id] for h in candidates.hits[:coarse_depth]],
+                    budget_ms=config.latency_budget_ms,
+                    spent_ms=(time.perf_counter() - started) * 1000,
+                    max_fine=config.rerank_depth,
+                )
+                coarse_depth = cascade.coarse_depth
+                messages.append(f"Latency budget (cascade): {cascade.reason}.")
+            candidates = self._rerank_stage(
+                "coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages
+            )
+        if fine_spec:
+            rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
+            if config.latency_budget_ms:
+                plan = plan_rerank(
+                    self.reranker(fine_spec, config),
+                    query,
+                    [self.corpus[h.doc_id] for h in candidates.hits[:rerank_depth]],
+                    budget_ms=config.latency_budget_ms,
+                    spent_ms=(time.perf_counter() - started) * 1000,
+                )
+                rerank_depth = max(1, plan.depth)
+                messages.append(f"Latency budget: {plan.reason}.")
+            self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
+            weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
+            if weight > 0:
+                stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
+
+    def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
+        reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
+        start = time.perf_counter()
+        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
+        ms = (time.perf_counter() - start) * 1000
+        stages[stage] = output.ranked
+        messages.extend(m for m in output.messages if m not in messages)
+        chunks = sum(len(s.chunks) for s in output.scores)
+        detail = f"{spec}: {len(output.scores)} docs, {chunks} windows, {output.pairs_cached} from cache"
+        timings.append(StageTiming(stage, ms, output.load_ms, detail))
+        return output.ranked
+
+    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
+        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
+        if config.interpolation is not None:
+            return config.interpolation
+        recommended = recommended_interpolation(self.reranker(spec, config).loaded.resolved.path) or 0.0
+        if recommended > 0:
+            messages.append(
+                f"Reranked scores blend {recommended:g} of the {first} score into the cross-encoder's (both z-scored), "
+                f"as {spec}'s model card recommends; set the blend to 0 for the cross-encoder alone."
+            )
+        return recommended
+
+    @staticmethod
+    def _clamp(name: str, value: int, limit: int, messages: list[str]) -> int:
+        if value > limit:
+            if limit > 0:
+                messages.append(f"{name} {value} is larger than the {limit} available; using {limit}.")
+            return max(limit, 1)
+        return value
+
+
+class Pipeline(RerankStages):
     """A corpus with its first-stage indexes built, ready to answer queries."""
 
     def __init__(
@@ -164,18 +332,12 @@ class Pipeline:
         show_progress_bar: bool = False,
         cache_dir: str | None = None,
     ) -> None:
-        if len(corpus) == 0:
-            raise ConfigError("the corpus is empty: load at least one document")
-        self.corpus = corpus
-        self.config = config or PipelineConfig()
-        self.config.validate()
+        super().__init__(corpus, config)
         self._progress = progress
         self._show_bar = show_progress_bar
         self._cache_dir = cache_dir
         self._bm25: dict[tuple, BM25Retriever] = {}
         self._dense: dict[str, DenseRetriever] = {}
-        self._rerankers: dict[tuple, CrossEncoderReranker] = {}
-        self._build_lock = threading.Lock()
         self.startup: list[StageTiming] = []
         self._bm25_for(self.config)
         self._dense_for(self.config)
@@ -226,30 +388,6 @@ class Pipeline:
                     )
                 )
             return self._dense[config.bi_encoder]
-
-    def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker:
-        """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
-        config = config or self.config
-        key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
-        key += (config.precision, config.device, config.max_windows_per_document, config.max_windows_per_query)
-        key += (config.allow_untrained_head,)
-        with self._build_lock:
-            if key not in self._rerankers:
-                self._rerankers[key] = CrossEncoderReranker(
-                    spec,
-                    batch_size=config.batch_size,
-                    max_length=config.max_length,
-                    chunk_tokens=config.chunk_tokens,
-                    chunk_overlap=config.chunk_overlap,
-                    aggregation=config.aggregation,
-                    trust_remote_code=config.trust_remote_code,
-                    precision=config.precision,
-                    device=config.device,
-                    max_windows_per_document=config.max_windows_per_document,
-                    max_windows_per_query=config.max_windows_per_query,
-                    allow_untrained_head=config.allow_untrained_head,
-                )
-            return self._rerankers[key]
 
     def search(self, query: str, **overrides: Any) -> PipelineResult:
         """Run every stage for one query: BM25, dense, fusion, then the cross-encoder(s).
@@ -304,83 +442,8 @@ class Pipeline:
         )
         timings.append(StageTiming("fused", ms, detail=f"RRF k={config.rrf_k}"))
 
-        candidates = stages["fused"]
-        coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder) if config.coarse_depth else None
-        fine_spec = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
-        if config.rerank_depth == 0 and config.cross_encoder:
-            messages.append("Rerank depth 0: reranking is off, so the results are the fused list.")
-        if config.cross_encoder == AUTO and fine_spec is None:
-            messages.append(
-                "No cross-encoder is available offline, so results stop after fusion. "
-                "Pass --cross-encoder with a local model directory, or connect to the hub."
-            )
-        if coarse_spec and fine_spec:
-            coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
-            if config.latency_budget_ms:
-                cascade = plan_cascade_for(
-                    self.reranker(coarse_spec, config),
-                    self.reranker(fine_spec, config),
-                    query,
-                    [self.corpus[h.doc_id] for h in candidates.hits[:coarse_depth]],
-                    budget_ms=config.latency_budget_ms,
-                    spent_ms=(time.perf_counter() - started) * 1000,
-                    max_fine=config.rerank_depth,
-                )
-                coarse_depth = cascade.coarse_depth
-                messages.append(f"Latency budget (cascade): {cascade.reason}.")
-            candidates = self._rerank_stage(
-                "coarse", coarse_spec, query, candidates, coarse_depth, config, stages, timings, messages
-            )
-        if fine_spec:
-            rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
-            if config.latency_budget_ms:
-                plan = plan_rerank(
-                    self.reranker(fine_spec, config),
-                    query,
-                    [self.corpus[h.doc_id] for h in candidates.hits[:rerank_depth]],
-                    budget_ms=config.latency_budget_ms,
-                    spent_ms=(time.perf_counter() - started) * 1000,
-                )
-                rerank_depth = max(1, plan.depth)
-                messages.append(f"Latency budget: {plan.reason}.")
-            self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            weight = self._interpolation_for(fine_spec, config, messages)
-            if weight > 0:
-                stages["reranked"] = interpolate(stages["reranked"], stages["fused"], weight)
+        self._rerank_stages(query, stages["fused"], config, started, stages, timings, messages)
         return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
-
-    def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
-        reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
-        start = time.perf_counter()
-        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
-        ms = (time.perf_counter() - start) * 1000
-        stages[stage] = output.ranked
-        messages.extend(m for m in output.messages if m not in messages)
-        chunks = sum(len(s.chunks) for s in output.scores)
-        detail = f"{spec}: {len(output.scores)} docs, {chunks} windows, {output.pairs_cached} from cache"
-        timings.append(StageTiming(stage, ms, output.load_ms, detail))
-        return output.ranked
-
-    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str]) -> float:
-        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
-        if config.interpolation is not None:
-            return config.interpolation
-        recommended = recommended_interpolation(self.reranker(spec, config).loaded.resolved.path) or 0.0
-        if recommended > 0:
-            messages.append(
-                f"Reranked scores blend {recommended:g} of the fused score into the cross-encoder's (both z-scored), "
-                f"as {spec}'s model card recommends; set the blend to 0 for the cross-encoder alone."
-            )
-        return recommended
-
-    @staticmethod
-    def _clamp(name: str, value: int, limit: int, messages: list[str]) -> int:
-        if value > limit:
-            if limit > 0:
-                messages.append(f"{name} {value} is larger than the {limit} available; using {limit}.")
-            return max(limit, 1)
-        return value
-
 
 def check_query(query: str) -> str:
     """The query with its whitespace collapsed; raises ConfigError for an empty or overlong query."""

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from reranker.cache import atomic_directory
 from reranker.cache import cache_root as rerank_lens_cache
+from reranker.distribution import bundled
 from reranker.models import DEFAULT_BI_ENCODER, PROJECT_MODEL_INFO, PROJECT_MODELS, resolve_model
 
 logger = logging.getLogger(__name__)
 
-MODELS_ROOT = Path(__file__).resolve().parent.parent / "models"
+MODELS_ROOT = bundled("models")
 WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_KEY = "model.safetensors"
 FULL_PREFIX = "full."

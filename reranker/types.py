@@ -122,8 +122,9 @@ class PipelineResult:
 
     @property
     def before(self) -> RankedList:
-        """The fused list, i.e. the ranking before any cross-encoder."""
-        return self.stages["fused"]
+        """The ranking before any cross-encoder: the fused list, or the first-stage list given to
+        `RerankStages.rerank` (e.g. a TREC run's)."""
+        return self.stages["fused"] if "fused" in self.stages else next(iter(self.stages.values()))
 
     @property
     def after(self) -> RankedList:
@@ -136,7 +137,7 @@ class PipelineResult:
 
     @property
     def reranked(self) -> bool:
-        return self.final_stage not in ("bm25", "dense", "fused")
+        return self.after is not self.before
 
     def ranks(self, doc_id: str) -> dict[str, int | None]:
         """The document's rank in every stage (None where the stage did not return it)."""

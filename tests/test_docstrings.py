@@ -8,12 +8,13 @@ import inspect
 
 import pytest
 
-from reranker import Pipeline, Reranker, rerank
+from reranker import Pipeline, Reranker, RerankStages, rerank
 from reranker.integrations import langchain, llama_index
 from reranker.pipeline import PipelineConfig
 
 PUBLIC = {
     "Pipeline.search": Pipeline.search,
+    "RerankStages.rerank": RerankStages.rerank,
     "Reranker": Reranker,
     "Reranker.rerank": Reranker.rerank,
     "rerank": rerank,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from reranker.cli import main
-from reranker.evaluation.export import read_trec_run
+from reranker.runs import read_run
 from tests.conftest import SEED_DOCUMENTS, SEED_QUERY
 from tests.support import write_beir
 
@@ -60,7 +60,7 @@ def test_compare_json_keeps_the_core_shape_and_adds_significance(beir, tmp_path,
     assert any("1 for unknown documents" in p and "1 judgments for unknown queries" in p for p in data["problems"])
     rows = list(csv.DictReader(per_query.open()))
     assert len(rows) == 3 * 3 and data["per_query_file"] == str(per_query)
-    fused_run = read_trec_run((runs / "fused.trec").read_text())
+    fused_run = read_run(runs / "fused.trec").as_run()
     assert set(fused_run) == {"q1", "q2", "q3"}
 
 

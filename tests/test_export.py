@@ -1,4 +1,4 @@
-"""Exports: TREC run files, per-query CSV, JSON, and the self-contained HTML snapshot in Chromium."""
+"""Exports: one stage as a run, per-query CSV, JSON, and the self-contained HTML snapshot in Chromium."""
 
 from __future__ import annotations
 
@@ -19,35 +19,13 @@ from reranker.evaluation.export import (
     html_snapshot,
     metrics_csv,
     per_query_csv,
-    read_trec_run,
     report_to_json,
     result_run,
     snapshot_filename,
-    trec_run,
     write_snapshot,
 )
 from reranker.types import Document
 from tests.support import CHROMIUM, CHROMIUM_ARGS
-
-
-def test_trec_run_format_order_and_round_trip():
-    run = {"q1": {"d2": 0.5, "d1": 0.9, "d3": 0.5}, "q2": {"d9": -1.0}}
-    text = trec_run(run, "my run")
-    assert text.splitlines() == [
-        "q1 Q0 d1 1 0.900000 my_run",
-        "q1 Q0 d2 2 0.500000 my_run",  # ties broken by doc id
-        "q1 Q0 d3 3 0.500000 my_run",
-        "q2 Q0 d9 1 -1.000000 my_run",
-    ]
-    assert read_trec_run(text) == run
-    assert trec_run(run, "t", depth=1).count("\n") == 2
-
-
-def test_trec_run_refuses_ids_with_whitespace():
-    with pytest.raises(ConfigError, match="whitespace"):
-        trec_run({"q 1": {"d": 1.0}}, "t")
-    with pytest.raises(ConfigError, match="6 fields"):
-        read_trec_run("q1 d1 1 0.5")
 
 
 def test_result_run_of_one_stage(seed_pipeline):

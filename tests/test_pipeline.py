@@ -154,3 +154,48 @@ def test_large_corpora_keep_their_bm25_index_on_disk(seed_corpus, tmp_path, monk
     ]
     assert len(list((tmp_path / "bm25").iterdir())) == 1
     assert second.search(SEED_QUERY).stages["bm25"].doc_ids() == small.search(SEED_QUERY).stages["bm25"].doc_ids()
+
+
+def _hits(ranked):
+    return [(h.doc_id, h.rank, h.score, h.normalized, h.chunks) for h in ranked]
+
+
+def test_rerank_runs_the_stages_search_runs_after_fusion(seed_pipeline, seed_corpus, result):
+    """`rerank` on the fused list reproduces `search`'s reranked list; a bare `RerankStages` (no indexes) too."""
+    from reranker.pipeline import RerankStages
+
+    again = seed_pipeline.rerank(SEED_QUERY, result.before)
+    assert list(again.stages) == ["fused", "reranked"] and again.before is result.before
+    assert _hits(again.after) == _hits(result.after)
+    bare = RerankStages(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL, rerank_depth=5))
+    assert not hasattr(bare, "search")
+    assert _hits(bare.rerank(SEED_QUERY, result.before).after) == _hits(result.after)
+    # The blend and the cascade follow the same path.
+    blended = seed_pipeline.search(SEED_QUERY, interpolation=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
+    assert list(blended.stages)[-2:] == ["coarse", "reranked"]
+    rerun = bare.rerank(SEED_QUERY, blended.before, interpolation=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
+    assert _hits(rerun.stages["coarse"]) == _hits(blended.stages["coarse"])
+    assert _hits(rerun.after) == _hits(blended.after)
+
+
+def test_rerank_blends_with_the_given_lists_scores(seed_pipeline, result):
+    from tests.support import ranked
+
+    ids = result.before.doc_ids()
+    agreeing = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids), interpolation=1.0)
+    assert agreeing.after.doc_ids() == ids  # all weight on the run's own scores: its order
+    assert "run" in agreeing.stages and agreeing.before.stage == "run" and agreeing.reranked
+    flipped = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids, [float(i) for i in range(len(ids))]), interpolation=1.0)
+    assert flipped.after.doc_ids() == ids[::-1]
+
+
+def test_rerank_refuses_unknown_documents_and_stage_names(seed_pipeline):
+    from tests.support import ranked
+
+    with pytest.raises(ConfigError, match=r"corpus lacks, e\.g\. 'nope'"):
+        seed_pipeline.rerank(SEED_QUERY, ranked("run", ["bert", "nope"]))
+    with pytest.raises(ConfigError, match="cannot be named 'reranked'"):
+        seed_pipeline.rerank(SEED_QUERY, ranked("reranked", ["bert"]))
+    off = seed_pipeline.rerank(SEED_QUERY, ranked("run", ["bert", "rnn"]), rerank_depth=0)
+    assert list(off.stages) == ["run"] and not off.reranked
+    assert "the results are the run list" in off.messages[0]

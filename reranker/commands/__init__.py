@@ -8,16 +8,18 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import evaluate, finetune, mine, models, search
+from reranker.commands import app, evaluate, finetune, mine, models, rerank_run, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
     search.COMMAND,
     evaluate.COMMAND,
+    rerank_run.COMMAND,
     models.COMMAND,
     mine.COMMAND,
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,
+    app.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]

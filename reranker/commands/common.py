@@ -6,11 +6,13 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.corpus import Dataset, load_dataset
+from reranker.distribution import bundled
 from reranker.pipeline import Pipeline, PipelineConfig
 
 logger = logging.getLogger("reranker")
@@ -34,10 +36,30 @@ PIPELINE_OPTIONS: dict[str, Option] = {
 }
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    """--dataset, then one option per PipelineConfig field."""
-    parser.add_argument("--dataset", required=True, help="BEIR folder, document file(s) folder, or a .zip")
-    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, PIPELINE_OPTIONS)
+def add_pipeline_arguments(
+    parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), options: Mapping[str, Option] | None = None
+) -> None:
+    """--dataset, then one option per PipelineConfig field; `skip` leaves fields out, `options` overrides some."""
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="BEIR folder, document file(s) folder, a .zip, or a bundled corpus's name (knowledge, longdocs)",
+    )
+    options = {**PIPELINE_OPTIONS, **(options or {}), **{name: Option(hidden=True) for name in skip}}
+    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, options)
+
+
+def load_cli_dataset(name: str) -> Dataset:
+    """--dataset's dataset, its problems printed as notes: a path, or else a bundled corpus of that name
+    (so an installed `rerank-lens search --dataset knowledge` works from any folder)."""
+    path = Path(name).expanduser()
+    shipped = bundled("corpora") / name
+    if not path.exists() and (shipped / "corpus.jsonl").is_file():
+        path = shipped
+    dataset = load_dataset(path)
+    for problem in dataset.problems:
+        print(f"note: {problem}", file=sys.stderr)
+    return dataset
 
 
 def pipeline_config(args: argparse.Namespace, **extra) -> PipelineConfig:
@@ -47,9 +69,7 @@ def pipeline_config(args: argparse.Namespace, **extra) -> PipelineConfig:
 
 def load_pipeline(args: argparse.Namespace, **extra) -> tuple[Pipeline, Dataset]:
     """The dataset named by --dataset (its problems printed as notes) and its pipeline, indexes built."""
-    dataset = load_dataset(args.dataset)
-    for problem in dataset.problems:
-        print(f"note: {problem}", file=sys.stderr)
+    dataset = load_cli_dataset(args.dataset)
     config = pipeline_config(args, **extra)
     start = time.perf_counter()
     pipeline = Pipeline(dataset.corpus, config, show_progress_bar=sys.stderr.isatty())

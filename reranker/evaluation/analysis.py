@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 EVAL_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map@100", "judged@10")
 StatTest = Literal["student", "fisher", "tukey"]
 STAT_TESTS: tuple[str, ...] = get_args(StatTest)
-ReadStage = Literal["bm25", "dense", "fused", "reranked"]
+ReadStage = Literal["bm25", "dense", "fused", "reranked", "run"]  # run: a TREC run's list (rerank-run)
 MAX_CONFIGURATIONS = 4
 FIRST_STAGES = ("bm25", "dense", "fused")
 # Settings that change what the first stage returns; everything else only touches reranking.
@@ -338,6 +338,50 @@ def evaluate_configurations(
     should_stop: Callable[[], bool] | None = None,
 ) -> EvaluationReport:
     """Run and score configurations on judged queries, with significance against `baseline`."""
+    queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
+    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop)
+    settings = {"metrics": metrics, "stat_test": stat_test, "max_p": max_p, "dataset": dataset, "split": split}
+    return score_configurations(raw, configs, queries, qrels, baseline=baseline, problems=problems, **settings)
+
+
+def score_configurations(
+    raw: Mapping[str, tuple[Mapping[str, PipelineResult], str | None, str | None]],
+    configs: Sequence[Configuration],
+    queries: Mapping[str, str],
+    qrels: Qrels,
+    *,
+    baseline: str | None = None,
+    metrics: Sequence[str] = EVAL_METRICS,
+    stat_test: StatTest = "student",
+    max_p: float = 0.05,
+    dataset: str = "",
+    split: str = "",
+    problems: Sequence[str] = (),
+) -> EvaluationReport:
+    """Score configurations whose queries already ran (`raw`: name -> (query id -> result, model, error),
+    as `run_configurations` returns) on the judged queries, with significance against `baseline`.
+    `rerank-run` scores its input run and the reranked run this way."""
+    queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
+    metrics = tuple(metrics)
+    scored = []
+    for config in configs:
+        results, model, error = raw[config.name]
+        if error is not None:
+            scored.append(ConfigurationResult(config, model=model, error=error))
+            continue
+        results = {q: r for q, r in results.items() if q in queries}
+        run = stage_run(results, config.stage)
+        per_query = evaluate_per_query(qrels, run, metrics)
+        means = {m: _mean(v[m] for v in per_query.values()) for m in metrics}
+        scored.append(ConfigurationResult(config, results, run, per_query, means, _latency(results, config), model))
+    significance = _significance(qrels, scored, baseline, metrics, stat_test, max_p)
+    return EvaluationReport(
+        dataset, split, dict(queries), qrels, metrics, tuple(scored), baseline, stat_test, max_p, significance, tuple(problems)
+    )
+
+
+def _judged(queries, qrels, configs, baseline, stat_test, max_p) -> tuple[dict[str, str], Qrels, str]:
+    """The queries with a relevant judgment and their qrels, and the baseline's name; checks the test settings."""
     if stat_test not in STAT_TESTS:
         raise ConfigError(f"significance test must be one of {', '.join(STAT_TESTS)}, not {stat_test!r}")
     if not 0 < max_p < 1:
@@ -352,23 +396,7 @@ def evaluate_configurations(
     baseline = baseline or names[0]
     if baseline not in names:
         raise ConfigError(f"baseline {baseline!r} is not one of the configurations ({', '.join(names)})")
-    metrics = tuple(metrics)
-    qrels = {q: qrels[q] for q in queries}
-    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop)
-    scored = []
-    for config in configs:
-        results, model, error = raw[config.name]
-        if error is not None:
-            scored.append(ConfigurationResult(config, model=model, error=error))
-            continue
-        run = stage_run(results, config.stage)
-        per_query = evaluate_per_query(qrels, run, metrics)
-        means = {m: _mean(v[m] for v in per_query.values()) for m in metrics}
-        scored.append(ConfigurationResult(config, results, run, per_query, means, _latency(results, config), model))
-    significance = _significance(qrels, scored, baseline, metrics, stat_test, max_p)
-    return EvaluationReport(
-        dataset, split, dict(queries), qrels, metrics, tuple(scored), baseline, stat_test, max_p, significance, tuple(problems)
-    )
+    return queries, {q: qrels[q] for q in queries}, baseline
 
 
 def _mean(values) -> float:
@@ -378,7 +406,7 @@ def _mean(values) -> float:
 
 def _latency(results: Mapping[str, PipelineResult], config: Configuration) -> dict[str, float]:
     """Mean milliseconds per stage this configuration needs (a first-stage config skips reranking)."""
-    needed = {"bm25": ("bm25",), "dense": ("dense",), "fused": FIRST_STAGES}.get(config.stage)
+    needed = {"bm25": ("bm25",), "dense": ("dense",), "fused": FIRST_STAGES, "run": ()}.get(config.stage)
     totals: dict[str, list[float]] = {}
     for result in results.values():
         for timing in result.timings:
@@ -466,7 +494,7 @@ def hurt_documents(result: PipelineResult, judgments: Mapping[str, int], top_n: 
     if "reranked" not in result.stages:
         return ()
     n = top_n or result.top_n
-    before, after = result.stages["fused"], result.stages["reranked"]
+    before, after = result.before, result.stages["reranked"]
     out = []
     for hit in before.hits[:n]:
         grade = judgments.get(hit.doc_id, 0)
@@ -482,7 +510,7 @@ def query_deltas(report: EvaluationReport, name: str, metric: str = "ndcg@10", t
         return []
     if not result.config.reranks:
         raise ConfigError(f"{name!r} does not rerank; pick a configuration with a cross-encoder for before/after")
-    fused = evaluate_per_query(report.qrels, stage_run(result.results, "fused"), (metric,))
+    fused = evaluate_per_query(report.qrels, {q: r.before.as_run() for q, r in result.results.items()}, (metric,))
     out = []
     for qid, values in result.per_query.items():
         pipeline_result = result.results.get(qid)
@@ -517,7 +545,7 @@ def ranking_changes(results: Mapping[str, PipelineResult], queries: Mapping[str,
         if "reranked" not in result.stages:
             continue
         after = result.stages["reranked"].doc_ids()
-        before = result.stages["fused"].doc_ids()[: len(after)]
+        before = result.before.doc_ids()[: len(after)]
         out.append(
             RankingChange(
                 qid,

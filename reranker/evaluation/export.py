@@ -1,4 +1,4 @@
-"""Exports: any stage's run as a TREC run file, evaluation results as JSON and CSV, and a
+"""Exports: any stage's run (TREC files are written by `reranker.runs`), evaluation results as JSON and CSV, and a
 self-contained HTML snapshot of one query's fused-vs-reranked comparison.
 
 The snapshot inlines its CSS and plotly.js (from the pip package, no CDN), so it opens offline
@@ -22,50 +22,10 @@ from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
 from reranker.evaluation.compare import movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import Run
+from reranker.runs import safe_tag, write_run
 from reranker.types import PipelineResult, RankedList
 
-_TAG = re.compile(r"[^A-Za-z0-9_.:+-]+")
-
-
-# ---------------------------------------------------------------- TREC runs
-
-
-def trec_run(run: Run, tag: str, depth: int | None = None) -> str:
-    """TREC run text: `qid Q0 docid rank score tag` per line, best first (ties by doc id)."""
-    tag = _TAG.sub("_", tag.strip()) or "run"
-    lines = []
-    for qid, scores in run.items():
-        _check_token(qid, "query id")
-        ordered = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        for rank, (doc_id, score) in enumerate(ordered[:depth] if depth else ordered, start=1):
-            _check_token(doc_id, "document id")
-            lines.append(f"{qid} Q0 {doc_id} {rank} {score:.6f} {tag}")
-    return "\n".join(lines) + ("\n" if lines else "")
-
-
-def _check_token(value: str, what: str) -> None:
-    if not value or any(c.isspace() for c in value):
-        raise ConfigError(f"{what} {value!r} contains whitespace, which a TREC run file cannot hold; rename it")
-
-
-def write_trec_run(path: str | Path, run: Run, tag: str, depth: int | None = None) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(trec_run(run, tag, depth), encoding="utf-8")
-    return path
-
-
-def read_trec_run(text: str) -> Run:
-    """Parse TREC run text back into query id -> doc id -> score."""
-    run: Run = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 6:
-            raise ConfigError(f"TREC run line {number}: expected 6 fields (qid Q0 docid rank score tag), got {len(parts)}")
-        run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-    return run
+# ---------------------------------------------------------------- runs
 
 
 def result_run(result: PipelineResult, stage: str, query_id: str = "q1") -> Run:
@@ -373,7 +333,6 @@ def trec_runs_for_report(report: EvaluationReport, folder: str | Path, depth: in
     written = {}
     for result in report.configurations:
         if result.ok:
-            safe = _TAG.sub("_", result.name)
-            written[result.name] = str(write_trec_run(Path(folder) / f"{safe}.trec", result.run, result.name, depth))
+            written[result.name] = str(write_run(Path(folder) / f"{safe_tag(result.name)}.trec", result.run, result.name, depth))
     return written
 

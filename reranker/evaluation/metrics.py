@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable, Mapping
 
 from reranker.corpus import Qrels
-from reranker.pipeline import Pipeline
+from reranker.pipeline import RERANK_STAGES, Pipeline
+from reranker.runs import Run
 from reranker.types import PipelineResult, RankedList
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,6 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 # ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
 RANX_LOCK = threading.RLock()
 ID_WIDTH = 12  # digits of the stand-in document ids given to ranx (see _fixed_width_ids)
-Run = dict[str, dict[str, float]]
 
 
 def run_queries(
@@ -40,20 +40,21 @@ def run_queries(
 
 
 def stage_run(results: Mapping[str, PipelineResult], stage: str) -> Run:
-    """One stage as a run (query id -> doc id -> score); reranked stages continue with the fused tail."""
+    """One stage as a run (query id -> doc id -> score); reranked stages continue with the tail of the list
+    reranking started from (fused, or the input run of `rerank-run`)."""
     run: Run = {}
     for qid, result in results.items():
         if stage not in result.stages:
             continue
         ranked = result.stages[stage]
-        run[qid] = _with_tail(ranked, result.stages["fused"]) if stage in ("coarse", "reranked") else ranked.as_run()
+        run[qid] = _with_tail(ranked, result.before) if stage in RERANK_STAGES else ranked.as_run()
     return run
 
 
-def _with_tail(head: RankedList, fused: RankedList) -> dict[str, float]:
+def _with_tail(head: RankedList, first_stage: RankedList) -> dict[str, float]:
     scores = head.as_run()
     floor = min(scores.values(), default=0.0)
-    for hit in fused.hits:
+    for hit in first_stage.hits:
         if hit.doc_id not in scores:
             scores[hit.doc_id] = floor - hit.rank
     return scores

@@ -48,11 +48,11 @@ from reranker.evaluation.export import (
     per_query_csv,
     report_to_json,
     snapshot_filename,
-    trec_run,
     write_json,
     write_text,
 )
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
+from reranker.runs import format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
 from reranker.ui.render import esc, notice_html, shorten
@@ -414,7 +414,7 @@ def write_downloads(report: EvaluationReport) -> list[str]:
     with zipfile.ZipFile(runs, "w", zipfile.ZIP_DEFLATED) as archive:
         for result in report.configurations:
             if result.ok:
-                archive.writestr(f"{result.name.replace('/', '_')}.trec", trec_run(result.run, result.name))
+                archive.writestr(f"{result.name.replace('/', '_')}.trec", format_run(result.run, result.name))
     files.append(runs)
     return [str(f) for f in files]
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 from gradio.components import Component
 
 from reranker.chunking import AGGREGATIONS
+from reranker.distribution import bundled
 from reranker.errors import RerankLensError
 from reranker.ui.chunks_tab import build_chunks_tab
 from reranker.ui.compare_tab import build_compare_tab
@@ -40,7 +40,7 @@ from reranker.ui.settings import (
 )
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = bundled("assets")
 CSS_PATH = ASSETS / "app.css"  # the page's one style sheet, every tab's styles included
 CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))
 MAX_UPLOAD = "50mb"

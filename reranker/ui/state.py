@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Literal
 
 from reranker.corpus import Dataset, load_dataset, load_documents
+from reranker.distribution import bundled
 from reranker.errors import DataError
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_DIR = REPO_ROOT / "corpora"
+BUNDLED_DIR = bundled("corpora")
 DEFAULT_CORPUS = "knowledge"
 SEED_QUERY = "What is transformer attention mechanism?"
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
