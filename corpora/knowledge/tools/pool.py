@@ -34,7 +34,8 @@ def run_pools(depth: int, stages: tuple[str, ...] = STAGES, **overrides) -> dict
     from reranker.pipeline import Pipeline, PipelineConfig
 
     ds = load_dataset(DATASET)
-    pipeline = Pipeline(ds.corpus, PipelineConfig(cross_encoder=None, retrieval_depth=depth, **overrides))
+    # The first stages keep their default depth (fused lists depend on it); each list is cut at `depth`.
+    pipeline = Pipeline(ds.corpus, PipelineConfig(cross_encoder=None, retrieval_depth=max(depth, 100), **overrides))
     pools = {}
     for line in (DATASET / "queries.jsonl").read_text(encoding="utf-8").splitlines():
         q = json.loads(line)
