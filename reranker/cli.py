@@ -1,4 +1,4 @@
-"""Command line: `python -m reranker search|eval|models|finetune|export-artifact ...`.
+"""Command line: `python -m reranker search|eval|models|finetune|export-artifact|explain ...`.
 
 The commands live in `reranker.commands`; this module builds the parser from them, configures
 logging and turns package errors into one clear message on stderr with exit code 2.

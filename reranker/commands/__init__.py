@@ -8,7 +8,7 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import evaluate, finetune, models, search
+from reranker.commands import evaluate, explain, finetune, models, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -17,6 +17,7 @@ COMMANDS: tuple[Command, ...] = (
     models.COMMAND,
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,
+    explain.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]
