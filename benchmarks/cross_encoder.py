@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rankings: dict[str, dict[str, list[str]]] = {name: {} for name in wall}
     total_pairs = 0
     for i, qid in enumerate(queries):
-        plan, pairs, _ = plans[qid]
+        plan, pairs, *_ = plans[qid]  # _plan also returns its messages and the token ids of each pair
         total_pairs += len(pairs)
         order = ["baseline", *variants] if i % 2 == 0 else [*variants, "baseline"]
         for name in order:
