@@ -9,7 +9,8 @@ Two methods, and every explanation says which one produced it:
   through the model as one batch, one forward pass (up to `MAX_BATCH` inputs per pass).
 - **Integrated gradients** (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017)
   on the input word embeddings: the path from a baseline (the window's tokens replaced by [PAD], the
-  query and special tokens kept) to the input in `steps` midpoint steps, all in one batch; a span's
+  query and special tokens kept) to the input in `steps` midpoint steps (16 per pass: the default 16 and the
+  two end points take one forward and backward pass); a span's
   contribution is the sum of its tokens' attributions, and all of them add up to the window's logit
   minus the baseline's (`Explanation.convergence` is how far from that the finite sum lands).
 
@@ -49,6 +50,9 @@ MAX_STEPS = 256
 # Inputs per forward pass: a 400-token window has ~15-25 sentences (one pass); tiny token spans or a
 # window of one-word lines are split into passes of this size so memory stays bounded.
 MAX_BATCH = 64
+# Integrated-gradients steps per forward and backward pass (the default steps take one pass; more steps
+# take more passes, since a backward pass keeps every layer's activations of every step in memory).
+STEPS_PER_PASS = 16
 
 UNIT_HELP = {
     "occlusion": "logit change: the window's score minus its score with the {span} removed (positive: the {span} "
@@ -122,8 +126,11 @@ class Explanation:
 
     @property
     def passes(self) -> int:
-        """Forward passes the explanation took (one, unless occlusion had more than MAX_BATCH inputs)."""
-        return -(-self.inputs // MAX_BATCH) if self.method == "occlusion" else 1
+        """Forward passes the explanation took (one unless occlusion had more than MAX_BATCH inputs, or
+        integrated gradients more than STEPS_PER_PASS steps)."""
+        if self.method == "occlusion":
+            return -(-self.inputs // MAX_BATCH)
+        return -(-(self.inputs - 2) // STEPS_PER_PASS)
 
     @property
     def how(self) -> str:
@@ -133,7 +140,8 @@ class Explanation:
             return f"occlusion: the window and {self.inputs - 1} variants, each without one span, in {passes}"
         return (
             f"integrated gradients: {self.inputs - 2} steps from a [PAD] baseline (logit {self.baseline_score:+.3f}) "
-            f"in one forward and backward pass; the spans sum to the score minus the baseline's within "
+            f"in {'one forward and backward pass' if self.passes == 1 else f'{self.passes} forward and backward passes'}; "
+            "the spans sum to the score minus the baseline's within "
             f"{abs(self.convergence or 0.0):.3f}"
         )
 
@@ -371,8 +379,10 @@ def _raw_logit(logits):
 
 
 def _integrated_gradients(reranker, query_ids, window_ids, units, steps) -> tuple[float, float, list[float], float, int]:
-    """(window logit, baseline logit, each unit's summed attribution, all tokens' attributions summed, model inputs),
-    from one batch of steps + 2 inputs (the window, the baseline, the path's midpoints)."""
+    """(window logit, baseline logit, each unit's summed attribution, all tokens' attributions summed, model inputs).
+
+    The first pass holds the window, the baseline and up to STEPS_PER_PASS of the path's midpoints; more steps
+    take more passes, their gradients summed."""
     import torch
 
     template = reranker.template
@@ -389,18 +399,21 @@ def _integrated_gradients(reranker, query_ids, window_ids, units, steps) -> tupl
     first = len(template.prefix) + len(query_ids) + len(template.middle)
     baseline_ids = ids.clone()
     baseline_ids[0, first : first + len(window_ids)] = template.pad_id
-    rows = steps + 2
     with reranker.inference():
         embeddings = network.get_input_embeddings()
         with torch.no_grad():
             x, x0 = embeddings(ids).float(), embeddings(baseline_ids).float()
         alphas = (torch.arange(steps, dtype=x.dtype, device=device) + 0.5) / steps  # midpoint rule
-        path = torch.cat([x, x0, x0 + alphas[:, None, None] * (x - x0)]).requires_grad_(True)
-        extra = {k: v.expand(rows, -1) for k, v in features.items() if k != "input_ids"}
-        logits = network(inputs_embeds=path, **extra).logits.float()
-        raw = _raw_logit(logits)
-        (grads,) = torch.autograd.grad(raw[2:].sum(), path)
-    per_token = ((x - x0)[0] * grads[2:].mean(dim=0)).sum(dim=-1)[first : first + len(window_ids)].detach().cpu()
+        gradient_sum = torch.zeros_like(x[0])
+        for n, chunk in enumerate(alphas.split(STEPS_PER_PASS)):
+            ends = [x, x0] if n == 0 else []
+            path = torch.cat([*ends, x0 + chunk[:, None, None] * (x - x0)]).requires_grad_(True)
+            extra = {k: v.expand(len(path), -1) for k, v in features.items() if k != "input_ids"}
+            raw = _raw_logit(network(inputs_embeds=path, **extra).logits.float())
+            (grads,) = torch.autograd.grad(raw[len(ends) :].sum(), path)
+            gradient_sum += grads[len(ends) :].sum(dim=0)
+            if n == 0:
+                full, baseline = float(raw[0].detach()), float(raw[1].detach())
+    per_token = ((x - x0)[0] * gradient_sum / steps).sum(dim=-1)[first : first + len(window_ids)].detach().cpu()
     deltas = [float(per_token[lo:hi].sum()) for _, _, lo, hi in units]
-    raw = raw.detach()
-    return float(raw[0]), float(raw[1]), deltas, float(per_token.sum()), rows
+    return full, baseline, deltas, float(per_token.sum()), steps + 2

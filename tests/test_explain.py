@@ -221,7 +221,7 @@ def test_integrated_gradients_add_up_to_the_score_minus_the_baseline(trained):
     text = " ".join(text.split(" ")[:80])  # a short window keeps the backward pass quick
     occlusion = trained.explain(query, text)
     gradients = trained.explain(query, text, method="integrated-gradients", steps=24)
-    assert gradients.method == "integrated-gradients" and gradients.inputs == 26
+    assert gradients.method == "integrated-gradients" and gradients.inputs == 26 and gradients.passes == 2  # 16 + 8 steps
     assert [s.text for s in gradients.spans] == [s.text for s in occlusion.spans]
     assert gradients.score == pytest.approx(occlusion.score, abs=1e-3)  # the same model, read through embeddings
     gap = gradients.score - gradients.baseline_score
