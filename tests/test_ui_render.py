@@ -121,13 +121,15 @@ def test_explanation_heat_is_escaped_coloured_by_sign_and_the_legend_writes_the_
     plain = re.sub(r"<span class=\"rl-deciding-tag\"[^>]*>.*?</span>", "", html)
     assert re.sub(r"<[^>]+>", "", plain) == render.esc(doc.full_text)  # nothing lost or duplicated
     heat = re.findall(
-        r'class="rl-deciding rl-heat rl-heat-(pos|neg)" style="background-color: rgba\((\d+), \d+, \d+, ([\d.]+)\)" '
+        r'class="rl-deciding rl-heat rl-heat-(pos|neg)"(?: style="background-color: rgba\((\d+), \d+, \d+, ([\d.]+)\)")? '
         r'title="([^"]+)">([^<]*)<',
         html,
     )
+    # opacity relative to the largest (2.0); a span with no effect keeps the deciding window's own background
     assert [(sign, red, alpha) for sign, red, alpha, _, _ in heat] == [
-        ("pos", "22", "0.13"), ("neg", "220", "0.25"), ("pos", "22", "0.70"), ("pos", "22", "0.00")
+        ("pos", "22", "0.13"), ("neg", "220", "0.25"), ("pos", "22", "0.70"), ("pos", "", "")
     ]
+    assert '<div class="rl-doctext rl-explained">' in html
     assert heat[2][3] == "+2.000 logit change (occlusion)" and heat[2][4].startswith("The answer is &lt;script&gt;")
     legend = render.explanation_legend_html(explanation)
     assert "Why window 1 scored logit +1.500" in legend and "heat per sentence: logit change: the window" in legend

@@ -303,10 +303,12 @@ HEAT_RGB = {"pos": (22, 163, 74), "neg": (220, 38, 38)}
 
 
 def heat_style(share: float) -> str:
-    """Inline background for a span whose contribution is `share` (-1 to 1) of the largest one."""
-    alpha = 0.1 + 0.6 * min(abs(share), 1.0) if abs(share) >= 0.02 else 0.0
+    """Inline background for a span whose contribution is `share` (-1 to 1) of the largest one; none (the
+    deciding window's own background shows) when it is under 2% of the largest."""
+    if abs(share) < 0.02:
+        return ""
     r, g, b = HEAT_RGB["pos" if share >= 0 else "neg"]
-    return f"background-color: rgba({r}, {g}, {b}, {alpha:.2f})"
+    return f"background-color: rgba({r}, {g}, {b}, {0.1 + 0.6 * min(abs(share), 1.0):.2f})"
 
 
 def heat_title(span: SpanContribution, explanation: Explanation) -> str:
@@ -329,7 +331,7 @@ def explanation_legend_html(explanation: Explanation) -> str:
         f"<b>Why window {window.index + 1} scored logit {explanation.score:+.3f}</b> — heat per {esc(unit)}: "
         f"{esc(explanation.unit_help)}."
         f'<div class="rl-legend-scale"><span class="rl-swatch" style="{heat_style(-1.0)}"></span> lowered the score '
-        f'({low:+.3f}) <span class="rl-swatch" style="{heat_style(0.0)}"></span> no effect '
+        f'({low:+.3f}) <span class="rl-swatch rl-deciding"></span> no effect '
         f'<span class="rl-swatch" style="{heat_style(1.0)}"></span> raised it ({high:+.3f} {esc(explanation.unit)})</div>'
         f'<div class="rl-legend-how">{esc(explanation.how)}; {esc(explanation.precision)}, '
         f"{explanation.ms:,.0f} ms.{largest}</div></div>"
@@ -375,10 +377,9 @@ def chunk_text_html(
         if hot is not None and explanation is not None:
             share = explanation.share(hot)
             classes += ["rl-heat", "rl-heat-pos" if hot.delta >= 0 else "rl-heat-neg"]
-            out.append(
-                f'<span class="{" ".join(classes)}" style="{heat_style(share)}" '
-                f'title="{esc(heat_title(hot, explanation))}">{piece}</span>'
-            )
+            style = heat_style(share)
+            styled = f' style="{style}"' if style else ""
+            out.append(f'<span class="{" ".join(classes)}"{styled} title="{esc(heat_title(hot, explanation))}">{piece}</span>')
         else:
             out.append(f'<span class="{" ".join(classes)}">{piece}</span>' if classes else piece)
-    return f'<div class="rl-doctext">{"".join(out)}</div>'
+    return f'<div class="rl-doctext{" rl-explained" if heat else ""}">{"".join(out)}</div>'
