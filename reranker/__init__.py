@@ -6,6 +6,7 @@ from reranker.api import Reranker, RerankResult, rerank
 from reranker.corpus import Corpus, Dataset, build_corpus, load_dataset, load_documents
 from reranker.cross_encoder import CrossEncoderReranker
 from reranker.errors import ConfigError, DataError, ModelUnavailableError, RerankLensError
+from reranker.explain import Explanation, SpanContribution
 from reranker.pipeline import Pipeline, PipelineConfig, RerankStages
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList, StageTiming
 
@@ -17,6 +18,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "Document",
+    "Explanation",
     "Hit",
     "ModelUnavailableError",
     "Pipeline",
@@ -27,6 +29,7 @@ __all__ = [
     "RerankResult",
     "RerankStages",
     "Reranker",
+    "SpanContribution",
     "StageTiming",
     "build_corpus",
     "load_dataset",

@@ -19,6 +19,7 @@ from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
 from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
 from reranker.errors import ConfigError, ModelUnavailableError
+from reranker.explain import DEFAULT_SPAN_TOKENS, DEFAULT_STEPS, Explanation, Granularity, Method, explain
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
 from reranker.pipeline import AUTO, PipelineConfig, check_query, resolve_cross_encoder_spec
 from reranker.speed import PRECISIONS, Precision, check_device
@@ -272,6 +273,69 @@ class Reranker:
             output.messages,
             output.pairs_scored,
             output.pairs_cached,
+        )
+
+    def explain(
+        self,
+        query: str,
+        text: str | Document,
+        *,
+        method: Method = "occlusion",
+        granularity: Granularity = "sentence",
+        span_tokens: int = DEFAULT_SPAN_TOKENS,
+        steps: int = DEFAULT_STEPS,
+        window: int | None = None,
+    ) -> Explanation:
+        """Why a text scored as it did: each sentence's contribution to the logit of the window that decided it.
+
+        The text is windowed and scored as `rerank` scores it. By default each sentence of the deciding window
+        is removed in turn and the window scored again, all variants in one forward pass, in fp32: a
+        sentence's contribution is the window's logit minus the logit without it ("logit change"; positive
+        means the sentence raised the score). See `reranker.explain` for the sentence rule and the methods.
+
+        Args:
+            query: The query text; whitespace is collapsed.
+            text: A string, or a `Document` (its title and text, as the reranker reads it).
+            method: "occlusion", or "integrated-gradients" on the input word embeddings (path from [PAD]
+                tokens to the text, `steps` steps; slower, its spans add up to the score minus the baseline's).
+            granularity: "sentence", or "tokens" for fixed spans of `span_tokens` tokens.
+            span_tokens: Tokens per span with `granularity="tokens"`.
+            steps: Integrated-gradients steps.
+            window: Index of the window to explain; None: the window that decided the score.
+
+        Returns:
+            An `Explanation`: the window's fp32 logit (`score`), the window (`window`, offsets into the text),
+            one `SpanContribution` per sentence or span in text order (`spans`: offsets, text, `delta` in
+            logits), the method, the unit and the milliseconds it took.
+
+        Raises:
+            ConfigError: Empty query or text, an unknown method or granularity, or a window that does not exist.
+
+        Example:
+            >>> from reranker import Reranker
+            >>> explanation = Reranker(model="auto").explain(
+            ...     "what causes ocean tides?",
+            ...     "Bread needs yeast. Tides follow the pull of the Moon. Rain falls in May.",
+            ... )
+            >>> [span.text for span in explanation.spans]
+            ['Bread needs yeast.', 'Tides follow the pull of the Moon.', 'Rain falls in May.']
+            >>> explanation.method, explanation.unit, explanation.precision
+            ('occlusion', 'logit change', 'fp32')
+        """
+        query = check_query(query)
+        if isinstance(text, Document):
+            text = text.full_text
+        elif not isinstance(text, str):
+            raise ConfigError(f"text must be a str or a reranker.Document, not {type(text).__name__}")
+        return explain(
+            self._engine,
+            query,
+            text,
+            method=method,
+            granularity=granularity,
+            span_tokens=span_tokens,
+            steps=steps,
+            window=window,
         )
 
 

@@ -7,12 +7,13 @@ Scores are kept as the model's raw logit and as sigmoid(logit) in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,40 @@ class CrossEncoderReranker:
         if self._template is None:
             logger.info("%s: pair layout not reproducible from ids; windows are tokenised as text", model)
 
+    def tokens(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
+        """A text's token ids and character offsets, no special tokens (cached; windows are slices of these)."""
+        return self._tokens(text)
+
+    def pair_query(self, query: str) -> tuple[str, tuple[int, ...], str | None]:
+        """The query as it goes into every pair: (text, token ids, a message when it had to be truncated).
+
+        A query so long that fewer than MIN_DOCUMENT_TOKENS would be left for the document keeps its first
+        half of the model's input."""
+        query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        if self.max_length - specials - len(query_ids) >= MIN_DOCUMENT_TOKENS:
+            return query, tuple(query_ids), None
+        keep, total = self.max_length // 2, len(query_ids)
+        query_ids = query_ids[:keep]
+        message = (
+            f"The query is {total} tokens; the model reads at most {self.max_length} per pair, "
+            f"so the query was truncated to its first {keep} tokens."
+        )
+        return self.tokenizer.decode(query_ids), tuple(query_ids), message
+
+    @property
+    def template(self) -> PairTemplate | None:
+        """The pair layout model inputs are built with from token ids (None: this tokenizer needs text input)."""
+        return self._template
+
+    @contextlib.contextmanager
+    def inference(self) -> Iterator[None]:
+        """Hold this model's inference lock with torch's threads set as for scoring (for code that runs the
+        fp32 model itself, e.g. gradients for explanations)."""
+        with self._lock:
+            configure_threads(device=self.device)
+            yield
+
     def _tokenize(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         # verbose=False: documents longer than the model's limit are expected here (they get windows).
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
@@ -252,19 +287,9 @@ class CrossEncoderReranker:
 
     def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str], list]:
         """Split documents into windows that fit next to the query: (plans, text pairs, messages, id pairs)."""
-        messages: list[str] = []
-        query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
-        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
-        budget = self.max_length - specials - len(query_ids)
-        if budget < MIN_DOCUMENT_TOKENS:
-            keep = self.max_length // 2
-            query_ids = query_ids[:keep]
-            query = self.tokenizer.decode(query_ids)
-            messages.append(
-                f"The query is {len(query_ids)} tokens; the model reads at most {self.max_length} per pair, "
-                f"so the query was truncated to its first {keep} tokens."
-            )
-            budget = self.max_length - specials - keep
+        query, query_ids, truncated = self.pair_query(query)
+        messages: list[str] = [truncated] if truncated else []
+        budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - len(query_ids)
         window = min(self.chunk_tokens, budget)
         overlap = min(self.chunk_overlap, window // 2)
 
@@ -272,7 +297,6 @@ class CrossEncoderReranker:
         pairs: list[tuple[str, str]] = []
         pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         all_windows = []
-        query_ids = tuple(query_ids)
         for doc in documents:
             _, offsets = self._tokens(doc.full_text)
             all_windows.append(token_windows(offsets, window, overlap))
@@ -288,14 +312,25 @@ class CrossEncoderReranker:
             pair_ids.extend((query_ids, ids[w.token_start : w.token_end]) for w in windows[:n])
         return plans, pairs, messages, pair_ids
 
-    def _score_pairs(self, pairs: list[tuple[str, str]], pair_ids: list | None = None) -> tuple[list[float], int]:
+    def _score_pairs(
+        self,
+        pairs: list[tuple[str, str]],
+        pair_ids: list | None = None,
+        *,
+        precision: Precision | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[list[float], int]:
         """Raw scores for pairs, and how many needed the model (the rest came from the cache).
 
-        With `pair_ids` (the token ids of each pair) the model reads those ids directly."""
+        With `pair_ids` (the token ids of each pair) the model reads those ids directly. `precision`
+        (default: the reranker's) and `batch_size` (default: the reranker's) apply to this call only."""
+        precision = precision or self.precision
+        batch_size = batch_size or self.batch_size
+        cache_key = f"{self._model_key}|{precision}"
         scores: list[float | None] = [None] * len(pairs)
         todo: list[int] = []
         for i, (q, d) in enumerate(pairs):
-            cached = self.cache.get((self._cache_key, q, d)) if self.cache is not None else None
+            cached = self.cache.get((cache_key, q, d)) if self.cache is not None else None
             if cached is None:
                 todo.append(i)
             else:
@@ -307,38 +342,50 @@ class CrossEncoderReranker:
 
                 def predict(indices: list[int], precision: str) -> np.ndarray:
                     if by_ids:
-                        return self._predict_ids([pair_ids[i] for i in indices], precision)
-                    return self._predict([pairs[i] for i in indices], precision)
+                        return self._predict_ids([pair_ids[i] for i in indices], precision, batch_size)
+                    return self._predict([pairs[i] for i in indices], precision, batch_size)
 
-                raw = predict(todo, self.precision)
+                raw = predict(todo, precision)
                 bad = np.flatnonzero(~np.isfinite(raw))
                 if len(bad):  # reduced precision overflowed: rescore those pairs in fp32
-                    logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), self.precision)
+                    logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), precision)
                     raw[bad] = predict([todo[j] for j in bad], "fp32")
-            PAIR_COSTS.record(self._cache_key, len(todo), elapsed[0])
+            PAIR_COSTS.record(cache_key, len(todo), elapsed[0])
             for i, value in zip(todo, raw, strict=True):
                 scores[i] = float(value)
                 if self.cache is not None:
-                    self.cache.put((self._cache_key, *pairs[i]), float(value))
+                    self.cache.put((cache_key, *pairs[i]), float(value))
         return [float(s) for s in scores], len(todo)  # type: ignore[arg-type]
 
-    def score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """Raw scores for (query, text) pairs as given (no windowing), through the cache."""
-        return self._score_pairs(pairs)[0]
+    def score_pairs(
+        self,
+        pairs: list[tuple[str, str]],
+        pair_ids: list[tuple[Sequence[int], Sequence[int]]] | None = None,
+        *,
+        precision: Precision | None = None,
+        batch_size: int | None = None,
+    ) -> list[float]:
+        """Raw scores for (query, text) pairs as given (no windowing), through the cache.
 
-    def _predict(self, pairs: list[tuple[str, str]], precision: str) -> np.ndarray:
+        `pair_ids`, the (query ids, text ids) of each pair, are what the model reads when given (the texts
+        then only key the cache); `precision` and `batch_size` override the reranker's for this call."""
+        return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)[0]
+
+    def _predict(self, pairs: list[tuple[str, str]], precision: str, batch_size: int | None = None) -> np.ndarray:
         import torch
 
         logits = weights_in(self.model, self._model_key, precision).predict(
             pairs,
-            batch_size=self.batch_size,
+            batch_size=batch_size or self.batch_size,
             activation_fn=torch.nn.Identity(),
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return _logits_to_raw(np.asarray(logits, dtype=np.float32))
 
-    def _predict_ids(self, items: list[tuple[Sequence[int], Sequence[int]]], precision: str) -> np.ndarray:
+    def _predict_ids(
+        self, items: list[tuple[Sequence[int], Sequence[int]]], precision: str, batch_size: int | None = None
+    ) -> np.ndarray:
         """Raw scores of (query ids, window ids) pairs, batched by length so padding stays small."""
         import torch
 
@@ -348,7 +395,7 @@ class CrossEncoderReranker:
         out = np.empty(len(items), dtype=np.float32)
         lengths = [len(q) + len(d) for q, d in items]
         with torch.inference_mode():
-            for batch in length_batches(lengths, self.batch_size):
+            for batch in length_batches(lengths, batch_size or self.batch_size):
                 features = {k: v.to(model.device) for k, v in template.batch([items[i] for i in batch]).items()}
                 scores = model({**features, "modality": "text"})["scores"].float().cpu().numpy()
                 out[batch] = _logits_to_raw(scores)

@@ -1,10 +1,11 @@
 """The app in a real browser (Debian's chromium through Playwright), as a person uses it: the page opens
 on the seed query's answer without a click (saying it is preparing the corpus and model while the
 server's warm-up runs), both lists with movements and the latency chart, hover a document, a deep link
-that runs its own query, a long document's chunk scores, two models compared, an unavailable model.
+that runs its own query, a long document's chunk scores and the explanation of its deciding window,
+two models compared, an unavailable model.
 
 Screenshots go to test-artifacts/ (gitignored); with RERANK_LENS_UPDATE_SCREENSHOT=1 the search view
-also replaces assets/screenshot.png, the README's picture.
+also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures.
 """
 
 from __future__ import annotations
@@ -182,6 +183,25 @@ def test_long_document_chunk_scores(page, url):
     assert in_view  # the text is scrolled to the deciding window
     assert "nDCG@10" in page.locator("#rl-summary").inner_text()  # a judged query, opened by link
     page.screenshot(path=str(ARTIFACTS / "chunks.png"), full_page=True)
+
+    # Why the deciding window scored as it did: each sentence's logit change as heat, with its legend.
+    page.locator("#rl-chunk-text .rl-legend").wait_for(timeout=LONG_WAIT)
+    legend = page.locator("#rl-chunk-text .rl-legend").inner_text()
+    assert "logit change" in legend and "Why window" in legend and "one forward pass" in legend
+    heat = page.locator("#rl-chunk-text .rl-deciding.rl-heat")
+    assert heat.count() >= 3
+    titles = [heat.nth(i).get_attribute("title") for i in range(heat.count())]
+    assert all(re.fullmatch(r"[-+]\d+\.\d{3} logit change \(occlusion\)", t) for t in titles), titles[:3]
+    shaded = page.evaluate(
+        "() => [...document.querySelectorAll('#rl-chunk-text .rl-heat')].filter(e => "
+        "getComputedStyle(e).backgroundColor.match(/rgba\\(\\d+, \\d+, \\d+, 0\\.[1-9]/)).length"
+    )
+    assert shaded >= 1  # the strongest sentences are coloured, not only marked
+    page.locator("#rl-chunk-text").scroll_into_view_if_needed()
+    explain_png = ARTIFACTS / "explain.png"
+    page.locator("#rl-chunk-text").screenshot(path=str(explain_png))
+    if os.environ.get("RERANK_LENS_UPDATE_SCREENSHOT"):
+        shutil.copy(explain_png, ROOT / "assets" / "explain.png")  # the README's picture of the explain view
 
 
 def test_compare_two_models_and_unavailable_model_error(page, url):

@@ -17,6 +17,7 @@ PUBLIC = {
     "RerankStages.rerank": RerankStages.rerank,
     "Reranker": Reranker,
     "Reranker.rerank": Reranker.rerank,
+    "Reranker.explain": Reranker.explain,
     "rerank": rerank,
     "llama_index.CrossEncoderRerank": llama_index.CrossEncoderRerank,
     "llama_index.CorpusBM25Retriever": llama_index.CorpusBM25Retriever,
@@ -30,7 +31,7 @@ PUBLIC = {
 def test_public_docstrings_have_the_google_sections(name):
     doc = inspect.getdoc(PUBLIC[name]) or ""
     assert "Args:" in doc, name
-    callable_part = name.endswith(("search", "rerank", "Documents")) or name == "rerank"
+    callable_part = name.endswith(("search", "rerank", "explain", "Documents")) or name == "rerank"
     if callable_part:
         assert "Returns:" in doc and "Raises:" in doc, name
     if name != "langchain.CompressDocuments":

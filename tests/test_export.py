@@ -88,10 +88,26 @@ def hostile_result(tmp_path_factory):
     return pipeline.search("transformer attention " + HOSTILE), corpus
 
 
+def hostile_explanation(corpus):
+    """An explanation of the hostile document, built by hand: its sentences, the second raising the score most."""
+    from reranker.explain import Explanation, SpanContribution, sentence_spans
+    from reranker.types import ChunkScore
+
+    text = corpus["evil"].full_text
+    spans = tuple(
+        SpanContribution(s, e, text[s:e], 1.0 if i == 1 else -0.2, i, i + 1) for i, (s, e) in enumerate(sentence_spans(text))
+    )
+    window = ChunkScore(0, 0, len(text), 0.5, 0, len(spans))
+    return Explanation("q", text, "m", "occlusion", "sentence", 0.5, window, 1, True, spans, len(spans) + 1, 9.0)
+
+
 def test_snapshot_escapes_text_and_inlines_plotly(hostile_result):
     result, corpus = hostile_result
-    page = html_snapshot(result, corpus, judgments={"plain": 2})
+    page = html_snapshot(result, corpus, judgments={"plain": 2}, explanation=("evil", hostile_explanation(corpus)))
     assert HOSTILE not in page and "&lt;script&gt;window.hacked=1&lt;/script&gt;" in page
+    assert '<section id="explanation">' in page and page.count('class="heat"') == 2
+    assert "logit change: the window&#x27;s score minus its score with the sentence removed" in page
+    assert '<section id="explanation">' not in html_snapshot(result, corpus, include_figure=False)
     assert not re.search(r"<(script|link)[^>]+(src|href)=", page)  # nothing loaded from elsewhere
     assert len(page) > 1_000_000  # plotly.js itself is inside
     assert snapshot_filename("What is <x>?") == "rerank-lens-what-is-x.html"
@@ -104,7 +120,8 @@ def test_snapshot_opens_offline_in_chromium_and_shows_both_lists(hostile_result,
     from playwright.sync_api import sync_playwright
 
     result, corpus = hostile_result
-    path = write_snapshot(tmp_path / "snap.html", result, corpus, judgments={"plain": 2})
+    explained = ("evil", hostile_explanation(corpus))
+    path = write_snapshot(tmp_path / "snap.html", result, corpus, judgments={"plain": 2}, explanation=explained)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -122,6 +139,7 @@ def test_snapshot_opens_offline_in_chromium_and_shows_both_lists(hostile_result,
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=15_000)  # the inlined plotly.js rendered
             assert page.evaluate("typeof window.hacked") == "undefined"
             assert page.locator("#latency tr").count() >= 4
+            assert page.locator("#explanation .heat").count() == 2 and "logit change" in page.locator("#explanation").inner_text()
             page.screenshot(path=str(tmp_path / "snapshot.png"), full_page=True)
         finally:
             browser.close()

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from reranker.corpus import build_corpus
+from reranker.explain import Explanation, SpanContribution, sentence_spans
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList, StageTiming
 from reranker.ui import figures, render
 
@@ -101,6 +102,41 @@ def test_chunk_text_marks_deciding_window_and_cut():
     assert html.index("window 2 decided") < html.index("✂")
     assert '<span class="rl-deciding rl-unread">' in html  # 55..70: deciding and past the cut
     assert render.chunk_text_html(doc, chunks, 0, None).count("✂") == 0
+
+
+def hand_explanation(doc: Document, deltas: list[float], window: ChunkScore) -> Explanation:
+    """An occlusion explanation of `doc.full_text` with the given contribution per sentence (no model)."""
+    text = doc.full_text
+    pairs = enumerate(zip(sentence_spans(text), deltas, strict=True))
+    spans = tuple(SpanContribution(s, e, text[s:e], d, i, i + 1) for i, ((s, e), d) in pairs)
+    return Explanation("q", text, "m", "occlusion", "sentence", 1.5, window, 1, True, spans, len(spans) + 1, 12.0)
+
+
+def test_explanation_heat_is_escaped_coloured_by_sign_and_the_legend_writes_the_unit_out():
+    doc = Document("h", "Intro <b>bold</b> text. The answer is <script>x</script> here. Outro & end.", "T")
+    window = ChunkScore(0, 0, len(doc.full_text), 1.5, 0, 30)
+    explanation = hand_explanation(doc, [0.1, -0.5, 2.0, 0.0], window)
+    html = render.chunk_text_html(doc, [window], 0, None, explanation)
+    assert "<script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html and "<b>" not in html
+    plain = re.sub(r"<span class=\"rl-deciding-tag\"[^>]*>.*?</span>", "", html)
+    assert re.sub(r"<[^>]+>", "", plain) == render.esc(doc.full_text)  # nothing lost or duplicated
+    heat = re.findall(
+        r'class="rl-deciding rl-heat rl-heat-(pos|neg)"(?: style="background-color: rgba\((\d+), \d+, \d+, ([\d.]+)\)")? '
+        r'title="([^"]+)">([^<]*)<',
+        html,
+    )
+    # opacity relative to the largest (2.0); a span with no effect keeps the deciding window's own background
+    assert [(sign, red, alpha) for sign, red, alpha, _, _ in heat] == [
+        ("pos", "22", "0.13"), ("neg", "220", "0.25"), ("pos", "22", "0.70"), ("pos", "", "")
+    ]
+    assert '<div class="rl-doctext rl-explained">' in html
+    assert heat[2][3] == "+2.000 logit change (occlusion)" and heat[2][4].startswith("The answer is &lt;script&gt;")
+    legend = render.explanation_legend_html(explanation)
+    assert "Why window 1 scored logit +1.500" in legend and "heat per sentence: logit change: the window" in legend
+    assert "(-0.500)" in legend and "(+2.000 logit change)" in legend and "one forward pass" in legend
+    assert "Largest: “The answer is &lt;script&gt;x&lt;/script&gt; here.” +2.000" in legend
+    other = Document("o", "A different text.", "")
+    assert "rl-heat" not in render.chunk_text_html(other, [window], 0, None, explanation)  # explains another text
 
 
 def test_rank_journey_has_one_line_per_top_document():

@@ -72,6 +72,20 @@ def test_chunk_view_of_a_long_document(state):
     assert "windows of up to 64 tokens" in view.info and "Harbour operations" in view.info
 
 
+def test_chunk_view_shows_each_sentences_logit_change_as_heat_with_a_legend(state):
+    view = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS)
+    assert view.text.index('class="rl-legend"') < view.text.index('class="rl-doctext"')
+    assert "logit change: the window&#x27;s score minus its score with the sentence removed" in view.text
+    heat = re.findall(r'class="rl-deciding[^"]* rl-heat rl-heat-(?:pos|neg)"[^>]*title="([-+][\d.]+) logit change', view.text)
+    assert len(heat) >= 3  # every sentence of the 64-token deciding window
+    tokens = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode="tokens")
+    assert "heat per token span" in tokens.text and tokens.text.count("rl-heat-") == 64 // 16  # a 64-token window
+    gradients = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode="integrated-gradients")
+    assert "integrated gradients" in gradients.text and "[PAD]" in gradients.text
+    off = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode="off")
+    assert "rl-heat" not in off.text and "rl-legend" not in off.text and "decided the score" in off.text
+
+
 def test_chunk_view_without_a_cross_encoder_explains_itself(state):
     view = chunk_view(state, KEY, SEED_QUERY, "harbour", Settings(cross_encoder="none"))
     assert "No cross-encoder" in view.info and view.text == ""

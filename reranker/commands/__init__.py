@@ -8,7 +8,7 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import app, evaluate, finetune, mine, models, rerank_run, search
+from reranker.commands import app, evaluate, explain, finetune, mine, models, rerank_run, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -20,6 +20,7 @@ COMMANDS: tuple[Command, ...] = (
     finetune.FINETUNE,
     finetune.EXPORT_ARTIFACT,
     app.COMMAND,
+    explain.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]

@@ -2,7 +2,8 @@
 self-contained HTML snapshot of one query's fused-vs-reranked comparison.
 
 The snapshot inlines its CSS and plotly.js (from the pip package, no CDN), so it opens offline
-in any browser; every piece of corpus or query text is HTML-escaped.
+in any browser; every piece of corpus or query text is HTML-escaped. Given a score explanation
+(`reranker.explain`), it also shows the explained window with each sentence's logit change as heat.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
 from reranker.evaluation.compare import movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import Run
+from reranker.explain import Explanation
 from reranker.runs import safe_tag, write_run
 from reranker.types import PipelineResult, RankedList
 
@@ -172,6 +174,9 @@ th{background:#f6f8fa}
 .bar{display:inline-block;height:8px;background:#0969da;border-radius:2px;vertical-align:middle}
 .chunks{font-size:11px;color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px;font-size:13px;margin:4px 0}
+.explained{white-space:pre-wrap;font-size:13px;line-height:1.6;border:1px solid #d0d7de;border-radius:8px;padding:10px 12px}
+.heat{border-radius:3px} .swatch{display:inline-block;width:22px;height:10px;border:1px solid #d0d7de;border-radius:2px;
+vertical-align:middle;margin:0 3px 0 8px}
 """
 
 
@@ -262,6 +267,41 @@ def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_
     return fig.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
 
 
+def _heat_style(share: float) -> str:
+    alpha = 0.1 + 0.6 * min(abs(share), 1.0) if abs(share) >= 0.02 else 0.0
+    rgb = "22,163,74" if share >= 0 else "220,38,38"
+    return f"background-color:rgba({rgb},{alpha:.2f})"
+
+
+def _explanation_section(explanation: Explanation, corpus: Corpus, doc_id: str) -> str:
+    """The explained window as text with heat per span, and a legend that writes the unit out."""
+    doc = corpus.get(doc_id)
+    title = (doc.title if doc else "") or doc_id
+    pieces = []
+    for start, end, span in explanation.segments():
+        piece = _esc(explanation.text[start:end])
+        if span is None:
+            pieces.append(piece)
+        else:
+            pieces.append(
+                f'<span class="heat" style="{_heat_style(explanation.share(span))}" '
+                f'title="{span.delta:+.3f} {_esc(explanation.unit)}">{piece}</span>'
+            )
+    window = explanation.window
+    low = min((s.delta for s in explanation.spans), default=0.0)
+    high = max((s.delta for s in explanation.spans), default=0.0)
+    return (
+        f'<section id="explanation"><h2>Why {_esc(title)} ({_esc(doc_id)}) scored as it did</h2>'
+        f'<div class="meta">Window {window.index + 1} of {explanation.windows} (characters {window.start}–{window.end}), '
+        f"logit {explanation.score:+.3f}. Heat per "
+        f"{'sentence' if explanation.granularity == 'sentence' else 'token span'}: {_esc(explanation.unit_help)}.<br>"
+        f'<span class="swatch" style="{_heat_style(-1.0)}"></span>lowered ({low:+.3f})'
+        f'<span class="swatch" style="{_heat_style(1.0)}"></span>raised ({high:+.3f} {_esc(explanation.unit)}) · '
+        f"{_esc(explanation.how)}; {_esc(explanation.model)}, {_esc(explanation.precision)}</div>"
+        f'<div class="explained">{"".join(pieces)}</div></section>'
+    )
+
+
 def html_snapshot(
     result: PipelineResult,
     corpus: Corpus,
@@ -270,8 +310,10 @@ def html_snapshot(
     title: str = "Rerank Lens snapshot",
     include_figure: bool = True,
     settings: Mapping[str, object] | None = None,
+    explanation: tuple[str, Explanation] | None = None,
 ) -> str:
-    """A single self-contained HTML page comparing the fused and final lists of one query."""
+    """A single self-contained HTML page comparing the fused and final lists of one query; with
+    `explanation` (a doc id and its `Explanation`), why that document scored as it did."""
     judgments = judgments or {}
     top_n = result.top_n
     before, after = result.before, result.after
@@ -294,6 +336,7 @@ def html_snapshot(
         )
     settings_line = " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in (settings or {}).items())
     figure = _movement_figure(before, after, corpus, top_n) if include_figure and final != "fused" else ""
+    explained = _explanation_section(explanation[1], corpus, explanation[0]) if explanation else ""
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -311,6 +354,7 @@ top-{top_n} overlap {overlap:.2f} · RBO {rbo:.3f} · created {created}{(' · ' 
 <section id="fused"><h2>Before: fused (BM25 + dense, RRF)</h2>{fused_table}</section>
 <section id="final"><h2>After: {_esc(final)}</h2>{final_table}</section>
 </div>
+{explained}
 {('<h2>Rank movement</h2>' + figure) if figure else ''}
 <h2>Latency</h2>
 <table id="latency"><tr><th>stage</th><th>ms</th><th>model load ms</th><th>detail</th></tr>{latency}</table>

@@ -1,7 +1,9 @@
-"""The Chunks tab: a long document's cross-encoder score per token window, the deciding window and the cut.
+"""The Chunks tab: a long document's cross-encoder score per token window, the deciding window and the cut,
+and why that window scored as it did (each sentence's logit change, as heat over the text).
 
 `chunk_view` is plain (tested directly); `build_chunks_tab` wires it. The tab re-scores its document
-after every search, and a click on a row of any document list opens that document here.
+after every search, and a click on a row of any document list opens that document here. The explanation
+is `reranker.explain.explain`'s result; this module only renders it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from reranker.errors import ConfigError
+from reranker.explain import explain
 from reranker.pipeline import check_query, resolve_cross_encoder_spec
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, describe, tab
@@ -20,6 +23,14 @@ from reranker.ui.settings import Settings, named_settings, settings_from, user_e
 from reranker.ui.state import AppState
 
 EMPTY = "Run a search, then pick a document."
+OFF = "off"
+# (label, value): the value is a granularity, or "integrated-gradients" (sentences, that method), or off.
+EXPLAIN_CHOICES = [
+    ("sentences", "sentence"),
+    ("token spans", "tokens"),
+    ("sentences, integrated gradients (slower)", "integrated-gradients"),
+    ("off", OFF),
+]
 
 # Scroll the document text so the deciding window is in view, once per new document; the tab may be
 # hidden when the text arrives (nothing is laid out then), so retry whenever the component gets a size.
@@ -45,9 +56,16 @@ class ChunkView:
 
 
 def chunk_view(
-    state: AppState, corpus_key: str, query: str, doc_id: str | None, settings: Settings, progress: ProgressFn | None = None
+    state: AppState,
+    corpus_key: str,
+    query: str,
+    doc_id: str | None,
+    settings: Settings,
+    progress: ProgressFn | None = None,
+    explain_mode: str = "sentence",
 ) -> ChunkView:
-    """Per-window cross-encoder scores for one document, its text with the deciding window and the cut."""
+    """Per-window cross-encoder scores for one document, its text with the deciding window and the cut, and
+    (unless `explain_mode` is "off") the heat of each sentence's or token span's contribution to that window."""
     if not doc_id:
         return ChunkView(figures.empty_figure(EMPTY), "", "")
     pipeline = pipeline_for(state, corpus_key, progress)
@@ -93,14 +111,27 @@ def chunk_view(
         f"<b>{value:.3f}</b> ({render.esc('sigmoid, 0–1' if settings.normalized else 'logit')}), decided by window "
         f"{score.deciding_chunk + 1}. {render.esc(cut)}</div>"
     ) + render.messages_html(messages)
-    text = render.chunk_text_html(doc, score.chunks, score.deciding_chunk, score.truncated_at)
+    explanation, legend = None, ""
+    if explain_mode and explain_mode != OFF and score.chunks:
+        if progress is not None:
+            progress(0.7, desc="Explaining the deciding window…")
+        method = "integrated-gradients" if explain_mode == "integrated-gradients" else "occlusion"
+        granularity = "tokens" if explain_mode == "tokens" else "sentence"
+        try:
+            explanation = explain(reranker, query, doc.full_text, method=method, granularity=granularity)
+            legend = render.explanation_legend_html(explanation)
+        except ConfigError as exc:  # e.g. integrated gradients on a model that cannot take embeddings
+            legend = render.notice_html(f"No explanation: {exc}", "warn")
+    text = legend + render.chunk_text_html(doc, score.chunks, score.deciding_chunk, score.truncated_at, explanation)
     return ChunkView(fig, text, info)
 
 
 HELP = (
     "A long document is scored as overlapping token windows; its score is the max (or mean, or first) of "
     "the window scores. The bars show every window's score, the highlighted text is the window that decided, "
-    "and ✂ marks where a model that simply truncates its input would stop reading."
+    "and ✂ marks where a model that simply truncates its input would stop reading. The heat over the deciding "
+    "window shows each sentence's logit change: the window's score minus its score with that sentence removed "
+    "(green raised the score, red lowered it; hover a sentence for its number)."
 )
 
 
@@ -111,6 +142,7 @@ def build_chunks_tab(ctx: AppContext) -> None:
                               info="The current results, then the corpus's longest documents; or type a document id.")
             show = gr.Button("Score windows", variant="secondary", scale=1)
         describe(doc, "The id of the document whose token windows are scored.")
+        mode = gr.Radio(EXPLAIN_CHOICES, value="sentence", label="Explain the deciding window", elem_id="rl-explain-mode")
         info = gr.HTML(elem_id="rl-chunk-info")
         fig = gr.Plot(figures.empty_figure(EMPTY), show_label=False, elem_id="rl-chunk-plot")
         text = gr.HTML(elem_id="rl-chunk-text", js_on_load=SCROLL_TO_DECIDING_JS)
@@ -119,13 +151,16 @@ def build_chunks_tab(ctx: AppContext) -> None:
     @named_settings()
     @user_errors
     def on_chunks(corpus_key, query, doc_id, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-        view = chunk_view(state, corpus_key, query, doc_id, settings_from(rest), progress)
+        # rest: the settings in SETTING_FIELDS order, then the explanation mode (last: API callers may leave it out)
+        *values, explain_mode = rest
+        view = chunk_view(state, corpus_key, query, doc_id, settings_from(tuple(values)), progress, explain_mode)
         return view.figure, view.text, view.info
 
-    inputs = [ctx.corpus, ctx.query, doc, *ctx.settings]
+    inputs = [ctx.corpus, ctx.query, doc, *ctx.settings, mode]
     outputs = [fig, text, info]
     show.click(on_chunks, inputs, outputs, api_name="chunks")
     doc.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
+    mode.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
     ctx.search_outputs.append(doc)  # the search fills the picker with its results
     ctx.after_search.append(FollowUp(on_chunks, inputs, outputs))
     ctx.doc_picker = doc

@@ -51,7 +51,9 @@ from reranker.evaluation.export import (
     write_json,
     write_text,
 )
+from reranker.explain import explain
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
+from reranker.pipeline import resolve_cross_encoder_spec
 from reranker.runs import format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
@@ -420,14 +422,23 @@ def write_downloads(report: EvaluationReport) -> list[str]:
 
 
 def snapshot_file(state: AppState, corpus_key: str, query: str, overrides: dict[str, Any]) -> str:
-    """An HTML snapshot of the current query's fused-vs-reranked comparison, written to a temp file."""
+    """An HTML snapshot of the current query's fused-vs-reranked comparison, written to a temp file; when a
+    cross-encoder ran, with why the top document scored as it did (each sentence's logit change)."""
     if not corpus_key:
         raise ConfigError("Pick a corpus first.")
     pipeline = state.pipeline(corpus_key)
     result = pipeline.search(query, **overrides)
     judged = judgments_for(state.dataset(corpus_key), result.query)
     settings = {"corpus": state.source(corpus_key).label, "cross-encoder": overrides.get("cross_encoder")}
-    page = html_snapshot(result, pipeline.corpus, judgments=judged[1] if judged else None, settings=settings)
+    explained = None
+    config = dataclasses.replace(pipeline.config, **overrides)
+    spec = resolve_cross_encoder_spec(config.cross_encoder)
+    if result.reranked and spec and result.after.hits:
+        top = result.after.hits[0].doc_id
+        explained = (top, explain(pipeline.reranker(spec, config), result.query, pipeline.corpus[top].full_text))
+    page = html_snapshot(
+        result, pipeline.corpus, judgments=judged[1] if judged else None, settings=settings, explanation=explained
+    )
     folder = Path(tempfile.mkdtemp(prefix="rerank-lens-snapshot-"))
     return str(write_text(folder / snapshot_filename(result.query), page))
 

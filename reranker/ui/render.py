@@ -1,4 +1,5 @@
-"""Pure functions from pipeline results to escaped HTML: ranked lists, movement badges, chunk text.
+"""Pure functions from pipeline results to escaped HTML: ranked lists, movement badges, chunk text,
+and the heat of a score explanation over that text.
 
 Every piece of corpus text, document id and file name goes through `html.escape`. Rows carry a
 `data-doc` attribute so the page script can highlight one document in every list at once.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from reranker.corpus import Corpus, Dataset
 from reranker.evaluation.compare import Movement, movement
+from reranker.explain import Explanation, SpanContribution
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
 
 SNIPPET_CHARS = 220
@@ -296,14 +298,63 @@ def notice_html(text: str, kind: str = "info") -> str:
     return f'<div class="rl-notice rl-notice-{esc(kind)}">{esc(text)}</div>'
 
 
-def chunk_text_html(doc: Document, chunks: Sequence[ChunkScore], deciding: int | None, truncated_at: int | None) -> str:
-    """The document text with the deciding window highlighted and the truncation point marked."""
+# Heat colours: a span that raised the score is green, one that lowered it red; the strongest is most opaque.
+HEAT_RGB = {"pos": (22, 163, 74), "neg": (220, 38, 38)}
+
+
+def heat_style(share: float) -> str:
+    """Inline background for a span whose contribution is `share` (-1 to 1) of the largest one; none (the
+    deciding window's own background shows) when it is under 2% of the largest."""
+    if abs(share) < 0.02:
+        return ""
+    r, g, b = HEAT_RGB["pos" if share >= 0 else "neg"]
+    return f"background-color: rgba({r}, {g}, {b}, {0.1 + 0.6 * min(abs(share), 1.0):.2f})"
+
+
+def heat_title(span: SpanContribution, explanation: Explanation) -> str:
+    return f"{span.delta:+.3f} {explanation.unit} ({explanation.method})"
+
+
+def explanation_legend_html(explanation: Explanation) -> str:
+    """What the heat means: the window and its score, the unit written out, the scale, the method and its cost."""
+    spans = explanation.spans
+    low = min((s.delta for s in spans), default=0.0)
+    high = max((s.delta for s in spans), default=0.0)
+    unit = "sentence" if explanation.granularity == "sentence" else "token span"
+    window = explanation.window
+    top = explanation.top
+    largest = ""
+    if top is not None:
+        largest = f' Largest: “{esc(shorten(" ".join(top.text.split()), 90))}” {top.delta:+.3f}.'
+    return (
+        f'<div class="rl-legend" data-method="{esc(explanation.method)}">'
+        f"<b>Why window {window.index + 1} scored logit {explanation.score:+.3f}</b> — heat per {esc(unit)}: "
+        f"{esc(explanation.unit_help)}."
+        f'<div class="rl-legend-scale"><span class="rl-swatch" style="{heat_style(-1.0)}"></span> lowered the score '
+        f'({low:+.3f}) <span class="rl-swatch rl-deciding"></span> no effect '
+        f'<span class="rl-swatch" style="{heat_style(1.0)}"></span> raised it ({high:+.3f} {esc(explanation.unit)})</div>'
+        f'<div class="rl-legend-how">{esc(explanation.how)}; {esc(explanation.precision)}, '
+        f"{explanation.ms:,.0f} ms.{largest}</div></div>"
+    )
+
+
+def chunk_text_html(
+    doc: Document,
+    chunks: Sequence[ChunkScore],
+    deciding: int | None,
+    truncated_at: int | None,
+    explanation: Explanation | None = None,
+) -> str:
+    """The document text with the deciding window highlighted and the truncation point marked; with an
+    explanation of `doc.full_text`, each of its spans carries its heat (colour and a tooltip with the number)."""
     text = doc.full_text
     span = None
     if deciding is not None and 0 <= deciding < len(chunks):
         span = (chunks[deciding].start, chunks[deciding].end)
     cut = truncated_at if truncated_at is not None and 0 < truncated_at < len(text) else None
-    points = sorted({0, len(text), *(span or ()), *((cut,) if cut is not None else ())})
+    heat = list(explanation.spans) if explanation is not None and explanation.text == text else []
+    bounds = [point for h in heat for point in (h.start, h.end)]
+    points = sorted({0, len(text), *(span or ()), *((cut,) if cut is not None else ()), *bounds})
     out: list[str] = []
     for start, end in itertools.pairwise(points):
         if span and start == span[0]:
@@ -322,5 +373,13 @@ def chunk_text_html(doc: Document, chunks: Sequence[ChunkScore], deciding: int |
         if cut is not None and start >= cut:
             classes.append("rl-unread")
         piece = esc(text[start:end])
-        out.append(f'<span class="{" ".join(classes)}">{piece}</span>' if classes else piece)
-    return f'<div class="rl-doctext">{"".join(out)}</div>'
+        hot = next((h for h in heat if h.start <= start < h.end), None)
+        if hot is not None and explanation is not None:
+            share = explanation.share(hot)
+            classes += ["rl-heat", "rl-heat-pos" if hot.delta >= 0 else "rl-heat-neg"]
+            style = heat_style(share)
+            styled = f' style="{style}"' if style else ""
+            out.append(f'<span class="{" ".join(classes)}"{styled} title="{esc(heat_title(hot, explanation))}">{piece}</span>')
+        else:
+            out.append(f'<span class="{" ".join(classes)}">{piece}</span>' if classes else piece)
+    return f'<div class="rl-doctext{" rl-explained" if heat else ""}">{"".join(out)}</div>'
