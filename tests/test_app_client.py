@@ -138,7 +138,7 @@ def test_eight_concurrent_clients_each_get_their_own_answer(app):
 
 def test_chunks_and_compare_endpoints(client):
     cross = settings(cross_encoder=BUNDLED_MODEL)
-    _fig, text, info = client.predict(KEY, SEED_QUERY, "attention", *cross, api_name="/chunks")
+    _fig, text, info = client.predict(KEY, SEED_QUERY, "attention", "sentence", *cross, api_name="/chunks")
     assert "window 1 decided the score" in text and "Transformer attention" in info
     agreement, lists, _latency = client.predict(
         KEY, SEED_QUERY, "Cross-encoders", BUNDLED_MODEL, "all-MiniLM-L6-v2", *cross, api_name="/compare"

@@ -74,7 +74,7 @@ def test_chunk_view_of_a_long_document(state):
 
 def test_chunk_view_shows_each_sentences_logit_change_as_heat_with_a_legend(state):
     view = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS)
-    assert view.text.index('class="rl-legend"') < view.text.index('class="rl-doctext"')
+    assert view.text.index('class="rl-legend"') < view.text.index('class="rl-doctext')
     assert "logit change: the window&#x27;s score minus its score with the sentence removed" in view.text
     heat = re.findall(r'class="rl-deciding[^"]* rl-heat rl-heat-(?:pos|neg)"[^>]*title="([-+][\d.]+) logit change', view.text)
     assert len(heat) >= 3  # every sentence of the 64-token deciding window

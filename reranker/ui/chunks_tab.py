@@ -143,6 +143,7 @@ def build_chunks_tab(ctx: AppContext) -> None:
             show = gr.Button("Score windows", variant="secondary", scale=1)
         describe(doc, "The id of the document whose token windows are scored.")
         mode = gr.Radio(EXPLAIN_CHOICES, value="sentence", label="Explain the deciding window", elem_id="rl-explain-mode")
+        describe(mode, "How the deciding window is explained: by sentence, by token span, by integrated gradients, or off.")
         info = gr.HTML(elem_id="rl-chunk-info")
         fig = gr.Plot(figures.empty_figure(EMPTY), show_label=False, elem_id="rl-chunk-plot")
         text = gr.HTML(elem_id="rl-chunk-text", js_on_load=SCROLL_TO_DECIDING_JS)
@@ -150,13 +151,12 @@ def build_chunks_tab(ctx: AppContext) -> None:
 
     @named_settings()
     @user_errors
-    def on_chunks(corpus_key, query, doc_id, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-        # rest: the settings in SETTING_FIELDS order, then the explanation mode (last: API callers may leave it out)
-        *values, explain_mode = rest
-        view = chunk_view(state, corpus_key, query, doc_id, settings_from(tuple(values)), progress, explain_mode)
+    def on_chunks(corpus_key, query, doc_id, explain_mode, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
+        # rest: the settings in SETTING_FIELDS order
+        view = chunk_view(state, corpus_key, query, doc_id, settings_from(tuple(rest)), progress, explain_mode)
         return view.figure, view.text, view.info
 
-    inputs = [ctx.corpus, ctx.query, doc, *ctx.settings, mode]
+    inputs = [ctx.corpus, ctx.query, doc, mode, *ctx.settings]
     outputs = [fig, text, info]
     show.click(on_chunks, inputs, outputs, api_name="chunks")
     doc.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
