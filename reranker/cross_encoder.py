@@ -371,6 +371,17 @@ class CrossEncoderReranker:
         then only key the cache); `precision` and `batch_size` override the reranker's for this call."""
         return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)[0]
 
+    def score_pairs_counted(
+        self,
+        pairs: list[tuple[str, str]],
+        pair_ids: list[tuple[Sequence[int], Sequence[int]]] | None = None,
+        *,
+        precision: Precision | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[list[float], int]:
+        """`score_pairs`, and how many of the pairs the model scored (the rest came from the cache)."""
+        return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)
+
     def _predict(self, pairs: list[tuple[str, str]], precision: str, batch_size: int | None = None) -> np.ndarray:
         import torch
 

@@ -87,8 +87,9 @@ class Explanation:
 
     `score` is the window's logit in fp32 (nothing removed); `window` the window explained (character and
     token offsets into `text`, and its score as the reranker ranked it); `deciding` whether that window
-    decided the text's score. Occlusion fills `inputs` (model inputs in the batch: the window and one
-    variant per span); integrated gradients fills `baseline_score` and `convergence` too.
+    decided the text's score. `inputs` counts the model inputs (occlusion: the window and one variant per
+    span; integrated gradients: the window, the baseline and the steps), `scored` those the model ran (the
+    rest came from the score cache); integrated gradients fills `baseline_score` and `convergence` too.
     """
 
     query: str
@@ -103,6 +104,7 @@ class Explanation:
     spans: tuple[SpanContribution, ...]
     inputs: int
     ms: float
+    scored: int = 0
     precision: str = PRECISION
     unit: str = UNIT
     baseline_score: float | None = None
@@ -126,17 +128,19 @@ class Explanation:
 
     @property
     def passes(self) -> int:
-        """Forward passes the explanation took (one unless occlusion had more than MAX_BATCH inputs, or
-        integrated gradients more than STEPS_PER_PASS steps)."""
+        """Forward passes the explanation took: none when every score came from the cache, else one unless
+        occlusion had more than MAX_BATCH inputs to score, or integrated gradients more than STEPS_PER_PASS steps."""
         if self.method == "occlusion":
-            return -(-self.inputs // MAX_BATCH)
+            return -(-self.scored // MAX_BATCH)
         return -(-(self.inputs - 2) // STEPS_PER_PASS)
 
     @property
     def how(self) -> str:
         """How it was computed, in a phrase: method, inputs and passes."""
         if self.method == "occlusion":
-            passes = "one forward pass" if self.passes == 1 else f"{self.passes} forward passes"
+            passes = {0: "no forward pass (every score from the cache)", 1: "one forward pass"}.get(
+                self.passes, f"{self.passes} forward passes"
+            )
             return f"occlusion: the window and {self.inputs - 1} variants, each without one span, in {passes}"
         return (
             f"integrated gradients: {self.inputs - 2} steps from a [PAD] baseline (logit {self.baseline_score:+.3f}) "
@@ -186,6 +190,7 @@ class Explanation:
             },
             "windows": self.windows,
             "inputs": self.inputs,
+            "scored": self.scored,
             "ms": round(self.ms, 1),
             "baseline_score": None if self.baseline_score is None else round(self.baseline_score, 4),
             "convergence": None if self.convergence is None else round(self.convergence, 4),
@@ -306,22 +311,23 @@ def explain(
         raise ConfigError("The text to explain is empty.")
     started = time.perf_counter()
     scores, notes, _, _ = reranker.score_documents(query, [Document("explained", text)])
-    scored = scores[0]
-    index = scored.deciding_chunk if window is None else window
-    if not 0 <= index < len(scored.chunks):
+    document = scores[0]
+    index = document.deciding_chunk if window is None else window
+    if not 0 <= index < len(document.chunks):
         raise ConfigError(
-            f"the text has {len(scored.chunks)} scored windows, so window index {index} (counting from 0) does not exist"
+            f"the text has {len(document.chunks)} scored windows, so window index {index} (counting from 0) does not exist"
         )
-    chunk = scored.chunks[index]
+    chunk = document.chunks[index]
     pair_text, query_ids, _ = reranker.pair_query(query)
     ids, offsets = reranker.tokens(text)
     window_ids = ids[chunk.token_start : chunk.token_end]
     units = _units(text, offsets, chunk, granularity, span_tokens)
     baseline = convergence = None
     if method == "occlusion":
-        full, deltas, inputs = _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units)
+        full, deltas, inputs, scored = _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units)
     else:
         full, baseline, deltas, total, inputs = _integrated_gradients(reranker, query_ids, window_ids, units, steps)
+        scored = inputs
         convergence = total - (full - baseline)
     spans = tuple(
         SpanContribution(start, end, text[start:end], float(delta), chunk.token_start + lo, chunk.token_start + hi)
@@ -335,10 +341,11 @@ def explain(
         granularity=granularity,
         score=float(full),
         window=chunk,
-        windows=len(scored.chunks),
-        deciding=index == scored.deciding_chunk,
+        windows=len(document.chunks),
+        deciding=index == document.deciding_chunk,
         spans=spans,
         inputs=inputs,
+        scored=scored,
         ms=(time.perf_counter() - started) * 1000,
         baseline_score=baseline,
         convergence=convergence,
@@ -351,8 +358,9 @@ def explain_document(reranker: CrossEncoderReranker, query: str, document: Docum
     return explain(reranker, query, document.full_text, **options)
 
 
-def _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units) -> tuple[float, list[float], int]:
-    """The window's logit, each unit's drop when its tokens are removed, and the number of model inputs."""
+def _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units) -> tuple[float, list[float], int, int]:
+    """The window's logit, each unit's drop when its tokens are removed, the number of model inputs and how
+    many of them the model scored (the rest came from the cache)."""
     window_text = text[chunk.start : chunk.end]
     pairs = [(pair_text, window_text)]
     pair_ids = [(query_ids, window_ids)]
@@ -362,9 +370,9 @@ def _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets,
         cut_end = offsets[chunk.token_start + hi - 1][1]
         pairs.append((pair_text, text[chunk.start : cut_start] + text[cut_end : chunk.end]))
         pair_ids.append((query_ids, window_ids[:lo] + window_ids[hi:]))
-    scores = reranker.score_pairs(pairs, pair_ids, precision=PRECISION, batch_size=min(len(pairs), MAX_BATCH))
+    scores, scored = reranker.score_pairs_counted(pairs, pair_ids, precision=PRECISION, batch_size=min(len(pairs), MAX_BATCH))
     full = scores[0]
-    return full, [full - s for s in scores[1:]], len(pairs)
+    return full, [full - s for s in scores[1:]], len(pairs), scored
 
 
 def _raw_logit(logits):

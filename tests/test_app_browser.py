@@ -187,7 +187,8 @@ def test_long_document_chunk_scores(page, url):
     # Why the deciding window scored as it did: each sentence's logit change as heat, with its legend.
     page.locator("#rl-chunk-text .rl-legend").wait_for(timeout=LONG_WAIT)
     legend = page.locator("#rl-chunk-text .rl-legend").inner_text()
-    assert "logit change" in legend and "Why window" in legend and "one forward pass" in legend
+    assert "logit change" in legend and "Why window" in legend and "fp32" in legend
+    assert re.search(r"in one forward pass|no forward pass \(every score from the cache\)", legend), legend
     heat = page.locator("#rl-chunk-text .rl-deciding.rl-heat")
     assert heat.count() >= 3
     titles = [heat.nth(i).get_attribute("title") for i in range(heat.count())]

@@ -98,7 +98,7 @@ def hostile_explanation(corpus):
         SpanContribution(s, e, text[s:e], 1.0 if i == 1 else -0.2, i, i + 1) for i, (s, e) in enumerate(sentence_spans(text))
     )
     window = ChunkScore(0, 0, len(text), 0.5, 0, len(spans))
-    return Explanation("q", text, "m", "occlusion", "sentence", 0.5, window, 1, True, spans, len(spans) + 1, 9.0)
+    return Explanation("q", text, "m", "occlusion", "sentence", 0.5, window, 1, True, spans, len(spans) + 1, 9.0, len(spans))
 
 
 def test_snapshot_escapes_text_and_inlines_plotly(hostile_result):

@@ -109,7 +109,7 @@ def hand_explanation(doc: Document, deltas: list[float], window: ChunkScore) -> 
     text = doc.full_text
     pairs = enumerate(zip(sentence_spans(text), deltas, strict=True))
     spans = tuple(SpanContribution(s, e, text[s:e], d, i, i + 1) for i, ((s, e), d) in pairs)
-    return Explanation("q", text, "m", "occlusion", "sentence", 1.5, window, 1, True, spans, len(spans) + 1, 12.0)
+    return Explanation("q", text, "m", "occlusion", "sentence", 1.5, window, 1, True, spans, len(spans) + 1, 12.0, len(spans))
 
 
 def test_explanation_heat_is_escaped_coloured_by_sign_and_the_legend_writes_the_unit_out():

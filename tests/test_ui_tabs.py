@@ -74,7 +74,7 @@ def test_chunk_view_of_a_long_document(state):
 
 def test_chunk_view_shows_each_sentences_logit_change_as_heat_with_a_legend(state):
     view = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS)
-    assert view.text.index('class="rl-legend"') < view.text.index('class="rl-doctext')
+    assert view.text.index('class="rl-legend"') < view.text.index('class="rl-doctext rl-explained"')
     assert "logit change: the window&#x27;s score minus its score with the sentence removed" in view.text
     heat = re.findall(r'class="rl-deciding[^"]* rl-heat rl-heat-(?:pos|neg)"[^>]*title="([-+][\d.]+) logit change', view.text)
     assert len(heat) >= 3  # every sentence of the 64-token deciding window
@@ -84,6 +84,17 @@ def test_chunk_view_shows_each_sentences_logit_change_as_heat_with_a_legend(stat
     assert "integrated gradients" in gradients.text and "[PAD]" in gradients.text
     off = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode="off")
     assert "rl-heat" not in off.text and "rl-legend" not in off.text and "decided the score" in off.text
+
+
+def test_the_html_snapshot_explains_the_top_reranked_document(state):
+    from pathlib import Path
+
+    from reranker.ui.evaluate_tab import snapshot_file
+
+    page = Path(snapshot_file(state, KEY, SEED_QUERY, CROSS.overrides())).read_text(encoding="utf-8")
+    assert '<section id="explanation">' in page and 'class="heat"' in page and "logit change" in page
+    plain = Path(snapshot_file(state, KEY, SEED_QUERY, Settings(cross_encoder="none").overrides())).read_text(encoding="utf-8")
+    assert '<section id="explanation">' not in plain  # nothing was reranked, so nothing to explain
 
 
 def test_chunk_view_without_a_cross_encoder_explains_itself(state):
