@@ -2,7 +2,8 @@
 and why that window scored as it did (each sentence's logit change, as heat over the text).
 
 `chunk_view` is plain (tested directly); `build_chunks_tab` wires it. The tab re-scores its document
-after every search, and a click on a row of any document list opens that document here. The explanation
+after every search, and a click on a row of any document list opens that document here. While the tab is
+hidden, the explanation (about a second of CPU) waits until the tab is opened. The explanation
 is `reranker.explain.explain`'s result; this module only renders it.
 """
 
@@ -24,6 +25,7 @@ from reranker.ui.state import AppState
 
 EMPTY = "Run a search, then pick a document."
 OFF = "off"
+DEFERRED = "deferred"  # the tab is hidden: score the windows now, explain once the tab is opened
 # (label, value): the value is a granularity, or "integrated-gradients" (sentences, that method), or off.
 EXPLAIN_CHOICES = [
     ("sentences", "sentence"),
@@ -45,6 +47,20 @@ const reveal = () => {
 watch('value', () => { element.dataset.revealed = ''; reveal(); });
 new ResizeObserver(reveal).observe(element);
 reveal();
+"""
+
+
+
+def defer_while_hidden_js(inputs: int) -> str:
+    """Browser code run before the after-search scoring: the explain mode (the 4th of `inputs` values)
+    becomes DEFERRED unless the tab is on screen. Gradio passes inputs then outputs; only inputs go on."""
+    return f"""
+(...args) => {{
+  const values = args.slice(0, {inputs});
+  const plot = document.querySelector('#rl-chunk-plot');
+  if (!plot || plot.offsetParent === null) values[3] = '{DEFERRED}';
+  return values;
+}}
 """
 
 
@@ -112,7 +128,7 @@ def chunk_view(
         f"{score.deciding_chunk + 1}. {render.esc(cut)}</div>"
     ) + render.messages_html(messages)
     explanation, legend = None, ""
-    if explain_mode and explain_mode != OFF and score.chunks:
+    if explain_mode and explain_mode not in (OFF, DEFERRED) and score.chunks:
         if progress is not None:
             progress(0.7, desc="Explaining the deciding window…")
         method = "integrated-gradients" if explain_mode == "integrated-gradients" else "occlusion"
@@ -136,7 +152,7 @@ HELP = (
 
 
 def build_chunks_tab(ctx: AppContext) -> None:
-    with tab("Chunks", "chunks", HELP):
+    with tab("Chunks", "chunks", HELP) as chunks_tab:
         with gr.Row():
             doc = gr.Dropdown(label="Document", choices=[], allow_custom_value=True, scale=4, elem_id="rl-chunk-doc",
                               info="The current results, then the corpus's longest documents; or type a document id.")
@@ -162,5 +178,6 @@ def build_chunks_tab(ctx: AppContext) -> None:
     doc.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
     mode.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
     ctx.search_outputs.append(doc)  # the search fills the picker with its results
-    ctx.after_search.append(FollowUp(on_chunks, inputs, outputs))
+    chunks_tab.select(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
+    ctx.after_search.append(FollowUp(on_chunks, inputs, outputs, js=defer_while_hidden_js(len(inputs))))
     ctx.doc_picker = doc

@@ -33,6 +33,7 @@ class FollowUp:
     fn: Handler
     inputs: list[Component]
     outputs: list[Component]
+    js: str | None = None  # run in the browser first; its return value becomes the inputs
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ class AppContext:
         """Chain every follow-up after `event`: once it succeeds, or with `always` once it ends. Returns the last event."""
         for follow in self.after_search:
             step = event.then if always else event.success
-            event = step(follow.fn, follow.inputs, follow.outputs, api_visibility=PRIVATE, show_progress="hidden")
+            event = step(
+                follow.fn, follow.inputs, follow.outputs, js=follow.js, api_visibility=PRIVATE, show_progress="hidden"
+            )
         return event
 
 
