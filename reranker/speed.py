@@ -2,7 +2,7 @@
 
 Models run on a CUDA GPU when torch sees one (`device="auto"`), else on the CPU. On the CPU,
 precision is chosen from what it computes natively. Measured on an AVX-512 Xeon without AMX
-(see README, Performance): fp16 (AVX512-FP16) saves about 10% of CPU time per pair on large
+(see benchmarks/README.md): fp16 (AVX512-FP16) saves about 10% of CPU time per pair on large
 length-sorted batches and stays within 1e-4 of fp32 logits; bf16 (AVX512_BF16 only) is *slower*
 than fp32, because its dot-product instruction has no more throughput than fp32 FMA there;
 and oneDNN compiles a kernel for every new input shape, so reduced precision loses on the small,
@@ -130,7 +130,7 @@ def select_precision(
 
 
 def _gpu_precision(requested: str) -> PrecisionChoice:
-    # Measured on an H200 (README, Performance): a MiniLM-L6 forward pass ran ~5x faster in fp16, yet
+    # Measured on an H200 (benchmarks/README.md): a MiniLM-L6 forward pass ran ~5x faster in fp16, yet
     # end-to-end scoring was bound by tokenizing on the CPU and fp16 was no faster (slower at batch 32),
     # so auto keeps the exact fp32 rankings; fp16/bf16 stay available for larger models.
     if requested == "auto":

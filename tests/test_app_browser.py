@@ -5,7 +5,7 @@ that runs its own query, a long document's chunk scores and the explanation of i
 two models compared, an unavailable model.
 
 Screenshots go to test-artifacts/ (gitignored); with RERANK_LENS_UPDATE_SCREENSHOT=1 the search view
-also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures.
+also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures (also in docs/app.md and docs/explain.md).
 """
 
 from __future__ import annotations

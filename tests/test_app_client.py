@@ -1,5 +1,5 @@
 """The app launched on localhost and driven through gradio_client, as a script or a second app would:
-every input named and described, the README's client example, search, chunk and compare endpoints,
+every input named and described, docs/app.md's client example, search, chunk and compare endpoints,
 uploads, errors, and 8 concurrent clients each getting its own answer."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from tests.conftest import BUNDLED_MODEL
 from tests.support import TOPIC_QUERIES, free_port, write_topics
 
 KEY = "bundled:knowledge"
-README = Path(__file__).resolve().parents[1] / "README.md"
-README_URL = "http://127.0.0.1:7860/"
+APP_DOC = Path(__file__).resolve().parents[1] / "docs" / "app.md"
+EXAMPLE_URL = "http://127.0.0.1:7860/"
 
 
 def settings(**changes) -> list:
@@ -83,9 +83,9 @@ def test_named_arguments_leave_the_other_settings_at_the_page_defaults(client):
 
 
 def readme_client_example() -> str:
-    app_section = README.read_text(encoding="utf-8").split("<!-- section:app -->", 1)[1].split("<!-- /section:app -->")[0]
+    app_section = APP_DOC.read_text(encoding="utf-8").split("<!-- section:app -->", 1)[1].split("<!-- /section:app -->")[0]
     blocks = [b for b in re.findall(r"^```python\n(.*?)^```", app_section, re.S | re.M) if "gradio_client" in b]
-    assert len(blocks) == 1, "README's app section should hold one gradio_client example"
+    assert len(blocks) == 1, "docs/app.md's app section should hold one gradio_client example"
     return blocks[0]
 
 
@@ -100,8 +100,8 @@ def test_readme_client_example_runs_with_the_names_view_api_shows(app, client, o
     parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/search"]["parameters"]
     assert set(used) <= {p["parameter_name"] for p in parameters}
     assert used["corpus_key"] == KEY and used["query"] == SEED_QUERY  # what the test app serves, too
-    assert README_URL in code
-    exec(compile(code.replace(README_URL, app[0]), "README.md client example", "exec"), {"__name__": "readme"})
+    assert EXAMPLE_URL in code
+    exec(compile(code.replace(EXAMPLE_URL, app[0]), "docs/app.md client example", "exec"), {"__name__": "readme"})
     printed = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(printed) == used["top_n"] and "attention" in printed
 

@@ -188,9 +188,9 @@ def test_the_installed_wheel_runs_its_command_and_the_readme_api_example(install
     check = _run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "check"], env, tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr  # the declared requirements hold
 
-    # The README's core API blocks (no extras installed, so not the LlamaIndex and LangChain ones), run from
-    # the repository root as the README says, importing the installed package and its shipped offline model.
-    section = API_SECTION.search((REPO / "README.md").read_text(encoding="utf-8")).group(1)
+    # docs/api.md's core API blocks (no extras installed, so not the LlamaIndex and LangChain ones), run from
+    # the repository root as the page says, importing the installed package and its shipped offline model.
+    section = API_SECTION.search((REPO / "docs" / "api.md").read_text(encoding="utf-8")).group(1)
     blocks = [b for b in PYTHON_BLOCK.findall(section) if "reranker.integrations" not in b]
     assert len(blocks) >= 3 and "Reranker(model=\"auto\"" in blocks[0]
     script = tmp_path / "readme_api.py"
@@ -202,7 +202,7 @@ def test_the_installed_wheel_runs_its_command_and_the_readme_api_example(install
         f"blocks = json.loads({json.dumps(json.dumps(blocks))})\n"
         "namespace = {'__name__': 'readme'}\n"
         "for number, code in enumerate(blocks, start=1):\n"
-        "    exec(compile(code, f'README api block {number}', 'exec'), namespace)\n"
+        "    exec(compile(code, f'docs/api.md block {number}', 'exec'), namespace)\n"
         "print('REPORT', json.dumps({'package': reranker.__file__, 'models': str(project_models.MODELS_ROOT),\n"
         "      'auto': resolve_cross_encoder_spec('auto'), 'reranked': namespace['result'].reranked}))\n"
     )

@@ -161,7 +161,7 @@ def test_a_dataset_without_queries_is_refused(tmp_path, capsys):
 @pytest.mark.slow
 def test_knowledge_eval_auto_equals_rerank_run_of_its_fused_run(offline_auto, tmp_path, capsys, monkeypatch):
     """The issue's goal: `eval --trec-runs`'s fused run, reranked by `rerank-run` with auto, has eval's auto
-    nDCG@10 on knowledge:test (within 1e-4). The first queries keep the suite fast; the README gives the
+    nDCG@10 on knowledge:test (within 1e-4). The first queries keep the suite fast; docs/evaluation.md gives the
     figure on all 35. Run in one process, so rerank-run's pairs come from the score cache: the test above
     checks the from-scratch path on the seed dataset."""
     monkeypatch.chdir(REPO)

@@ -2,7 +2,7 @@
 configurations, read the table with significance, click a hurt query and land on its Search view.
 
 Screenshots go to test-artifacts/; with RERANK_LENS_UPDATE_SCREENSHOT=1 the evaluation view also
-refreshes assets/evaluate.png for the README.
+refreshes assets/evaluate.png, a picture in the README and docs/evaluation.md.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ PIPELINE_DEFAULTS = PipelineConfig()
 
 # The page reranks fewer candidates than the pipeline's default (PipelineConfig.rerank_depth, 50): each
 # candidate costs one or more cross-encoder passes, and on a 2-core CPU a depth-50 query takes ~1.4 s on
-# the bundled corpus and ~4 s on SciFact (README, Performance). 30 keeps the first answer interactive;
+# the bundled corpus and ~4 s on SciFact (benchmarks/README.md). 30 keeps the first answer interactive;
 # the Rerank depth slider (up to 200) and a latency budget are there for more.
 INTERACTIVE_RERANK_DEPTH = 30
 
