@@ -67,8 +67,8 @@ class FinetuneConfig:
     `datasets` are `PATH[,max=N][,repeat=R][,negatives=SOURCE][,dev=N]` (see `mining.DatasetSpec`).
     """
 
-    datasets: tuple[str, ...]
     out: str
+    datasets: tuple[str, ...] = ()  # none when training on `groups` mined earlier
     base: str = DEFAULT_BI_ENCODER
     split: str = "train"
     epochs: float = 2.0

@@ -15,6 +15,7 @@ from reranker.cli import build_parser
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.commands.common import pipeline_config
 from reranker.commands.finetune import FINETUNE_OPTIONS
+from reranker.errors import ConfigError
 from reranker.finetune import FinetuneConfig
 from reranker.pipeline import PipelineConfig
 
@@ -53,8 +54,11 @@ def test_finetune_options_cover_every_field_and_repeat_dataset():
     assert config == expected
     defaults = config_from_args(FinetuneConfig, parse("finetune", "--dataset", "a", "--out", "o"))
     assert defaults == FinetuneConfig(datasets=("a",), out="o")
-    with pytest.raises(SystemExit):
-        parse("finetune", "--out", "o")  # datasets has no default: --dataset is required
+    mined = config_from_args(FinetuneConfig, parse("finetune", "--groups", "g.json.gz", "--out", "o"))
+    assert mined == FinetuneConfig(out="o", groups="g.json.gz")  # groups mined earlier need no --dataset
+    mined.validate()
+    with pytest.raises(ConfigError, match="--dataset"):
+        config_from_args(FinetuneConfig, parse("finetune", "--out", "o")).validate()
 
 
 def test_a_field_added_to_a_config_appears_with_no_cli_edit():
