@@ -629,6 +629,48 @@ def read_card_metadata(model_dir: str | Path) -> dict | None:
     return None
 
 
+def record_dev(model_dir: str | Path, reports: Sequence[Mapping]) -> dict:
+    """Store dev figures measured after training (`eval --json` on the dev query files, as for a run trained
+    from `--groups`) and recommend the blend with the best dev nDCG@10.
+
+    Each report's configurations named `fused` and `interpW` (W a blend weight, e.g. `interp0.3`) count;
+    a configuration measured in several reports (one per dataset) is averaged weighted by their queries.
+    """
+    meta = read_card_metadata(model_dir)
+    if meta is None:
+        raise ConfigError(f"{model_dir} has no {META_FILE}; it was not written by `finetune`")
+    totals: dict[str, list[float]] = {}
+    for report in reports:
+        queries = int(report.get("queries") or 0)
+        for name, configuration in (report.get("configurations") or {}).items():
+            key = "fused" if name == "fused" else _blend_key(name)
+            value = (configuration.get("metrics") or {}).get("ndcg@10")
+            if key is None or value is None or not queries:
+                continue
+            total = totals.setdefault(key, [0.0, 0.0])
+            total[0] += value * queries
+            total[1] += queries
+    blends = {key: total[0] / total[1] for key, total in totals.items() if key != "fused"}
+    if not blends:
+        raise ConfigError("no configuration named interpW (e.g. interp0, interp0.3) in the dev reports")
+    after = {key: round(total[0] / total[1], 4) for key, total in totals.items()}
+    after["queries"] = max(total[1] for total in totals.values())
+    meta["dev_after"] = after
+    best = max(blends, key=blends.__getitem__)
+    meta["recommended_interpolation"] = float(best.removeprefix("reranked@interp"))
+    (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (Path(model_dir) / CARD_FILE).write_text(model_card(meta))
+    return meta
+
+
+def _blend_key(name: str) -> str | None:
+    try:
+        weight = float(name.removeprefix("interp")) if name.startswith("interp") else None
+    except ValueError:
+        return None
+    return None if weight is None or not 0.0 <= weight <= 1.0 else f"reranked@interp{weight:g}"
+
+
 def record_heldout(model_dir: str | Path, report: Mapping) -> dict:
     """Store held-out figures from `eval --json` (fused vs reranked nDCG@10) in a model's card and metadata."""
     meta = read_card_metadata(model_dir)

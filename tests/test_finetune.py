@@ -352,6 +352,21 @@ def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_pat
     card = (student / "README.md").read_text()
     assert f"teacher `{first}`" in card and "first 2 layers" in card
     assert (student / "dev_queries.txt").read_text() == (first / "dev_queries.txt").read_text()
+    assert meta["dev_after"] == {} and meta["recommended_interpolation"] == 0.0  # no dev figures from --groups
+
+    # Its dev figures come afterwards from `eval --json` on each dataset's dev queries; the blend follows them.
+    from reranker.finetune import record_dev
+
+    def report(queries, **ndcg):
+        return {"queries": queries, "configurations": {k.replace("_", "."): {"metrics": {"ndcg@10": v}} for k, v in ndcg.items()}}
+
+    reports = [report(30, fused=0.6, interp0=0.5, interp0_3=0.7, other=0.99), report(10, fused=0.8, interp0=0.9, interp0_3=0.7)]
+    dev = record_dev(student, reports)
+    assert dev["dev_after"] == {"fused": 0.65, "reranked@interp0": 0.6, "reranked@interp0.3": 0.7, "queries": 40}
+    assert dev["recommended_interpolation"] == 0.3  # the query-weighted best, never the unrelated configuration
+    assert "Recommended interpolation weight: 0.3." in (student / "README.md").read_text()
+    with pytest.raises(ConfigError, match="interpW"):
+        record_dev(student, [report(5, fused=0.5)])
 
     # The student ships like any artifact: deltas on the backbone's first two layers only.
     import torch

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.commands.common import Command
-from reranker.finetune import FinetuneConfig, finetune, record_heldout
+from reranker.finetune import FinetuneConfig, finetune, record_dev, record_heldout
 from reranker.project_models import export_artifact
 
 # Where a FinetuneConfig field needs more than its name and type on the command line.
@@ -72,9 +72,18 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="directory written by `finetune` (from the bundled backbone)")
     parser.add_argument("--out", required=True, help="artifact directory, e.g. models/<name>")
     parser.add_argument("--heldout-json", default=None, help="`eval --json` output on the held-out queries, stored in the card")
+    parser.add_argument(
+        "--dev-json",
+        action="append",
+        default=[],
+        help="`eval --json` output on dev queries with configurations fused and interpW (e.g. interp0.3): stored "
+        "as the dev figures, and the best W becomes the recommended blend (for a run trained from --groups); repeatable",
+    )
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.dev_json:
+        record_dev(args.model, [json.loads(Path(path).read_text()) for path in args.dev_json])
     if args.heldout_json:
         record_heldout(args.model, json.loads(Path(args.heldout_json).read_text()))
     print(json.dumps(export_artifact(args.model, args.out), indent=2))
