@@ -5,7 +5,8 @@ that runs its own query, a long document's chunk scores and the explanation of i
 two models compared, an unavailable model.
 
 Screenshots go to test-artifacts/ (gitignored); with RERANK_LENS_UPDATE_SCREENSHOT=1 the search view
-also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures (also in docs/app.md and docs/explain.md).
+also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures
+(also in docs/app.md and docs/explain.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -151,7 +153,22 @@ def test_page_opens_on_the_seed_query_answer(page, served):
     page.get_by_role("tab", name="Search").click()
 
 
-def test_long_document_chunk_scores(page, url):
+def spy_on_chunk_views(monkeypatch) -> list[str]:
+    """The explain mode of every Chunks-tab scoring from now on (the server runs in this process)."""
+    from reranker.ui import chunks_tab
+
+    modes: list[str] = []
+    real = chunks_tab.chunk_view
+
+    def spy(*args, **kwargs):
+        modes.append(kwargs.get("explain_mode", args[6] if len(args) > 6 else "sentence"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chunks_tab, "chunk_view", spy)
+    return modes
+
+
+def test_long_document_chunk_scores(page, url, monkeypatch):
     # Open the app on the long-documents corpus with a query, as a link from elsewhere would: it runs that
     # query, not the seed query, without a click.
     page.goto(f"{url}?corpus=bundled:longdocs&q={quote(LONG_QUERY)}")
@@ -166,11 +183,14 @@ def test_long_document_chunk_scores(page, url):
     depth.fill("5")
     depth.press("Enter")
     close_settings(page)
+    explain_modes = spy_on_chunk_views(monkeypatch)
     page.locator("#rl-search").click()
     page.locator("#rl-lists .rl-col-after tr[data-doc]").first.wait_for(timeout=LONG_WAIT)
-    # The hidden tab's windows are scored after the search, but its explanation waits until it is opened.
-    page.locator("#rl-chunk-text .rl-deciding-tag").wait_for(state="attached", timeout=LONG_WAIT)
-    assert page.locator("#rl-chunk-text .rl-legend").count() == 0
+    # The hidden tab's windows are scored after the search, but its explanation waits until the tab is opened.
+    deadline = time.monotonic() + LONG_WAIT / 1000
+    while not explain_modes and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert explain_modes == ["off"]
     page.get_by_role("tab", name="Chunks").click()
     page.locator("#rl-chunk-text .rl-deciding-tag").wait_for(timeout=LONG_WAIT)
     page.locator("#rl-chunk-plot .js-plotly-plot").wait_for(timeout=60_000)
@@ -189,6 +209,7 @@ def test_long_document_chunk_scores(page, url):
 
     # Why the deciding window scored as it did: each sentence's logit change as heat, with its legend.
     page.locator("#rl-chunk-text .rl-legend").wait_for(timeout=LONG_WAIT)
+    assert explain_modes[-1] == "sentence"  # opening the tab explained the window
     legend = page.locator("#rl-chunk-text .rl-legend").inner_text()
     assert "logit change" in legend and "Why window" in legend and "fp32" in legend
     assert re.search(r"in one forward pass|no forward pass \(every score from the cache\)", legend), legend

@@ -15,7 +15,7 @@ import pytest
 
 from reranker.errors import ConfigError
 from reranker.ui import settings as ui_settings
-from reranker.ui.chunks_tab import DEFERRED, chunk_view
+from reranker.ui.chunks_tab import chunk_view
 from reranker.ui.compare_tab import compare_view
 from reranker.ui.search_tab import PREPARING, TYPE_A_QUERY, opening_handler, pipeline_for, search_handler, search_view
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
@@ -84,8 +84,6 @@ def test_chunk_view_shows_each_sentences_logit_change_as_heat_with_a_legend(stat
     assert "integrated gradients" in gradients.text and "[PAD]" in gradients.text
     off = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode="off")
     assert "rl-heat" not in off.text and "rl-legend" not in off.text and "decided the score" in off.text
-    deferred = chunk_view(state, KEY, SEED_QUERY, "harbour", CROSS, explain_mode=DEFERRED)  # the tab is hidden
-    assert "rl-heat" not in deferred.text and "decided the score" in deferred.text
 
 
 

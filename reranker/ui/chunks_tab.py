@@ -25,7 +25,6 @@ from reranker.ui.state import AppState
 
 EMPTY = "Run a search, then pick a document."
 OFF = "off"
-DEFERRED = "deferred"  # the tab is hidden: score the windows now, explain once the tab is opened
 # (label, value): the value is a granularity, or "integrated-gradients" (sentences, that method), or off.
 EXPLAIN_CHOICES = [
     ("sentences", "sentence"),
@@ -52,13 +51,13 @@ reveal();
 
 
 def defer_while_hidden_js(inputs: int) -> str:
-    """Browser code run before the after-search scoring: the explain mode (the 4th of `inputs` values)
-    becomes DEFERRED unless the tab is on screen. Gradio passes inputs then outputs; only inputs go on."""
+    """Browser code run before the after-search scoring: the explain mode (the 4th of `inputs` values) is
+    off unless the tab is on screen; opening the tab explains. Gradio passes inputs then outputs; only inputs go on."""
     return f"""
 (...args) => {{
   const values = args.slice(0, {inputs});
   const plot = document.querySelector('#rl-chunk-plot');
-  if (!plot || plot.offsetParent === null) values[3] = '{DEFERRED}';
+  if (!plot || plot.offsetParent === null) values[3] = '{OFF}';
   return values;
 }}
 """
@@ -128,7 +127,7 @@ def chunk_view(
         f"{score.deciding_chunk + 1}. {render.esc(cut)}</div>"
     ) + render.messages_html(messages)
     explanation, legend = None, ""
-    if explain_mode and explain_mode not in (OFF, DEFERRED) and score.chunks:
+    if explain_mode and explain_mode != OFF and score.chunks:
         if progress is not None:
             progress(0.7, desc="Explaining the deciding window…")
         method = "integrated-gradients" if explain_mode == "integrated-gradients" else "occlusion"
