@@ -56,7 +56,7 @@ def test_overlay_names_are_stable_and_safe():
 
 def test_record_writes_beir_qrels_and_the_last_grade_wins(tmp_path):
     store = JudgmentStore(tmp_path / "overlay")
-    overlay, report = store.record([("q1", "d1", 2), ("q1", "d2", 0)])
+    _, report = store.record([("q1", "d1", 2), ("q1", "d2", 0)])
     assert (report.added, report.changed) == (2, 0)
     _, report = store.record([("q1", "d1", 3)])
     assert (report.added, report.changed) == (0, 1)

@@ -14,10 +14,10 @@ import gradio as gr
 import pytest
 
 from reranker.errors import ConfigError
+from reranker.judgments import new_query_id
 from reranker.ui import settings as ui_settings
 from reranker.ui.chunks_tab import chunk_view
 from reranker.ui.compare_tab import compare_view
-from reranker.judgments import new_query_id
 from reranker.ui.search_tab import (
     PREPARING,
     TYPE_A_QUERY,

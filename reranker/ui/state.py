@@ -321,11 +321,12 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
             if spec:
                 pipeline.reranker(spec)
             logger.info("warm: %s indexed%s", target, f", {spec} loaded" if spec else "")
-            if state.dataset(target).qrels:  # judged queries show nDCG@10, computed by ranx
-                from reranker.evaluation.metrics import warm_metrics
+            # nDCG@10 (ranx) shows for judged queries and follows every grade, on any corpus: compile it now,
+            # not on someone's first grade.
+            from reranker.evaluation.metrics import warm_metrics
 
-                warm_metrics()
-                logger.info("warm: relevance metrics compiled")
+            warm_metrics()
+            logger.info("warm: relevance metrics compiled")
         except Exception:  # a warm-up failure must not stop the server
             logger.exception("warm-up of %s failed; the first query will retry", target)
         finally:
