@@ -10,6 +10,7 @@ opens on an answer: `opening_handler` runs the query in the box once the corpus 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import tempfile
 import threading
@@ -22,6 +23,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from reranker.cache import atomic_write_text
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.judgments import (
@@ -208,21 +210,30 @@ def grade_view(state: AppState, view: str, doc_id: str, grade: int) -> tuple[str
     return judged_panels(state, shown, view)
 
 
+_DOWNLOADS: list[Path] = []  # one folder per process for the download copies
+
+
 def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | None, int]:
-    """The corpus's overlay as files to download (a fresh copy each time): qrels.tsv, queries.jsonl when it holds
-    queries the corpus lacks, and how many judgments the qrels hold."""
+    """The corpus's overlay as files to download: qrels.tsv, queries.jsonl when it holds queries the corpus
+    lacks, and how many judgments the qrels hold. Copies are named by their content, so refreshing the
+    buttons after every search writes nothing new until someone grades."""
     if not corpus_key:
         return None, None, 0
     overlay = state.judgments(corpus_key).load()
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-judgments-"))
     name = overlay_name(state.source(corpus_key).key)
-    qrels = folder / f"{name}.qrels.tsv"
-    qrels.write_text(format_qrels(overlay.qrels), encoding="utf-8")
-    queries = None
-    if overlay.queries:
-        queries = folder / f"{name}.queries.jsonl"
-        queries.write_text(format_queries(overlay.queries), encoding="utf-8")
-    return str(qrels), str(queries) if queries else None, len(overlay)
+    qrels = _download_copy(f"{name}.qrels.tsv", format_qrels(overlay.qrels))
+    queries = _download_copy(f"{name}.queries.jsonl", format_queries(overlay.queries)) if overlay.queries else None
+    return qrels, queries, len(overlay)
+
+
+def _download_copy(filename: str, text: str) -> str:
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="rerank-lens-judgments-")))
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    path = _DOWNLOADS[0] / digest / filename
+    if not path.is_file():
+        atomic_write_text(path, text)
+    return str(path)
 
 
 def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str]) -> str:

@@ -257,7 +257,7 @@ class AppState:
     def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
         """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
         entry = self._entry(key)
-        dataset = self.dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
+        dataset = self.shipped_dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
         with entry.build_lock:
             if entry.pipeline is None:
                 with progress_listener(progress):
