@@ -58,6 +58,20 @@ SEED_DOCUMENTS = (
 SEED_QUERY = "What is transformer attention mechanism?"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _judgments_in_a_temporary_folder(tmp_path_factory):
+    """Grades the tests make (the app's, `eval`'s overlay, in this process or the ones it starts) go to a
+    temporary folder, never to the user's judgments or the repository."""
+    folder = tmp_path_factory.mktemp("judgments")
+    previous = os.environ.get("RERANK_LENS_JUDGMENTS")
+    os.environ["RERANK_LENS_JUDGMENTS"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("RERANK_LENS_JUDGMENTS", None)
+    else:
+        os.environ["RERANK_LENS_JUDGMENTS"] = previous
+
+
 @pytest.fixture(scope="session")
 def seed_corpus():
     return build_corpus(SEED_DOCUMENTS, name="seed")

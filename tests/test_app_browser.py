@@ -2,11 +2,12 @@
 on the seed query's answer without a click (saying it is preparing the corpus and model while the
 server's warm-up runs), both lists with movements and the latency chart, hover a document, a deep link
 that runs its own query, a long document's chunk scores and the explanation of its deciding window,
-two models compared, an unavailable model.
+two models compared, an unavailable model, judging documents (by click and by key; kept over a reload,
+downloaded, and not lost when a second browser judges at the same time).
 
 Screenshots go to test-artifacts/ (gitignored); with RERANK_LENS_UPDATE_SCREENSHOT=1 the search view
-also replaces assets/screenshot.png and the explain view assets/explain.png, the README's pictures
-(also in docs/app.md and docs/explain.md).
+also replaces assets/screenshot.png, the explain view assets/explain.png and judging assets/judging.png,
+the README's and docs' pictures.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 import pytest
 
+from reranker.judgments import new_query_id
 from reranker.pipeline import default_cross_encoder
 from reranker.ui import build_demo, launch_options
 from reranker.ui.search_tab import PREPARING
@@ -47,9 +49,14 @@ pytestmark = [
 ]
 
 
+# A query the knowledge corpus does not ship: nobody has judged it, so its lists start unjudged.
+JUDGE_QUERY = "How do transformers keep track of word order?"
+GRADE_WAIT = 120_000  # ms: a grade's first nDCG compiles ranx when the server skipped its warm-up
+
+
 @pytest.fixture(scope="module")
-def served():
-    state = AppState(bundled_dir=BUNDLED, data_dirs=[])
+def served(tmp_path_factory):
+    state = AppState(bundled_dir=BUNDLED, data_dirs=[], judgments_dir=tmp_path_factory.mktemp("judgments"))
     demo = build_demo(state)
     _, address, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
     yield address, state
@@ -254,6 +261,123 @@ def test_compare_two_models_and_unavailable_model_error(page, url):
     assert "Fix:" in page.locator("body").inner_text()
     assert "Traceback" not in page.locator("body").inner_text()
     page.screenshot(path=str(ARTIFACTS / "error.png"), full_page=True)
+
+
+def _open_judge_query(page, url):
+    page.goto(f"{url}?q={quote(JUDGE_QUERY)}")
+    page.locator("#rl-lists .rl-judge-bar").wait_for(timeout=LONG_WAIT)
+    return page.locator("#rl-lists .rl-col-after tr[data-doc]")
+
+
+def _ndcg(page) -> tuple[float, float] | None:
+    found = re.search(r"nDCG@10 ([\d.]+) → ([\d.]+)", page.locator("#rl-summary").inner_text())
+    return (float(found.group(1)), float(found.group(2))) if found else None
+
+
+def _made_here(page, count: int) -> None:
+    """Wait until the page's lists came back from the server with `count` judgments in the overlay."""
+    page.wait_for_function(
+        "n => (document.querySelector('#rl-lists .rl-overlay-count')?.innerText || '').startsWith(n + ' judgment')",
+        arg=count, timeout=GRADE_WAIT,
+    )
+
+
+def _pressed(page, doc: str) -> list[str]:
+    """The pressed grade of a document, once per list it is in."""
+    rows = page.locator(f'#rl-lists tr[data-doc="{doc}"] .rl-grade.rl-on')
+    return [rows.nth(i).get_attribute("data-grade") for i in range(rows.count())]
+
+
+def _wait_for_overlay(state, key: str, expected: dict[str, int], qid: str, timeout: float = 120.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        grades = dict(state.judgments(key).load().qrels.get(qid, {}))
+        if all(grades.get(d) == g for d, g in expected.items()) or time.monotonic() > deadline:
+            return grades
+        time.sleep(0.2)
+
+
+def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_browser(page, served):
+    url, state = served
+    key = state.default_key
+    qid = new_query_id(JUDGE_QUERY)
+    after = _open_judge_query(page, url)
+    docs = [after.nth(i).get_attribute("data-doc") for i in range(after.count())]
+    assert len(docs) == 10
+    assert page.locator("#rl-lists .rl-col-after .rl-unjudged").count() == 10  # nothing judged yet, all marked
+    assert "no judgments for this query" in page.locator("#rl-summary").inner_text()
+    assert "unjudged" in page.locator("#rl-lists .rl-judge-bar").inner_text()
+
+    # Three grades: two clicks, one key press over a row. nDCG@10 appears with the first relevant grade and moves.
+    first, second, last = docs[0], docs[1], docs[9]
+    after.nth(0).locator('.rl-grade[data-grade="3"]').click()
+    _made_here(page, 1)
+    assert _ndcg(page)[1] == 1.0  # the only relevant document is the reranked list's first
+    after.nth(1).locator('.rl-grade[data-grade="0"]').click()
+    _made_here(page, 2)
+    after.nth(9).hover()
+    page.keyboard.press("2")
+    _made_here(page, 3)
+    moved = _ndcg(page)
+    assert moved is not None and moved[1] < 1.0  # a relevant document at #10 of the reranked list
+    assert (_pressed(page, first)[-1], _pressed(page, second)[-1], _pressed(page, last)[-1]) == ("3", "0", "2")
+    assert page.locator("#rl-lists .rl-col-after .rl-unjudged").count() == 7
+    assert "✎" in page.locator(f'#rl-lists .rl-col-after tr[data-doc="{first}"]').inner_text()
+
+    page.mouse.move(5, 5)
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator("#rl-summary").bounding_box()
+    judging_png = ARTIFACTS / "judging.png"
+    page.screenshot(path=str(judging_png), clip={"x": 0, "y": max(box["y"] - 12, 0), "width": 1440, "height": 1180},
+                    full_page=True)
+    if os.environ.get("RERANK_LENS_UPDATE_SCREENSHOT"):
+        shutil.copy(judging_png, ROOT / "assets" / "judging.png")  # docs/judging.md's picture
+
+    # Reloaded, the page shows the grades and the same nDCG@10.
+    after = _open_judge_query(page, url)
+    page.wait_for_function(
+        "doc => document.querySelector(`#rl-lists .rl-col-after tr[data-doc=\"${doc}\"] .rl-grade.rl-on`)",
+        arg=first, timeout=GRADE_WAIT,
+    )
+    assert (_pressed(page, first)[-1], _pressed(page, second)[-1], _pressed(page, last)[-1]) == ("3", "0", "2")
+    assert _ndcg(page) == moved
+
+    # The download holds the grades, in BEIR's qrels layout.
+    with page.expect_download(timeout=60_000) as download:
+        page.locator("#rl-judge-download").click()
+    text = Path(download.value.path()).read_text()
+    assert text.startswith("query-id\tcorpus-id\tscore\n")
+    assert {f"{qid}\t{first}\t3", f"{qid}\t{second}\t0", f"{qid}\t{last}\t2"} <= set(text.splitlines())
+
+    # A second browser judges the same query at the same time: every grade of both is kept.
+    other_context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        other = other_context.new_page()
+        other_after = _open_judge_query(other, url)
+        mine = {docs[2]: 1, docs[4]: 0}
+        theirs = {docs[3]: 2, docs[5]: 3}
+        for (doc_a, grade_a), (doc_b, grade_b) in zip(mine.items(), theirs.items(), strict=True):
+            after.nth(docs.index(doc_a)).locator(f'.rl-grade[data-grade="{grade_a}"]').click()
+            other_after.nth(docs.index(doc_b)).locator(f'.rl-grade[data-grade="{grade_b}"]').click()
+        expected = {first: 3, second: 0, last: 2, **mine, **theirs}
+        assert _wait_for_overlay(state, key, expected, qid) == expected
+        # The same document graded in both: the last grade wins.
+        after.nth(6).locator('.rl-grade[data-grade="1"]').click()
+        assert _wait_for_overlay(state, key, {docs[6]: 1}, qid)[docs[6]] == 1
+        other_after.nth(6).locator('.rl-grade[data-grade="3"]').click()
+        expected[docs[6]] = 3
+        assert _wait_for_overlay(state, key, expected, qid) == expected
+        # Reloaded, the second browser shows every grade, the first browser's included.
+        _open_judge_query(other, url)
+        other.wait_for_function(
+            "doc => document.querySelector(`#rl-lists .rl-col-after tr[data-doc=\"${doc}\"] .rl-grade.rl-on`)",
+            arg=docs[6], timeout=GRADE_WAIT,
+        )
+        assert {d: int(_pressed(other, d)[-1]) for d in expected} == expected
+        assert f"{len(expected)} judgments made here" in other.locator("#rl-lists .rl-judge-bar").inner_text()
+    finally:
+        other_context.close()
+    assert "Traceback" not in page.content()
 
 
 def test_broken_upload_names_the_line_and_keeps_the_corpus(page, url, tmp_path):

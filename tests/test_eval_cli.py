@@ -8,6 +8,7 @@ import json
 import pytest
 
 from reranker.cli import main
+from reranker.judgments import JudgmentStore, new_query_id, overlay_name
 from reranker.runs import read_run
 from tests.conftest import SEED_DOCUMENTS, SEED_QUERY
 from tests.support import write_beir
@@ -78,6 +79,21 @@ def test_text_output_marks_the_baseline_test(beir, capsys):
     code, out, _ = _run(capsys, "--dataset", str(beir), "--compare", "bm25,fused", "--baseline", "bm25", "--limit", "2")
     assert code == 0
     assert "baseline bm25" in out and "paired t-test" in out and "wins/ties/losses" in out
+
+
+def test_eval_merges_the_judgments_made_in_the_app_and_says_how_many(beir, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_LENS_JUDGMENTS", str(tmp_path))
+    store = JudgmentStore(tmp_path / overlay_name(f"data:{beir.resolve()}"))  # the app's key for this folder
+    new = new_query_id("how does BERT pretrain")
+    store.record([("q2", "rnn", 0), ("q2", "bert", 2), (new, "bert", 3)], {new: "how does BERT pretrain"})
+    code, out, err = _run(capsys, "--dataset", str(beir), "--compare", "bm25", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["overlay_judgments"] == 3 and data["overlay_path"] == str(store.folder)
+    assert data["queries"] == 4  # the three shipped queries and the one judged in the app
+    assert any("3 overlay judgments" in p and "merged over the shipped qrels" in p for p in data["problems"])
+    code, out, _ = _run(capsys, "--dataset", str(beir), "--compare", "bm25", "--no-overlay")
+    assert code == 0 and "3 judged queries" in out and "overlay" not in out
 
 
 @pytest.mark.parametrize(

@@ -139,6 +139,23 @@ def test_corpus_without_qrels_explains_what_is_missing(tmp_path):
         evaluate_view(state, "bundled:plain", "test", ["fused"], None, "student", 0, {})
 
 
+def test_judging_a_corpus_without_qrels_makes_it_evaluable_and_the_notes_say_so(tmp_path):
+    from reranker.ui.state import AppState
+
+    folder = tmp_path / "corpora" / "plain"
+    folder.mkdir(parents=True)
+    texts = {"d1": "volcanoes erupt lava and ash", "d2": "sourdough bread rises", "d3": "tides follow the moon"}
+    (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in texts.items()))
+    state = AppState(bundled_dir=tmp_path / "corpora", data_dirs=[], judgments_dir=tmp_path / "judgments",
+                     cache_dir=str(tmp_path / "cache"))
+    state.judge("bundled:plain", "why do volcanoes erupt", "d1", 3)
+    state.judge("bundled:plain", "why do volcanoes erupt", "d3", 0)
+    view = evaluate_view(state, "bundled:plain", "test", ["bm25"], None, "student", 0, {})
+    assert "1 judged queries" in view.table
+    assert "2 overlay judgments (made in the app or uploaded) merged over the shipped qrels" in view.notes
+    assert not (folder / "qrels").exists()  # the corpus folder is never written to
+
+
 def test_query_comparison_html_lists_each_configuration(report):
     from reranker.evaluation.analysis import QueryComparison
     from reranker.ui.evaluate_tab import query_comparison_html

@@ -54,6 +54,21 @@ def rows(html: str, side: str) -> list[tuple[str, str]]:
     ]
 
 
+def test_grading_marks_unjudged_rows_and_presses_the_current_grade():
+    html = render.before_after_html(result(), CORPUS, judgments={"e": 2, "a": 0}, grading=True, mine={"e"})
+    assert html.count("? unjudged") == 3  # b, c before; b after (e and a are judged, a as 0)
+    assert html.count('class="rl-grades"') == 6
+    row_e = re.search(r'<tr class="[^"]*" data-doc="e" data-grade="2">.*?</tr>', html).group(0)
+    assert "✓ rel 2 ✎" in row_e and 'class="rl-grade rl-on" data-grade="3"' not in row_e
+    assert 'class="rl-grade rl-on" data-grade="2" aria-pressed="true"' in row_e
+    assert "✗ judged 0" in html and "rl-unjudged-row" in html
+    bar = render.judging_bar_html('v"<x>', 3, 5, 3, 1)
+    assert 'data-view="v&quot;&lt;x&gt;"' in bar and "3 of 5</b>" in bar and "1 judgment made here" in bar
+    assert "all 5</b>" in render.judging_bar_html("v", 0, 5, 3, 0)
+    plain = render.before_after_html(result(), CORPUS, judgments={"e": 2})
+    assert "rl-grade" not in plain and "unjudged" not in plain  # snapshot-style lists stay as they were
+
+
 def test_before_after_movements_and_escaping():
     html = render.before_after_html(result(), CORPUS, judgments={"e": 2, "a": 0})
     assert rows(html, "before") == [("a", "→ #3"), ("b", "→ #2"), ("c", "✖ dropped")]

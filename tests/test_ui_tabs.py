@@ -14,10 +14,20 @@ import gradio as gr
 import pytest
 
 from reranker.errors import ConfigError
+from reranker.judgments import new_query_id
 from reranker.ui import settings as ui_settings
 from reranker.ui.chunks_tab import chunk_view
 from reranker.ui.compare_tab import compare_view
-from reranker.ui.search_tab import PREPARING, TYPE_A_QUERY, opening_handler, pipeline_for, search_handler, search_view
+from reranker.ui.search_tab import (
+    PREPARING,
+    TYPE_A_QUERY,
+    grade_view,
+    judgment_files,
+    opening_handler,
+    pipeline_for,
+    search_handler,
+    search_view,
+)
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
@@ -50,6 +60,35 @@ def test_search_without_cross_encoder_ranks_and_scores_the_judged_query(state):
     assert next(t.name for t in view.latency.data) == "this query"
     assert {t.y[0] for t in view.latency.data[:1]} <= {"BM25", "Dense (bi-encoder)", "Fused (RRF)"}
     assert view.doc_choices[0][1] == "attention" and any(v == "harbour" for _, v in view.doc_choices)
+
+
+def test_grading_listed_documents_saves_them_and_moves_ndcg(state, tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "judgments_dir", tmp_path)  # this test's judgments only; the module's pipeline
+    judging = state
+    settings = Settings(cross_encoder="none", top_n=3)
+    query = "ocean tides and the moon"
+    view = search_view(judging, KEY, query, settings)
+    assert "no judgments for this query" in view.summary
+    assert view.lists.count("? unjudged") == 6 and "3 of 3</b> documents in the two top 3 lists unjudged" in view.lists
+    docs = after_ids(view.lists)
+    summary, lists = grade_view(judging, view.view, docs[1], 3)
+    first = re.search(r"nDCG@10 ([\d.]+) → <b[^>]*>([\d.]+)", summary).groups()
+    assert first[0] == first[1] and float(first[0]) < 1.0  # the only relevant document is second
+    assert lists.count("? unjudged") == 4 and 'class="rl-grade rl-on" data-grade="3"' in lists
+    summary, lists = grade_view(judging, view.view, docs[0], 2)
+    assert re.search(r"nDCG@10 ([\d.]+) → ", summary).group(1) != first[0]
+    assert "✓ rel 2 ✎" in lists and "1 of 3</b> documents" in lists
+    # Saved: the query searched again (spelled otherwise) shows them, and so does another server on the same
+    # judgments folder; the download holds them.
+    again = search_view(judging, KEY, query.upper() + "?", settings)
+    assert again.lists.count("? unjudged") == 2 and "nDCG@10" in again.summary
+    qid = new_query_id(query)
+    other = AppState(bundled_dir=state.bundled_dir, data_dirs=[], judgments_dir=tmp_path)
+    assert other.dataset(KEY).qrels["test"][qid] == {docs[1]: 3, docs[0]: 2}
+    qrels, queries, count = judgment_files(judging, KEY)
+    assert count == 2 and f"{qid}\t{docs[1]}\t3" in open(qrels).read() and query in open(queries).read()
+    with pytest.raises(ConfigError, match="press Search"):
+        grade_view(judging, "no-such-view", docs[0], 1)
 
 
 def test_search_with_cross_encoder_shows_both_stages_windows_and_normalized_scores(state):

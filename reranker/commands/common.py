@@ -49,6 +49,19 @@ def add_pipeline_arguments(
     add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, options)
 
 
+def dataset_key(name: str) -> str:
+    """The app's corpus key for --dataset's value (`bundled:<name>` for a bundled corpus, else `data:<resolved
+    path>`), so `eval` finds the judgments made in the app for the same corpus."""
+    path = Path(name).expanduser()
+    shipped = bundled("corpora")
+    if not path.exists() and (shipped / name / "corpus.jsonl").is_file():
+        return f"bundled:{name}"
+    resolved = path.resolve()
+    if resolved.parent == shipped.resolve():
+        return f"bundled:{resolved.name}"
+    return f"data:{resolved}"
+
+
 def load_cli_dataset(name: str) -> Dataset:
     """--dataset's dataset, its problems printed as notes: a path, or else a bundled corpus of that name
     (so an installed `rerank-lens search --dataset knowledge` works from any folder)."""

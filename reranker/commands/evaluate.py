@@ -1,6 +1,9 @@
 """`python -m reranker eval`: metrics for one or more configurations over a split's judged
 queries, paired significance against a baseline, per-query CSV and TREC run files.
 
+The judgments made in the app for the same corpus (its overlay, `reranker.judgments`) are merged over the
+shipped qrels unless `--no-overlay`; the output says how many were used.
+
 Without `--compare` the configurations are the stages of one pipeline run (bm25, dense, fused and,
 when a cross-encoder resolves, reranked), so the output keeps the core issue's shape.
 """
@@ -11,7 +14,7 @@ import argparse
 import json
 import sys
 
-from reranker.commands.common import Command, add_pipeline_arguments, load_pipeline, progress_printer
+from reranker.commands.common import Command, add_pipeline_arguments, dataset_key, load_pipeline, progress_printer
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     STAT_TESTS,
@@ -21,6 +24,7 @@ from reranker.evaluation.analysis import (
 )
 from reranker.evaluation.export import per_query_csv, trec_runs_for_report, write_text
 from reranker.evaluation.report import eval_json, format_report, metrics_for, select_queries
+from reranker.judgments import JudgmentStore, judgments_root, overlay_name, with_overlay
 
 COMPARE_HELP = (
     f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
@@ -55,12 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recall-k", type=int, default=100, help="cutoff for Recall@k (default 100)")
     parser.add_argument("--per-query", metavar="FILE.csv", help="write one row per (query, configuration) to this CSV")
     parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
+    parser.add_argument(
+        "--no-overlay",
+        action="store_true",
+        help="score against the shipped qrels only, leaving out the judgments made in the app "
+        "($RERANK_LENS_JUDGMENTS, default ~/.local/share/rerank-lens/judgments)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
     metrics = metrics_for(args.recall_k)
     pipeline, dataset = load_pipeline(args)
+    store = JudgmentStore(judgments_root() / overlay_name(dataset_key(args.dataset)))
+    used = 0
+    if not args.no_overlay:
+        dataset, used = with_overlay(dataset, store.load())  # its problems say how many, and where from
     queries, qrels = select_queries(dataset, args.split, queries_file=args.queries_file, limit=args.limit)
     names = [c.name for c in configs]
     report = evaluate_configurations(
@@ -86,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if args.trec_runs:
         files["trec_runs"] = trec_runs_for_report(report, args.trec_runs)
     if args.json:
-        print(json.dumps(eval_json(report, len(queries), files), indent=2))
+        overlay = {"overlay_judgments": used, "overlay_path": str(store.folder) if used else None}
+        print(json.dumps({**eval_json(report, len(queries), files), **overlay}, indent=2))
     else:
         print(format_report(report))
         for label, value in files.items():

@@ -360,7 +360,8 @@ def evaluate_view(
     names = [c.name for c in configs]
     baseline = baseline if baseline in names else ("fused" if "fused" in names else names[0])
     pipeline = state.pipeline(corpus_key)
-    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test)
+    judged = tuple((q, tuple(sorted(qrels[q].items()))) for q in queries)  # grades made since change the report
+    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test, judged)
     report = REPORT_CACHE.get(key)
     cached = report is not None
     if report is None:

@@ -1,20 +1,21 @@
-"""Pure functions from pipeline results to escaped HTML: ranked lists, movement badges, chunk text,
-and the heat of a score explanation over that text.
+"""Pure functions from pipeline results to escaped HTML: ranked lists, movement badges, grade controls,
+chunk text, and the heat of a score explanation over that text.
 
 Every piece of corpus text, document id and file name goes through `html.escape`. Rows carry a
-`data-doc` attribute so the page script can highlight one document in every list at once.
+`data-doc` attribute so the page script can highlight one document in every list at once, and grade it.
 """
 
 from __future__ import annotations
 
 import html
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from reranker.corpus import Corpus, Dataset
 from reranker.evaluation.compare import Movement, movement
 from reranker.explain import Explanation, SpanContribution
+from reranker.judgments import GRADE_NAMES, GRADES
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
 
 SNIPPET_CHARS = 220
@@ -40,10 +41,63 @@ element.addEventListener('mouseover', e => {
 element.addEventListener('mouseleave', () => mark(null, 'rl-hover'));
 element.addEventListener('click', e => {
   const r = e.target.closest('tr[data-doc]');
-  if (!r) return;
+  if (!r || e.target.closest('.rl-grade')) return;  // a grade button grades; it does not pin
   const pin = !r.classList.contains('rl-selected');
   mark(pin ? r.dataset.doc : null, 'rl-selected');
   if (pin) trigger('click', {doc: r.dataset.doc});  // the server opens this document in the Chunks tab
+});
+"""
+
+
+# Grading (goes after DOC_LIST_JS on the Search lists): a click on a grade button, or a key 0-3 while the
+# pointer is over a row or a row is pinned (↑/↓ move the pin), marks the row at once and sends
+# {view, doc, grade} as the component's `submit` event; the server saves it and sends the lists back.
+JUDGE_JS = """
+let cursor = null;  // the pinned row, {doc, side}: keys grade it
+const sideOf = r => ((r.closest('.rl-col') || {}).className || '').replace(/.*rl-col-(\\w+).*/, '$1');
+const rowOf = (doc, side) => [...element.querySelectorAll('.rl-col-' + side + ' tr[data-doc]')].find(r => r.dataset.doc === doc);
+const grade = (doc, value) => {
+  const view = (element.querySelector('[data-view]') || {dataset: {}}).dataset.view;
+  if (!view || doc == null) return;
+  rows().forEach(r => {
+    if (r.dataset.doc !== doc) return;
+    r.classList.remove('rl-unjudged-row');
+    r.dataset.grade = value;
+    r.querySelectorAll('.rl-grade').forEach(b => {
+      const on = b.dataset.grade === String(value);
+      b.classList.toggle('rl-on', on);
+      b.setAttribute('aria-pressed', String(on));
+    });
+  });
+  trigger('submit', {view: view, doc: doc, grade: Number(value)});
+};
+element.addEventListener('click', e => {
+  const button = e.target.closest('.rl-grade');
+  if (button) { grade(button.closest('tr[data-doc]').dataset.doc, button.dataset.grade); return; }
+  const r = e.target.closest('tr[data-doc]');
+  if (r) cursor = r.classList.contains('rl-selected') ? {doc: r.dataset.doc, side: sideOf(r)} : null;
+});
+const current = () => (cursor && rowOf(cursor.doc, cursor.side)) || element.querySelector('tr[data-doc]:hover');
+document.addEventListener('keydown', e => {
+  if (e.ctrlKey || e.metaKey || e.altKey || !element.offsetParent) return;
+  if (e.target.closest && e.target.closest('input, textarea, select, [contenteditable]')) return;
+  const row = current();
+  if (!row) return;
+  if (e.key.length === 1 && '0123'.includes(e.key)) {
+    e.preventDefault();
+    grade(row.dataset.doc, e.key);
+  } else if (cursor && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
+    const next = e.key === 'ArrowDown' ? row.nextElementSibling : row.previousElementSibling;
+    if (!next || !next.dataset.doc) return;
+    e.preventDefault();
+    cursor = {doc: next.dataset.doc, side: cursor.side};
+    mark(cursor.doc, 'rl-selected');
+    next.scrollIntoView({block: 'nearest'});
+  }
+});
+if (typeof watch === 'function') watch('value', () => {  // the lists came back: keep the pin
+  if (cursor && !rowOf(cursor.doc, cursor.side)) cursor = null;
+  mark(cursor ? cursor.doc : null, 'rl-selected');
 });
 """
 
@@ -119,12 +173,44 @@ def badge(move: Movement, side: str) -> str:
     return f'<span class="rl-badge rl-{move.kind}" title="{esc(titles.get(move.kind, ""))}">{esc(move.label)}</span>'
 
 
-def relevance_mark(grade: int | None) -> str:
+def relevance_mark(grade: int | None, mine: bool = False) -> str:
+    """✓ rel N or ✗ judged 0; `mine` (a grade made here, in the overlay) adds ✎."""
     if grade is None:
         return ""
+    here, pen = (", judged here", " ✎") if mine else ("", "")
     if grade > 0:
-        return f'<span class="rl-rel" title="judged relevant (grade {grade})">✓ rel {grade}</span>'
-    return '<span class="rl-nonrel" title="judged not relevant (grade 0)">✗ judged 0</span>'
+        return f'<span class="rl-rel" title="judged relevant (grade {grade}{here})">✓ rel {grade}{pen}</span>'
+    return f'<span class="rl-nonrel" title="judged not relevant (grade 0{here})">✗ judged 0{pen}</span>'
+
+
+def unjudged_mark() -> str:
+    return '<span class="rl-unjudged" title="nobody has judged this document for this query: grade it 0–3">? unjudged</span>'
+
+
+def grade_controls(grade: int | None) -> str:
+    """Buttons 0–3, the current grade pressed."""
+    buttons = "".join(
+        f'<button type="button" class="rl-grade{" rl-on" if grade == g else ""}" data-grade="{g}" '
+        f'aria-pressed="{"true" if grade == g else "false"}" title="grade {g}: {GRADE_NAMES[g]} (key {g})">{g}</button>'
+        for g in GRADES
+    )
+    return f'<span class="rl-grades" role="group" aria-label="relevance grade">{buttons}</span>'
+
+
+def judging_bar_html(view: str, unjudged: int, shown: int, top_n: int, overlay: int) -> str:
+    """What is left to judge in the two lists, how to grade, and how many judgments this corpus's overlay holds."""
+    scale = " · ".join(f"{g} {GRADE_NAMES[g]}" for g in GRADES)
+    left = (
+        f'<b class="rl-unjudged-count">{unjudged} of {shown}</b> documents in the two top {top_n} lists unjudged'
+        if unjudged
+        else f'<b class="rl-judged-all">all {shown}</b> documents in the two top {top_n} lists judged'
+    )
+    mine = f"{overlay} judgment{'s' if overlay != 1 else ''} made here for this corpus"
+    return (
+        f'<div class="rl-judge-bar" data-view="{esc(view)}"><span>{left}</span>'
+        f'<span class="rl-muted">Grade: click {scale}; or point at a row (or pin it) and press 0–3.</span>'
+        f'<span class="rl-overlay-count">{esc(mine)}</span></div>'
+    )
 
 
 @dataclass(frozen=True)
@@ -144,8 +230,13 @@ def ranked_table(
     *,
     normalized: bool = False,
     judgments: Mapping[str, int] | None = None,
+    grading: bool = False,
+    mine: Collection[str] = (),
 ) -> str:
-    """One list as an HTML table: rank, title + snippet, score with its unit, movement, relevance."""
+    """One list as an HTML table: rank, title + snippet, score with its unit, movement, relevance.
+
+    With `grading`, every row carries grade buttons, a document without a judgment is marked unjudged
+    (not counted as 0), and a grade of a document in `mine` (judged here) says so."""
     ranked = column.ranked
     unit = score_unit(ranked, normalized)
     rows = []
@@ -162,7 +253,10 @@ def ranked_table(
             label = f"#{other_rank} there" if shown else "not in other"
             kind = "same" if shown and other_rank == hit.rank else ("new" if not shown else "other")
             move_html = f'<span class="rl-badge rl-{kind}" title="rank in the other model\'s list">{esc(label)}</span>'
-        grade = judgments.get(hit.doc_id, 0 if judgments else None) if judgments is not None else None
+        if grading:
+            grade = (judgments or {}).get(hit.doc_id)
+        else:
+            grade = judgments.get(hit.doc_id, 0 if judgments else None) if judgments is not None else None
         chunk_note = ""
         if len(hit.chunks) > 1:
             chunk_note = (
@@ -170,12 +264,20 @@ def ranked_table(
                 f'window {(hit.deciding_chunk or 0) + 1} decided the score">'
                 f"{len(hit.chunks)} windows</span>"
             )
+        mark = relevance_mark(grade, mine=grading and hit.doc_id in mine)
+        classes = "rl-row" + (" rl-relevant" if grade else "")
+        attributes = ""
+        if grading:
+            if grade is None:
+                mark, classes = unjudged_mark(), classes + " rl-unjudged-row"
+            mark += grade_controls(grade)
+            attributes = f' data-grade="{grade if grade is not None else ""}"'
         rows.append(
-            f'<tr class="rl-row{" rl-relevant" if grade else ""}" data-doc="{esc(hit.doc_id)}">'
+            f'<tr class="{classes}" data-doc="{esc(hit.doc_id)}"{attributes}>'
             f'<td class="rl-rank">{hit.rank}</td>'
             f'<td class="rl-doc"><div class="rl-title">{esc(title_of(doc))}</div>'
             f'<div class="rl-snippet">{esc(snippet(doc))}</div>'
-            f'<div class="rl-meta"><code>{esc(hit.doc_id)}</code>{relevance_mark(grade)}{chunk_note}</div></td>'
+            f'<div class="rl-meta"><code>{esc(hit.doc_id)}</code>{mark}{chunk_note}</div></td>'
             f'<td class="rl-score" title="{esc(score_caption(ranked, normalized))}">'
             f"{format_score(hit_score(hit, normalized))}</td>"
             f'<td class="rl-move">{move_html}</td></tr>'
@@ -197,8 +299,10 @@ def before_after_html(
     normalized: bool = False,
     judgments: Mapping[str, int] | None = None,
     after_heading: str | None = None,
+    grading: bool = False,
+    mine: Collection[str] = (),
 ) -> str:
-    """The fused list and the final list side by side."""
+    """The fused list and the final list side by side (with `grading`, rows carry grade controls: see `ranked_table`)."""
     top_n = result.top_n
     before = Column(f"Before: {stage_name('fused')}", result.before, result.after, "before")
     heading = after_heading or (
@@ -207,8 +311,8 @@ def before_after_html(
     after = Column(heading, result.after, result.before, "after")
     return (
         '<div class="rl-lists">'
-        + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments)
-        + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments)
+        + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine)
+        + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine)
         + "</div>"
     )
 
@@ -258,9 +362,15 @@ def summary_html(
             f'0 to 1, higher is better">nDCG@10 {before:.3f} → <b class="{cls}">{after:.3f}</b> '
             f"({delta:+.3f})</span>"
         )
+    elif judged:
+        parts.append(
+            f'<span class="rl-muted" title="nDCG needs at least one document graded 1–3">nDCG@10: none of the {judged} '
+            "judged documents is relevant yet</span>"
+        )
     else:
         parts.append(
-            '<span class="rl-muted" title="pick one of the example queries to see nDCG">no judgments for this query</span>'
+            '<span class="rl-muted" title="grade documents below, or pick one of the example queries, to see nDCG">'
+            "no judgments for this query</span>"
         )
     return '<div class="rl-summary">' + "".join(parts) + "</div>"
 

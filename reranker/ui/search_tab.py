@@ -1,6 +1,7 @@
-"""The Search tab: the fused list and the reranked list side by side, the rank journey and per-stage latency.
+"""The Search tab: the fused list and the reranked list side by side, the rank journey and per-stage latency,
+and judging: a grade 0–3 for any listed document, saved in the corpus's overlay (`reranker.judgments`).
 
-`search_view` is plain (testable without Gradio's server); `search_handler` wraps it for the page:
+`search_view` and `grade_view` are plain (testable without Gradio's server); the handlers wrap them for the page:
 package errors become `gr.Error` with their message (the fix included), and anything unexpected is
 logged and shown as a short generic error, never a traceback. `run_search` and `pipeline_for` are the
 one way every tab runs a query or builds a corpus's pipeline, with the page's progress bar. The page
@@ -9,21 +10,38 @@ opens on an answer: `opening_handler` runs the query in the box once the corpus 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import secrets
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import plotly.graph_objects as go
 
+from reranker.cache import atomic_write_text
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
+from reranker.judgments import (
+    GRADES,
+    format_qrels,
+    format_queries,
+    merge_files,
+    overlay_name,
+    query_judgments,
+    shown_documents,
+    unjudged,
+)
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
-from reranker.ui.context import AppContext, Handler, help_text, tab
+from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
-from reranker.ui.state import AppState, judgments_for, progress_listener
+from reranker.ui.state import AppState, progress_listener
 
 LONGEST_DOCS = 5
 LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several windows
@@ -40,6 +58,44 @@ class SearchView:
     doc_choices: list[tuple[str, str]]
     doc_value: str | None
     result: PipelineResult | None = field(default=None, compare=False)
+    view: str = ""  # the token a grade of these lists names (see `grade_view`)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result on someone's page, kept so that a grade redraws it without searching again."""
+
+    corpus_key: str
+    result: PipelineResult
+    normalized: bool
+    models: str
+
+
+class ShownResults:
+    """The results pages show, by view token; the oldest are forgotten first (a page then asks to search again)."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._data: OrderedDict[str, Shown] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def add(self, shown: Shown) -> str:
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._data[token] = shown
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+        return token
+
+    def get(self, token: str) -> Shown | None:
+        with self._lock:
+            shown = self._data.get(token)
+            if shown is not None:
+                self._data.move_to_end(token)
+            return shown
+
+
+SHOWN = ShownResults()
 
 
 def _progress_callback(progress: ProgressFn | None, label: str) -> Callable[[int, int], None] | None:
@@ -103,17 +159,10 @@ def search_view(
 ) -> SearchView:
     """Everything the Search tab shows for one query."""
     pipeline, result, loads = run_search(state, corpus_key, query, settings, progress)
-    dataset = state.dataset(corpus_key)
-    judged = judgments_for(dataset, result.query)
-    grades = judged[1] if judged else None
-    ndcg = ndcg_before_after(result, judged[0], judged[1]) if judged else None
-    label = state.source(corpus_key).label
     spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
-    models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
-    summary = render.summary_html(
-        result, corpus_label=label, ndcg=ndcg, judged=len(grades) if grades else None, models=models
-    )
-    lists = render.before_after_html(result, pipeline.corpus, normalized=settings.normalized, judgments=grades)
+    shown = Shown(corpus_key, result, settings.normalized, f"{settings.bi_encoder} → {spec or 'no cross-encoder'}")
+    view = SHOWN.add(shown)
+    summary, lists = judged_panels(state, shown, view)
     notes = render.messages_html(result.messages)
     if not result.after.hits:
         notes += render.notice_html("No documents matched this query. Try other words or a larger retrieval depth.", "warn")
@@ -127,7 +176,75 @@ def search_view(
         choices,
         value,
         result,
+        view,
     )
+
+
+def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
+    """The summary (nDCG@10 before → after against the judgments as they are now) and the two lists with
+    their grade controls, unjudged documents marked."""
+    dataset = state.dataset(shown.corpus_key)  # the shipped qrels with the overlay merged over them
+    result = shown.result
+    qid, grades = query_judgments(dataset, result.query)
+    ndcg = ndcg_before_after(result, qid, grades) if grades else None
+    label = state.source(shown.corpus_key).label
+    summary = render.summary_html(result, corpus_label=label, ndcg=ndcg, judged=len(grades) or None, models=shown.models)
+    mine = set(state.judgments(shown.corpus_key).load().qrels.get(qid, {}))
+    left = unjudged(result, grades)
+    bar = render.judging_bar_html(
+        view, len(left), len(shown_documents(result)), result.top_n, state.overlay_used(shown.corpus_key)
+    )
+    lists = render.before_after_html(
+        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine
+    )
+    return summary, bar + lists
+
+
+def grade_view(state: AppState, view: str, doc_id: str, grade: int) -> tuple[str, str]:
+    """Save a grade for a document of the lists `view` names; the summary and lists redrawn with it."""
+    shown = SHOWN.get(view)
+    if shown is None:
+        raise ConfigError("These lists are no longer on the server (it restarted, or many searches ran since): "
+                          "press Search, then grade again.")
+    state.judge(shown.corpus_key, shown.result.query, doc_id, grade)
+    return judged_panels(state, shown, view)
+
+
+_DOWNLOADS: list[Path] = []  # one folder per process for the download copies
+
+
+def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | None, int]:
+    """The corpus's overlay as files to download: qrels.tsv, queries.jsonl when it holds queries the corpus
+    lacks, and how many judgments the qrels hold. Copies are named by their content, so refreshing the
+    buttons after every search writes nothing new until someone grades."""
+    if not corpus_key:
+        return None, None, 0
+    overlay = state.judgments(corpus_key).load()
+    name = overlay_name(state.source(corpus_key).key)
+    qrels = _download_copy(f"{name}.qrels.tsv", format_qrels(overlay.qrels))
+    queries = _download_copy(f"{name}.queries.jsonl", format_queries(overlay.queries)) if overlay.queries else None
+    return qrels, queries, len(overlay)
+
+
+def _download_copy(filename: str, text: str) -> str:
+    if not _DOWNLOADS:
+        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="rerank-lens-judgments-")))
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    path = _DOWNLOADS[0] / digest / filename
+    if not path.is_file():
+        atomic_write_text(path, text)
+    return str(path)
+
+
+def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str]) -> str:
+    """Merge uploaded qrels (.tsv/.txt) and queries (.jsonl) into the corpus's overlay; says what changed."""
+    if not corpus_key:
+        raise ConfigError("Pick a corpus first: judgments belong to one corpus.")
+    if not paths:
+        raise ConfigError("Choose a qrels file (.tsv: query-id, corpus-id, score) and, for new queries, its queries.jsonl.")
+    files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+    _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
+    return f"Merged into the judgments of {state.source(corpus_key).label}: {report.describe()}."
 
 
 def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[tuple[str, str]], str | None]:
@@ -221,8 +338,39 @@ HELP = (
     "Hover a document to find it in both lists; click to pin it and open it in Chunks. "
     "Badges: ▲/▼ moved up/down within the top-n, ★ new in the top-n after reranking, ✖ dropped out of it, "
     "→ #k its rank after reranking, · not reranked: past the rerank depth (or the latency budget's cut). "
-    "✓ marks documents judged relevant for the query."
+    "✓ marks documents judged relevant for the query, ? those nobody judged yet. Grade any document 0–3 with its "
+    "buttons, or press 0–3 while pointing at a row or with a row pinned (↑/↓ move the pin): nDCG@10 follows at once. "
+    "Grades are saved for this corpus beside (never over) its shipped judgments, and Evaluate and `eval` use them."
 )
+
+
+def grade_handler(state: AppState) -> Handler:
+    """A grade from the lists' script ({view, doc, grade}) -> summary, lists, and the refreshed downloads."""
+
+    @user_errors
+    def on_grade(evt: gr.EventData):
+        data = getattr(evt, "_data", None) or {}
+        try:
+            view, doc, grade = str(data["view"]), str(data["doc"]), int(data["grade"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"A grade needs a listed document and one of {', '.join(map(str, GRADES))}.") from None
+        summary, lists = grade_view(state, view, doc, grade)
+        shown = SHOWN.get(view)
+        return summary, lists, *download_updates(state, shown.corpus_key if shown else "")
+
+    return on_grade
+
+
+def download_updates(state: AppState, corpus_key: str) -> tuple[Any, Any]:
+    """Updates for the two download buttons: the overlay's qrels (with its count) and, when any, its new queries."""
+    try:
+        qrels, queries, count = judgment_files(state, corpus_key)
+    except RerankLensError:
+        return gr.skip(), gr.skip()
+    return (
+        gr.update(value=qrels, label=f"Download judgments ({count}, qrels.tsv)"),
+        gr.update(value=queries, visible=queries is not None),
+    )
 
 
 def build_search_tab(ctx: AppContext) -> None:
@@ -235,10 +383,18 @@ def build_search_tab(ctx: AppContext) -> None:
             placeholder_html("Loading the answer to the query above…" if ctx.query.value else TYPE_A_QUERY),
             label="Lists",
             elem_id="rl-lists",
-            js_on_load=render.DOC_LIST_JS,
+            js_on_load=render.DOC_LIST_JS + render.JUDGE_JS,
         )
         ctx.doc_lists.append(lists)
         help_text(HELP)
+        with gr.Row(elem_id="rl-judge-row"):
+            download = gr.DownloadButton("Download judgments (qrels.tsv)", size="sm", scale=0, min_width=260,
+                                         elem_id="rl-judge-download")
+            queries_download = gr.DownloadButton("Their new queries (queries.jsonl)", size="sm", scale=0, min_width=240,
+                                                 visible=False, elem_id="rl-judge-queries")
+            upload = gr.UploadButton("Merge judgments from files…", file_types=[".tsv", ".txt", ".qrels", ".jsonl"],
+                                     file_count="multiple", type="filepath", size="sm", scale=0, min_width=240,
+                                     elem_id="rl-judge-upload")
         with gr.Row(equal_height=False):
             journey = gr.Plot(figures.empty_figure("The rank journey appears after a search."), show_label=False,
                               label="Rank journey", elem_id="rl-journey", scale=3)
@@ -248,3 +404,20 @@ def build_search_tab(ctx: AppContext) -> None:
     ctx.search = search_handler(ctx.state)
     ctx.search_outputs = [summary, notes, lists, journey, latency]
     ctx.opening = opening_handler(ctx.state, ctx.search, ctx.search_outputs, lists)
+
+    # Judging: grades arrive one by one, in order (one at a time for every page, so the last grade wins),
+    # and never wait behind a search.
+    state = ctx.state
+    downloads = [download, queries_download]
+    lists.submit(grade_handler(state), None, [summary, lists, *downloads], api_visibility=PRIVATE, trigger_mode="multiple",
+                 concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
+    ctx.after_search.append(FollowUp(lambda key: download_updates(state, key), [ctx.corpus], downloads))
+
+    @user_errors
+    def on_upload(paths, corpus_key):
+        gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []]))
+        return download_updates(state, corpus_key)
+
+    merged = upload.upload(on_upload, [upload, ctx.corpus], downloads, api_visibility=PRIVATE)
+    # Then the query on the page runs again, so its lists show the merged grades.
+    ctx.link_to_search(merged.success, lambda corpus_key, query: (corpus_key, query), [ctx.corpus, ctx.query])

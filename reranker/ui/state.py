@@ -3,7 +3,9 @@
 Corpora come from three places: the project's bundled corpora (`corpora/<name>/corpus.jsonl`),
 BEIR folders under data directories (e.g. `../shared/datasets/scifact`), and uploads. A corpus
 is loaded and indexed once per process; concurrent users of the same corpus share one
-`Pipeline`, and switching back to a corpus is instant.
+`Pipeline`, and switching back to a corpus is instant. `dataset(key)` is the corpus with the
+judgments people made in the app merged over its shipped qrels (`reranker.judgments`), read
+again whenever someone grades.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from typing import Literal
 from reranker.corpus import Dataset, load_dataset, load_documents
 from reranker.distribution import bundled
 from reranker.errors import DataError
+from reranker.judgments import (
+    GRADES,
+    JudgmentStore,
+    judgments_root,
+    overlay_name,
+    query_judgments,
+    with_overlay,
+)
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 
 logger = logging.getLogger(__name__)
@@ -62,8 +72,9 @@ class _Entry:
     source: CorpusSource
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards loading the dataset
     build_lock: threading.Lock = field(default_factory=threading.Lock)  # guards building the pipeline (slow)
-    dataset: Dataset | None = None
+    dataset: Dataset | None = None  # as shipped (or uploaded)
     pipeline: Pipeline | None = None
+    judged: tuple[tuple, Dataset, int] | None = None  # (overlay stamp, dataset with the overlay, judgments used)
 
 
 _progress_local = threading.local()
@@ -109,8 +120,10 @@ class AppState:
         data_dirs: Iterable[Path | str] | None = None,
         cache_dir: str | None = None,
         start_corpus: str | None = None,
+        judgments_dir: Path | str | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
+        self.judgments_dir = Path(judgments_dir) if judgments_dir is not None else judgments_root()
         self.bundled_dir = Path(bundled_dir)
         self.data_dirs = [Path(d) for d in (default_data_dirs() if data_dirs is None else data_dirs)]
         self.cache_dir = cache_dir
@@ -166,12 +179,55 @@ class AppState:
             raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
         return entry
 
-    def dataset(self, key: str) -> Dataset:
+    def shipped_dataset(self, key: str) -> Dataset:
+        """The corpus as shipped (or uploaded): its own qrels only."""
         entry = self._entry(key)
         with entry.lock:
             if entry.dataset is None:
                 entry.dataset = _load(entry.source)
             return entry.dataset
+
+    def dataset(self, key: str) -> Dataset:
+        """The corpus with the overlay of judgments made here merged over its qrels (see `judgments.with_overlay`)."""
+        return self._judged(key)[0]
+
+    def overlay_used(self, key: str) -> int:
+        """How many overlay judgments `dataset(key)` merged in."""
+        return self._judged(key)[1]
+
+    def judgments(self, key: str) -> JudgmentStore:
+        """The corpus's overlay of judgments made in the app (or uploaded)."""
+        return JudgmentStore(self.judgments_dir / overlay_name(self._entry(key).source.key))
+
+    def _judged(self, key: str) -> tuple[Dataset, int]:
+        shipped = self.shipped_dataset(key)
+        entry = self._entry(key)
+        store = self.judgments(key)
+        stamp = store.stamp()
+        cached = entry.judged
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        dataset, used = with_overlay(shipped, store.load())
+        entry.judged = (stamp, dataset, used)
+        return dataset, used
+
+    def judge(self, key: str, query: str, doc_id: str, grade: int) -> str:
+        """Save one grade (0-3) for a document and a query text in the corpus's overlay; returns the query id.
+
+        A query the corpus does not ship gets a stable id from its text, and its text goes into the overlay.
+        """
+        if grade not in GRADES:
+            raise DataError(f"grade {grade!r} is not one of {', '.join(map(str, GRADES))}")
+        shipped = self.shipped_dataset(key)
+        if doc_id not in shipped.corpus:
+            raise DataError(f"document {doc_id!r} is not in {self.source(key).label}; search again and grade a listed one")
+        text = " ".join(query.split())
+        if not text:
+            raise DataError("the query is empty: search first, then grade the listed documents")
+        judged = self.dataset(key)
+        qid, _ = query_judgments(judged, text)  # a shipped query's id, a query judged here before, or a new one
+        self.judgments(key).record([(qid, doc_id, grade)], {} if qid in judged.queries else {qid: text})
+        return qid
 
     def is_ready(self, key: str) -> bool:
         entry = self._entry(key)
@@ -201,7 +257,7 @@ class AppState:
     def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
         """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
         entry = self._entry(key)
-        dataset = self.dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
+        dataset = self.shipped_dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
         with entry.build_lock:
             if entry.pipeline is None:
                 with progress_listener(progress):
@@ -265,11 +321,12 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
             if spec:
                 pipeline.reranker(spec)
             logger.info("warm: %s indexed%s", target, f", {spec} loaded" if spec else "")
-            if state.dataset(target).qrels:  # judged queries show nDCG@10, computed by ranx
-                from reranker.evaluation.metrics import warm_metrics
+            # nDCG@10 (ranx) shows for judged queries and follows every grade, on any corpus: compile it now,
+            # not on someone's first grade.
+            from reranker.evaluation.metrics import warm_metrics
 
-                warm_metrics()
-                logger.info("warm: relevance metrics compiled")
+            warm_metrics()
+            logger.info("warm: relevance metrics compiled")
         except Exception:  # a warm-up failure must not stop the server
             logger.exception("warm-up of %s failed; the first query will retry", target)
         finally:
@@ -303,14 +360,5 @@ def example_queries(dataset: Dataset, limit: int = MAX_EXAMPLES) -> list[str]:
 
 def judgments_for(dataset: Dataset, query: str) -> tuple[str, dict[str, int]] | None:
     """(query id, doc id -> grade) when the query text matches a judged query of the dataset."""
-    wanted = _normalise(query)
-    for qid, text in dataset.queries.items():
-        if _normalise(text) == wanted:
-            for split in sorted(dataset.qrels, key=lambda s: s != "test"):
-                if qid in dataset.qrels[split]:
-                    return qid, dict(dataset.qrels[split][qid])
-    return None
-
-
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip("?.! ")
+    qid, grades = query_judgments(dataset, query)
+    return (qid, grades) if grades else None
