@@ -11,7 +11,14 @@ import argparse
 import json
 import sys
 
-from reranker.commands.common import Command, add_pipeline_arguments, load_pipeline, progress_printer
+from reranker.commands.common import (
+    Command,
+    add_engine_arguments,
+    add_pipeline_arguments,
+    cli_engine,
+    load_pipeline,
+    progress_printer,
+)
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     STAT_TESTS,
@@ -55,28 +62,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recall-k", type=int, default=100, help="cutoff for Recall@k (default 100)")
     parser.add_argument("--per-query", metavar="FILE.csv", help="write one row per (query, configuration) to this CSV")
     parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
     metrics = metrics_for(args.recall_k)
+    budgets = [args.latency_budget_ms, *(dict(c.settings).get("latency_budget_ms") for c in configs)]
+    engine = cli_engine(args, *budgets)  # before any model runs (see cli_engine)
     pipeline, dataset = load_pipeline(args)
     queries, qrels = select_queries(dataset, args.split, queries_file=args.queries_file, limit=args.limit)
     names = [c.name for c in configs]
-    report = evaluate_configurations(
-        pipeline,
-        queries,
-        qrels,
-        configs,
-        baseline=args.baseline or ("fused" if "fused" in names else names[0]),
-        metrics=metrics,
-        stat_test=args.stat_test,
-        max_p=args.max_p,
-        dataset=dataset.path,
-        split=args.split,
-        problems=dataset.problems,
-        progress=progress_printer("query runs") if sys.stderr.isatty() else None,
-    )
+    with engine:
+        report = evaluate_configurations(
+            pipeline,
+            queries,
+            qrels,
+            configs,
+            baseline=args.baseline or ("fused" if "fused" in names else names[0]),
+            metrics=metrics,
+            stat_test=args.stat_test,
+            max_p=args.max_p,
+            dataset=dataset.path,
+            split=args.split,
+            problems=dataset.problems,
+            progress=progress_printer("query runs") if sys.stderr.isatty() else None,
+            engine=engine,
+        )
     for result in report.configurations:
         if result.error:
             print(f"note: configuration {result.name} could not run: {result.error}", file=sys.stderr)

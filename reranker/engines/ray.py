@@ -119,7 +119,7 @@ class RayEngine:
         context = self._ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per dataset execution
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # no line per dataset; failures raise here anyway
         self._connected = True
 
     def plan(self) -> tuple[int, int, int]:
