@@ -20,6 +20,7 @@ from reranker.engines import EngineConfig, open_engine
 from reranker.engines.jobs import PairJob, run_in_rounds
 from reranker.engines.local import LocalEngine
 from reranker.engines.ray import PairScorer, _row
+from reranker.errors import ConfigError
 from reranker.pipeline import PipelineConfig, RerankStages
 from reranker.types import PipelineResult
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
@@ -116,19 +117,102 @@ def test_a_cascade_takes_a_round_per_model_and_a_small_round_size_splits_the_que
     assert rounds == [[5, 5], [3, 3], [5], [3]]
 
 
-def test_a_run_reranked_by_deferred_jobs_is_the_local_run(tmp_path, capsys, monkeypatch):
-    """`rerank-run` through the engine interface: the deferred path writes the local engine's file byte for byte."""
+def test_rerank_run_and_eval_through_deferred_jobs_write_the_local_engines_files(beir, tmp_path, capsys, monkeypatch):
+    """Both commands through the engine interface: the deferred path writes the local files byte for byte."""
     import reranker.engines.local as local_engine
 
     run = _knowledge_run(tmp_path / "in.trec", queries=2, depth=4)
-    argv = ["rerank-run", "--dataset", str(KNOWLEDGE), "--run", str(run), "--cross-encoder", PROJECT_MODEL, "--precision", "fp32"]
-    SCORE_CACHE.clear()
-    assert main([*argv, "--out", str(tmp_path / "local.trec")]) == 0
-    monkeypatch.setattr(local_engine.LocalEngine, "run", lambda self, calls: run_in_rounds(calls, in_process))
-    SCORE_CACHE.clear()
-    assert main([*argv, "--out", str(tmp_path / "deferred.trec")]) == 0
+    rerank = ["rerank-run", "--dataset", str(KNOWLEDGE), "--run", str(run), "--cross-encoder", PROJECT_MODEL]
+    rerank += ["--precision", "fp32"]
+    evaluate = ["eval", "--dataset", str(beir), "--compare", f"fused,mini=rerank:{BUNDLED_MODEL}@depth=4", "--precision", "fp32"]
+    for engine in ("local", "deferred"):
+        if engine == "deferred":
+            monkeypatch.setattr(local_engine.LocalEngine, "run", lambda self, calls: run_in_rounds(calls, in_process))
+        SCORE_CACHE.clear()
+        assert main([*rerank, "--out", str(tmp_path / f"{engine}.trec")]) == 0
+        SCORE_CACHE.clear()
+        assert main([*evaluate, "--trec-runs", str(tmp_path / f"{engine}-eval")]) == 0
     capsys.readouterr()
     assert (tmp_path / "deferred.trec").read_bytes() == (tmp_path / "local.trec").read_bytes()
+    assert (tmp_path / "deferred-eval" / "mini.trec").read_bytes() == (tmp_path / "local-eval" / "mini.trec").read_bytes()
+
+
+class FakeRay:
+    """Just enough of ray for RayEngine: a running cluster with `resources`, and Ray Data that runs the actor
+    class in this process on pyarrow rows, recording how map_batches was called."""
+
+    def __init__(self, resources: dict[str, float]) -> None:
+        import pyarrow as pa
+
+        self.resources = resources
+        self.calls: list[dict] = []
+        fake = self
+
+        class Dataset:
+            def __init__(self, rows):
+                self.rows = rows
+
+            def map_batches(self, fn, **kwargs):
+                fake.calls.append(kwargs)
+                self.actor = fn(**kwargs["fn_constructor_kwargs"])
+                return self
+
+            def iter_batches(self, **kwargs):
+                for row in self.rows:
+                    yield self.actor(pa.Table.from_pylist([row]))
+
+        class Context:
+            @staticmethod
+            def get_current():
+                return Context
+
+        self.data = type("data", (), {
+            "from_items": staticmethod(lambda rows, **kwargs: Dataset(rows)),
+            "ActorPoolStrategy": staticmethod(lambda size: ("actor pool", size)),
+            "DataContext": Context,
+        })
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def cluster_resources(self) -> dict[str, float]:
+        return self.resources
+
+
+def test_the_ray_engine_puts_an_actor_on_each_gpu_or_cpu_and_returns_the_local_scores(seed_corpus, monkeypatch):
+    """Without a GPU here a "cuda" actor falls back to the CPU, so the GPU plan is checked, not GPU arithmetic."""
+    import reranker.engines.ray as ray_engine
+
+    stages = RerankStages(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL, precision="fp32"))
+    calls = {qid: (text, SEED_IDS) for qid, text in QUERIES.items()}
+    SCORE_CACHE.clear()
+    jobs: list = []
+    local: list = []
+
+    def score(round_jobs):
+        jobs.extend(round_jobs)
+        local.extend(in_process(round_jobs))
+        return local[-len(round_jobs):]
+
+    list(run_in_rounds(_calls(stages, calls), score))
+    for resources, workers, plan in (
+        ({"CPU": 16.0, "GPU": 2.0}, None, {"compute": ("actor pool", 2), "num_gpus": 1, "num_cpus": 1, "device": "cuda"}),
+        ({"CPU": 3.0}, None, {"compute": ("actor pool", 3), "num_gpus": 0, "num_cpus": 1, "device": "cpu"}),
+    ):
+        fake = FakeRay(resources)
+        monkeypatch.setattr(ray_engine, "import_ray", lambda fake=fake: fake)
+        with ray_engine.RayEngine(workers=workers) as engine:
+            assert [s.tolist() for s in engine.score_jobs(jobs)] == local  # the same floats
+        (call,) = fake.calls
+        assert call["batch_size"] == 1 and call["fn_constructor_kwargs"]["spec"] == jobs[0].spec
+        device = call["fn_constructor_kwargs"]["device"]
+        assert {**{k: call[k] for k in ("compute", "num_gpus", "num_cpus")}, "device": device} == plan
+    monkeypatch.setattr(ray_engine, "import_ray", lambda: FakeRay({"CPU": 8.0, "GPU": 1.0}))
+    with pytest.raises(ConfigError, match="has 1 GPU"):
+        ray_engine.RayEngine(workers=2).score_jobs(jobs)
+    monkeypatch.setattr(ray_engine, "import_ray", lambda: FakeRay({"CPU": 2.0}))
+    with pytest.raises(ConfigError, match="needs 4 CPUs"):
+        ray_engine.RayEngine(workers=2, worker_cpus=2).score_jobs(jobs)
 
 
 # ---------------------------------------------------------------- refusals, before any model loads
@@ -196,30 +280,24 @@ def ray_cluster():
 
 
 @pytest.mark.slow
-def test_rerank_run_and_eval_on_a_local_2_worker_ray_cluster_write_the_local_runs(ray_cluster, beir, tmp_path, capsys, monkeypatch):  # noqa: E501
-    """The pairs are scored on the actors (this process never runs the model) and the runs are identical at fp32."""
+def test_rerank_run_on_a_local_2_worker_ray_cluster_writes_the_local_run(ray_cluster, tmp_path, capsys, monkeypatch):
+    """The pairs are scored on the actors (this process never runs the model) and the run is identical at fp32.
+    (eval hands its queries to the same engine: the deferred test above checks it without a cluster.)"""
     run = _knowledge_run(tmp_path / "in.trec", queries=3, depth=4)
     rerank = ["rerank-run", "--dataset", str(KNOWLEDGE), "--run", str(run), "--cross-encoder", PROJECT_MODEL]
-    rerank += ["--precision", "fp32"]
-    evaluate = ["eval", "--dataset", str(beir), "--compare", f"fused,mini=rerank:{BUNDLED_MODEL}@depth=4", "--precision", "fp32"]
+    rerank += ["--precision", "fp32", "--json"]
     SCORE_CACHE.clear()
     assert main([*rerank, "--out", str(tmp_path / "local.trec")]) == 0
-    SCORE_CACHE.clear()
-    assert main([*evaluate, "--trec-runs", str(tmp_path / "local-eval")]) == 0
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out)["engine"] == "local"
 
     def not_here(*args, **kwargs):
         raise AssertionError("the driver ran the model: the pairs were not scored on the Ray actors")
 
     monkeypatch.setattr(CrossEncoderReranker, "model_scores", not_here)
     SCORE_CACHE.clear()
-    assert main([*rerank, "--out", str(tmp_path / "ray.trec"), "--engine", "ray", "--workers", "2", "--json"]) == 0
+    assert main([*rerank, "--out", str(tmp_path / "ray.trec"), "--engine", "ray", "--workers", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "ray"
-    SCORE_CACHE.clear()
-    assert main([*evaluate, "--trec-runs", str(tmp_path / "ray-eval"), "--engine", "ray", "--workers", "2"]) == 0
-    capsys.readouterr()
     assert (tmp_path / "ray.trec").read_bytes() == (tmp_path / "local.trec").read_bytes()
-    assert (tmp_path / "ray-eval" / "mini.trec").read_bytes() == (tmp_path / "local-eval" / "mini.trec").read_bytes()
 
 
 def _knowledge_run(path: Path, *, queries: int, depth: int) -> Path:

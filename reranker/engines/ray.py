@@ -142,8 +142,8 @@ class RayEngine:
     # ------------------------------------------------------------ scoring
 
     def run(self, calls: Iterable[tuple[K, Callable[[], R]]]) -> Iterator[tuple[K, R]]:
-        """Each call's key and result, in order, their cross-encoder pairs scored on the cluster."""
-        self.connect()
+        """Each call's key and result, in order, their cross-encoder pairs scored on the cluster (joined, or
+        started, when the first pairs are ready: a query set with nothing to rerank needs no cluster)."""
         yield from run_in_rounds(calls, self.score_jobs)
 
     def score_jobs(self, jobs: Sequence[PairJob]) -> list[np.ndarray]:
