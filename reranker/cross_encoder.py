@@ -8,9 +8,11 @@ Scores are kept as the model's raw logit and as sigmoid(logit) in [0, 1].
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -20,10 +22,12 @@ import numpy as np
 
 from reranker.chunking import Aggregation, aggregate, token_windows
 from reranker.corpus import Corpus
+from reranker.engines.jobs import PairJob, ScorerSpec, active_deferral
 from reranker.errors import ConfigError
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.pairs import PairTemplate, length_batches
 from reranker.speed import (
+    MKL_CBWR,
     PAIR_COSTS,
     Precision,
     configure_threads,
@@ -177,6 +181,8 @@ class CrossEncoderReranker:
         self.max_windows_per_query = max_windows_per_query
         self.model_spec = model
         self.batch_size = batch_size
+        self.trust_remote_code = trust_remote_code
+        self.allow_untrained_head = allow_untrained_head
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self.aggregation = aggregation
@@ -335,27 +341,79 @@ class CrossEncoderReranker:
                 todo.append(i)
             else:
                 scores[i] = cached
+        deferral = active_deferral() if todo and self.cache is not None else None
+        if deferral is not None:  # another engine scores these pairs (reranker.engines); raises ScoresPending
+            deferral.defer(self._job(pairs, pair_ids, todo, precision, batch_size), self.cache, cache_key)
         if todo:
             with self._lock, timed_ms() as elapsed:
                 configure_threads(device=self.device)
-                by_ids = pair_ids is not None and self._template is not None
-
-                def predict(indices: list[int], precision: str) -> np.ndarray:
-                    if by_ids:
-                        return self._predict_ids([pair_ids[i] for i in indices], precision, batch_size)
-                    return self._predict([pairs[i] for i in indices], precision, batch_size)
-
-                raw = predict(todo, precision)
-                bad = np.flatnonzero(~np.isfinite(raw))
-                if len(bad):  # reduced precision overflowed: rescore those pairs in fp32
-                    logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), precision)
-                    raw[bad] = predict([todo[j] for j in bad], "fp32")
+                todo_ids = [pair_ids[i] for i in todo] if pair_ids is not None else None
+                raw = self.model_scores([pairs[i] for i in todo], todo_ids, precision=precision, batch_size=batch_size)
             PAIR_COSTS.record(cache_key, len(todo), elapsed[0])
             for i, value in zip(todo, raw, strict=True):
                 scores[i] = float(value)
                 if self.cache is not None:
                     self.cache.put((cache_key, *pairs[i]), float(value))
         return [float(s) for s in scores], len(todo)  # type: ignore[arg-type]
+
+    def model_scores(
+        self,
+        pairs: Sequence[tuple[str, str]] | None,
+        pair_ids: Sequence[tuple[Sequence[int], Sequence[int]]] | None = None,
+        *,
+        precision: str | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Raw scores of (query, window) pairs from the model itself, in the order given, with no cache.
+
+        This is the one scoring function of every engine: `score_pairs` runs it in this process, a Ray
+        actor (reranker.engines.ray) on a worker, on the same pairs in the same batches, so an fp32 run
+        is identical on both. The model reads `pair_ids`, the (query ids, window ids) of each pair, when
+        given and this tokenizer's pair layout is reproducible from ids (`template`), else the texts
+        `pairs`. Pairs whose reduced-precision logits overflow are rescored in fp32.
+        """
+        precision = precision or self.precision
+        batch_size = batch_size or self.batch_size
+        by_ids = pair_ids is not None and self._template is not None
+        if not by_ids and pairs is None:
+            raise ValueError("model_scores needs the pairs' texts: this tokenizer's pair layout cannot be built from ids")
+
+        def predict(indices: Sequence[int], precision: str) -> np.ndarray:
+            if by_ids:
+                return self._predict_ids([pair_ids[i] for i in indices], precision, batch_size)
+            return self._predict([pairs[i] for i in indices], precision, batch_size)
+
+        count = len(pair_ids) if by_ids else len(pairs)
+        raw = predict(range(count), precision)
+        bad = np.flatnonzero(~np.isfinite(raw))
+        if len(bad):  # reduced precision overflowed: rescore those pairs in fp32
+            logger.warning("%d pairs overflowed in %s; rescoring them in fp32", len(bad), precision)
+            raw[bad] = predict(bad.tolist(), "fp32")
+        return raw
+
+    def scorer_spec(self, precision: str | None = None, batch_size: int | None = None) -> ScorerSpec:
+        """What another process needs to load this scorer and score exactly as `model_scores` does here."""
+        return ScorerSpec(
+            model=self.model_spec,
+            path=str(self.loaded.resolved.path),
+            max_length=self.max_length,
+            precision=precision or self.precision,
+            batch_size=batch_size or self.batch_size,
+            trust_remote_code=self.trust_remote_code,
+            allow_untrained_head=self.allow_untrained_head,
+            by_ids=self._template is not None,
+            blas=os.environ.get(MKL_CBWR),
+        )
+
+    def _job(self, pairs, pair_ids, todo: list[int], precision: str, batch_size: int) -> PairJob:
+        """The pairs `todo` as one job for another engine: token ids where the model reads ids, else texts."""
+        spec = self.scorer_spec(precision, batch_size)
+        ids = None
+        if pair_ids is not None and spec.by_ids:
+            ids = tuple((tuple(pair_ids[i][0]), tuple(pair_ids[i][1])) for i in todo)
+        else:
+            spec = dataclasses.replace(spec, by_ids=False)
+        return PairJob(spec, tuple(pairs[i] for i in todo), ids)
 
     def score_pairs(
         self,

@@ -208,6 +208,22 @@ def intra_op_threads(cores: int | None = None, busy: int | None = None) -> int:
     return max(1, cores - busy)
 
 
+# MKL's conditional numerical reproducibility (CNR): in strict mode a matrix product gives the same bits on any
+# number of threads. Without it fp32 logits moved by ~1e-8 between 1 and 2 threads here (a run's written scores
+# with them); with it CPU time per pair was the same (AMD EPYC, 2 cores, MiniLM-L6 pairs).
+MKL_CBWR = "MKL_CBWR"
+REPRODUCIBLE_MKL = "AUTO,STRICT"
+
+
+def reproducible_blas() -> str:
+    """Ask MKL for results that do not depend on the thread count, unless the environment already chose a mode.
+
+    MKL reads the mode once, at its first call, so this works only before the process's first matrix product:
+    the commands that write runs call it before any model runs, and the Ray workers set the same mode as the
+    process that sends them pairs. Returns the mode asked for."""
+    return os.environ.setdefault(MKL_CBWR, REPRODUCIBLE_MKL)
+
+
 def configure_threads(threads: int | None = None, device: str = "cpu") -> int:
     """Set torch's intra-op threads (default: `intra_op_threads()`); on the CPU, tokenizers single-threaded.
 

@@ -11,6 +11,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # classes simulate their flags explicitly (tests/test_speed.py).
 PLAIN_AVX2_FLAGS = "fpu sse sse2 avx avx2 fma"
 os.environ["RERANK_LENS_CPU_FLAGS"] = PLAIN_AVX2_FLAGS
+# MKL's strict reproducibility mode, before anything multiplies a matrix, as the run-writing commands ask for it
+# (reranker.speed.reproducible_blas): fp32 products, and so scores, do not depend on the number of threads, in
+# this process and in every process it starts (Ray workers included).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 # Cross-encoder mechanics are tested on the bundled bi-encoder's real weights with a seeded, untrained
 # head: the suite opts in to loading such checkpoints (users must ask; tests/test_guards.py checks that).
 os.environ["RERANK_LENS_ALLOW_UNTRAINED_HEAD"] = "1"

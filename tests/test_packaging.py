@@ -67,7 +67,7 @@ def test_pyproject_ranges_hold_the_pinned_requirements_and_this_environment():
         assert requirement.specifier.contains(installed, prereleases=True), f"{requirement} excludes installed {installed}"
     torch = next(r for r in _declared() if r.name == "torch")
     assert str(torch.specifier) == "==2.13.0" == f"=={pins['torch']}"  # an unpinned torch pulls a CUDA build
-    assert set(PYPROJECT["project"]["optional-dependencies"]) == {"app", "llama-index", "langchain", "dev"}
+    assert set(PYPROJECT["project"]["optional-dependencies"]) == {"app", "llama-index", "langchain", "ray", "dev"}
 
 
 def test_every_subpackage_is_listed_for_the_wheel():

@@ -13,7 +13,10 @@ from pathlib import Path
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.corpus import Dataset, load_dataset
 from reranker.distribution import bundled
+from reranker.engines import Engine, EngineConfig, open_engine
+from reranker.errors import ConfigError
 from reranker.pipeline import Pipeline, PipelineConfig
+from reranker.speed import reproducible_blas
 
 logger = logging.getLogger("reranker")
 
@@ -60,6 +63,26 @@ def dataset_key(name: str) -> str:
     if resolved.parent == shipped.resolve():
         return f"bundled:{resolved.name}"
     return f"data:{resolved}"
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine, --address, --workers, --worker-cpus: one option per EngineConfig field."""
+    add_config_arguments(parser.add_argument_group("engine (where the cross-encoder's pairs are scored)"), EngineConfig)
+
+
+def cli_engine(args: argparse.Namespace, *budgets: float | None) -> Engine:
+    """The engine the parsed options name, checked before any model loads (ray installed, address answering).
+    `budgets` are the latency budgets the queries will run with: per query and interactive, so local only.
+
+    Call it before any model runs: it also asks MKL for thread-count-independent products (`reproducible_blas`),
+    so a run is the same file on any engine, any number of workers and threads, and on a busy or idle machine."""
+    reproducible_blas()
+    config = config_from_args(EngineConfig, args)
+    config.validate()
+    if config.engine != "local" and any(b is not None for b in budgets):
+        raise ConfigError(
+            "--budget-ms fits each query's reranking into an interactive time budget; a query set scored on Ray "
+            "has none: leave --budget-ms off, or use --engine local"
+        )
+    return open_engine(config)
 
 
 def load_cli_dataset(name: str) -> Dataset:

@@ -14,7 +14,15 @@ import argparse
 import json
 import sys
 
-from reranker.commands.common import Command, add_pipeline_arguments, dataset_key, load_pipeline, progress_printer
+from reranker.commands.common import (
+    Command,
+    add_engine_arguments,
+    add_pipeline_arguments,
+    cli_engine,
+    dataset_key,
+    load_pipeline,
+    progress_printer,
+)
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     STAT_TESTS,
@@ -65,11 +73,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="score against the shipped qrels only, leaving out the judgments made in the app "
         "($RERANK_LENS_JUDGMENTS, default ~/.local/share/rerank-lens/judgments)",
     )
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
     metrics = metrics_for(args.recall_k)
+    budgets = [args.latency_budget_ms, *(dict(c.settings).get("latency_budget_ms") for c in configs)]
+    engine = cli_engine(args, *budgets)  # before any model runs (see cli_engine)
     pipeline, dataset = load_pipeline(args)
     store = JudgmentStore(judgments_root() / overlay_name(dataset_key(args.dataset)))
     used = 0
@@ -77,20 +88,22 @@ def run(args: argparse.Namespace) -> int:
         dataset, used = with_overlay(dataset, store.load())  # its problems say how many, and where from
     queries, qrels = select_queries(dataset, args.split, queries_file=args.queries_file, limit=args.limit)
     names = [c.name for c in configs]
-    report = evaluate_configurations(
-        pipeline,
-        queries,
-        qrels,
-        configs,
-        baseline=args.baseline or ("fused" if "fused" in names else names[0]),
-        metrics=metrics,
-        stat_test=args.stat_test,
-        max_p=args.max_p,
-        dataset=dataset.path,
-        split=args.split,
-        problems=dataset.problems,
-        progress=progress_printer("query runs") if sys.stderr.isatty() else None,
-    )
+    with engine:
+        report = evaluate_configurations(
+            pipeline,
+            queries,
+            qrels,
+            configs,
+            baseline=args.baseline or ("fused" if "fused" in names else names[0]),
+            metrics=metrics,
+            stat_test=args.stat_test,
+            max_p=args.max_p,
+            dataset=dataset.path,
+            split=args.split,
+            problems=dataset.problems,
+            progress=progress_printer("query runs") if sys.stderr.isatty() else None,
+            engine=engine,
+        )
     for result in report.configurations:
         if result.error:
             print(f"note: configuration {result.name} could not run: {result.error}", file=sys.stderr)

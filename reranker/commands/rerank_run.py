@@ -10,13 +10,22 @@ is reranked, in one rename: bad input never leaves a half-written file.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 from pathlib import Path
 
 from reranker.commands.arguments import Option
-from reranker.commands.common import Command, add_pipeline_arguments, load_cli_dataset, pipeline_config, progress_printer
+from reranker.commands.common import (
+    Command,
+    add_engine_arguments,
+    add_pipeline_arguments,
+    cli_engine,
+    load_cli_dataset,
+    pipeline_config,
+    progress_printer,
+)
 from reranker.corpus import Dataset
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import FIRST_STAGE_FIELDS, Configuration, EvaluationReport, score_configurations
@@ -52,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="rerank only the run's first N queries")
     parser.add_argument("--tag", default=RERANKED, help="the reranked run's tag (default: reranked)")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,16 +78,19 @@ def run(args: argparse.Namespace) -> int:
         trec = trec.head(args.limit)
     check_run(trec, dataset.corpus, dataset.queries)
     config = pipeline_config(args)
+    engine = cli_engine(args, config.latency_budget_ms)  # before any model runs (see cli_engine)
     model = _cross_encoder(config)
     out = _writable(Path(args.out).expanduser())
 
     stages = RerankStages(dataset.corpus, config)
     progress = progress_printer("queries") if sys.stderr.isatty() else None
     results: dict[str, PipelineResult] = {}
-    for done, qid in enumerate(trec.queries, start=1):
-        results[qid] = stages.rerank(dataset.queries[qid], trec.ranked_list(qid))
-        if progress:
-            progress(done, len(trec), qid)
+    calls = ((qid, functools.partial(stages.rerank, dataset.queries[qid], trec.ranked_list(qid))) for qid in trec.queries)
+    with engine:
+        for done, (qid, result) in enumerate(engine.run(calls), start=1):
+            results[qid] = result
+            if progress:
+                progress(done, len(trec), qid)
     write_run(out, stage_run(results, RERANKED), args.tag)
 
     notes = list(dict.fromkeys(m for result in results.values() for m in result.messages))
@@ -91,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "out": str(out),
             "queries": len(results),
             "cross_encoder": model,
+            "engine": engine.name,
             "notes": notes,
             "evaluation": eval_json(report, len(report.queries)) if report else None,
         }

@@ -12,6 +12,7 @@ or Tukey's HSD; Bassani, ECIR 2022).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from reranker.corpus import Qrels
+from reranker.engines import Engine
+from reranker.engines.local import LocalEngine
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, is_coverage_metric, stage_run
@@ -238,13 +241,16 @@ def run_configurations(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, tuple[dict[str, PipelineResult], str | None, str | None]]:
     """Run each configuration's queries: name -> (query id -> result, resolved model, error).
 
     First-stage configurations reuse any pass with the same first-stage settings; a configuration
     whose model cannot load gets its error and the others go on. `should_stop` is polled between
-    queries and raises `EvaluationCancelled`.
+    queries and raises `EvaluationCancelled`. `engine` scores the cross-encoder pairs (default: this
+    process, query by query; reranker.engines).
     """
+    engine = engine or LocalEngine()
     if len(configs) > MAX_CONFIGURATIONS:
         raise ConfigError(f"at most {MAX_CONFIGURATIONS} configurations at once (got {len(configs)})")
     reranking = list(dict.fromkeys(_pass_key(c) for c in configs if c.reranks))
@@ -256,7 +262,7 @@ def run_configurations(
     for config in configs:
         key = _pass_key(config)
         if config.reranks and key not in outputs:
-            outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop)
+            outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine)
     named = {}
     for config in configs:
         if config.reranks:
@@ -270,7 +276,7 @@ def run_configurations(
         if reuse is None:
             key = _pass_key(config)
             if key not in outputs:
-                outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop)
+                outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine)
             reuse = outputs[key]
         named[config.name] = (reuse[0], None, reuse[2])
     if progress and counter[0] < total:
@@ -278,25 +284,29 @@ def run_configurations(
     return named
 
 
-def _run_pass(pipeline, queries, config, counter, total, progress, should_stop):
+def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine):
     """One pass over the queries with a configuration's overrides: (results, model, error)."""
     model, error = _check_models(config)
     results: dict[str, PipelineResult] = {}
+
+    def search(text: str) -> PipelineResult:
+        if should_stop and should_stop():
+            raise EvaluationCancelled(f"stopped after {counter[0]} of {total} query runs")
+        return pipeline.search(text, **config.overrides())
+
     if error is None:
-        for qid, text in queries.items():
-            if should_stop and should_stop():
-                raise EvaluationCancelled(f"stopped after {counter[0]} of {total} query runs")
-            try:
-                results[qid] = pipeline.search(text, **config.overrides())
-            except RerankLensError as exc:
-                error = str(exc)
-                break
-            except (OSError, ValueError, RuntimeError) as exc:  # a model that loads but cannot run
-                error = f"{type(exc).__name__}: {exc}"
-                break
-            counter[0] += 1
-            if progress:
-                progress(counter[0], total, config.name)
+        try:
+            for qid, result in engine.run((qid, functools.partial(search, text)) for qid, text in queries.items()):
+                results[qid] = result
+                counter[0] += 1
+                if progress:
+                    progress(counter[0], total, config.name)
+        except EvaluationCancelled:
+            raise
+        except RerankLensError as exc:
+            error = str(exc)
+        except (OSError, ValueError, RuntimeError) as exc:  # a model that loads but cannot run
+            error = f"{type(exc).__name__}: {exc}"
     if error is not None:
         logger.warning("configuration %s failed: %s", config.name, error)
         return {}, model, error
@@ -336,10 +346,12 @@ def evaluate_configurations(
     problems: Sequence[str] = (),
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    engine: Engine | None = None,
 ) -> EvaluationReport:
-    """Run and score configurations on judged queries, with significance against `baseline`."""
+    """Run and score configurations on judged queries, with significance against `baseline`; `engine` scores
+    the cross-encoder pairs (default: this process)."""
     queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
-    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop)
+    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine)
     settings = {"metrics": metrics, "stat_test": stat_test, "max_p": max_p, "dataset": dataset, "split": split}
     return score_configurations(raw, configs, queries, qrels, baseline=baseline, problems=problems, **settings)
 
