@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Uploaded BEIR zips are extracted under the upload folder: never the user's own in a test.
+os.environ["RERANK_LENS_UPLOADS"] = tempfile.mkdtemp(prefix="rerank-lens-test-uploads-")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # CI machines differ from run to run (AMX, AVX512-BF16, plain AVX2): every test, and every process
 # it starts, sees one plain AVX2 CPU, so `precision="auto"` is fp32 everywhere. Tests of the other

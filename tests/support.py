@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -91,6 +92,20 @@ def write_topics(folder: Path) -> Path:
     queries = {qid: text for qid, (text, _) in TOPIC_QUERIES.items()}
     qrels = {qid: {doc: 2} for qid, (_, doc) in TOPIC_QUERIES.items()}
     return write_beir(folder, documents(TOPICS), queries, qrels)
+
+
+def zip_folder(folder: Path, archive: Path, *, top: str = "", extra: Mapping[str, bytes] | None = None,
+               skip: Sequence[str] = ()) -> Path:
+    """Zip a folder's files under `top/` ("" for the zip's top), leaving out `skip` (relative paths) and
+    adding `extra` members (name -> bytes): an upload as a person would make it, or a broken one."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for file in sorted(folder.rglob("*")):
+            relative = file.relative_to(folder).as_posix()
+            if file.is_file() and relative not in skip:
+                z.write(file, f"{top}/{relative}" if top else relative)
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+    return archive
 
 
 def ranked(stage: str, ids: Sequence[str], scores: Sequence[float] | None = None) -> RankedList:

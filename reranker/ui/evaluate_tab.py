@@ -361,7 +361,9 @@ def evaluate_view(
     baseline = baseline if baseline in names else ("fused" if "fused" in names else names[0])
     pipeline = state.pipeline(corpus_key)
     judged = tuple((q, tuple(sorted(qrels[q].items()))) for q in queries)  # grades made since change the report
-    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test, judged)
+    # The report names its corpus: another corpus with the same documents (an upload of a bundled one) is evaluated anew.
+    label = state.source(corpus_key).label
+    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test, judged, label)
     report = REPORT_CACHE.get(key)
     cached = report is not None
     if report is None:
@@ -372,7 +374,7 @@ def evaluate_view(
             configs,
             baseline=baseline,
             stat_test=stat_test,  # type: ignore[arg-type]
-            dataset=state.source(corpus_key).label,
+            dataset=label,
             split=split,
             problems=dataset.problems,
             progress=progress,

@@ -125,7 +125,9 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                                      type="filepath", scale=1, min_width=180, elem_id="rl-upload", variant="secondary")
         describe(corpus, 'The corpus, by key: "bundled:knowledge", "bundled:longdocs", "data:<folder>" for a BEIR '
                          'folder in the data directory, or the "upload:<hash>" key that /upload returns.')
-        describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), or a .zip of such files; 50 MB at most.")
+        describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), a .zip of such files, or a BEIR dataset as a "
+                         ".zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, at its top or in one folder) whose "
+                         "judgments /evaluate then uses; 50 MB at most.")
         corpus_info = gr.HTML(elem_id="rl-corpus-info")
         with gr.Row(equal_height=False, elem_id="rl-query-row"):
             query = gr.Textbox(label="Query", placeholder="Ask something about the corpus…", scale=5, elem_id="rl-query",

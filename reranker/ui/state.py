@@ -6,14 +6,21 @@ is loaded and indexed once per process; concurrent users of the same corpus shar
 `Pipeline`, and switching back to a corpus is instant. `dataset(key)` is the corpus with the
 judgments people made in the app merged over its shipped qrels (`reranker.judgments`), read
 again whenever someone grades.
+
+An uploaded file of documents is read in memory. An uploaded BEIR zip (corpus, queries, qrels) is
+extracted safely (`reranker.archives`) into a folder of its own under the upload folder
+(`default_upload_dir`), so its splits can be evaluated, and it is found there again after a restart;
+at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import re
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -21,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from reranker.corpus import Dataset, load_dataset, load_documents
+from reranker.archives import BeirLayout, extract_beir_zip, is_beir_zip
+from reranker.corpus import Corpus, Dataset, load_beir, load_dataset, load_documents
 from reranker.distribution import bundled
 from reranker.errors import DataError
 from reranker.judgments import (
@@ -44,6 +52,7 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
 MAX_EXAMPLES = 8
 MAX_UPLOADS = 10  # uploaded corpora kept per process; the oldest is forgotten first
+_UPLOAD_FOLDER = re.compile(r"^(?P<stem>.+)-(?P<digest>[0-9a-f]{12})$")  # <name>-<content hash>
 
 SourceKind = Literal["bundled", "data", "upload"]
 ProgressFn = Callable[[int, int], None]
@@ -55,6 +64,16 @@ def default_data_dirs() -> list[Path]:
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     return [REPO_ROOT.parent / "shared" / "datasets"]
+
+
+def default_upload_dir() -> Path:
+    """Where uploaded BEIR zips are extracted, one folder each: $RERANK_LENS_UPLOADS, else the app's data
+    folder, $XDG_DATA_HOME (or ~/.local/share) /rerank-lens/uploads."""
+    env = os.environ.get("RERANK_LENS_UPLOADS")
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "rerank-lens" / "uploads"
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,19 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
     return found
 
 
+def discover_uploads(upload_dir: Path) -> list[CorpusSource]:
+    """BEIR folders extracted from earlier uploads (`<name>-<hash>/`), oldest first."""
+    if not upload_dir.is_dir():
+        return []
+    found = []
+    folders = [p for p in upload_dir.iterdir() if not p.is_symlink() and p.is_dir() and _has_beir(p)]
+    for folder in sorted(folders, key=lambda p: (p.stat().st_mtime, p.name)):
+        match = _UPLOAD_FOLDER.match(folder.name)
+        if match:
+            found.append(CorpusSource(f"upload:{match['digest']}", f"{match['stem']} (upload, BEIR)", str(folder), "upload"))
+    return found
+
+
 class AppState:
     """Corpora, their datasets and pipelines; safe to share between threads."""
 
@@ -121,11 +153,13 @@ class AppState:
         cache_dir: str | None = None,
         start_corpus: str | None = None,
         judgments_dir: Path | str | None = None,
+        upload_dir: Path | str | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
         self.judgments_dir = Path(judgments_dir) if judgments_dir is not None else judgments_root()
         self.bundled_dir = Path(bundled_dir)
         self.data_dirs = [Path(d) for d in (default_data_dirs() if data_dirs is None else data_dirs)]
+        self.upload_dir = Path(upload_dir) if upload_dir is not None else default_upload_dir()
         self.cache_dir = cache_dir
         self.start_corpus = start_corpus if start_corpus is not None else os.environ.get("RERANK_LENS_CORPUS")
         self._entries: dict[str, _Entry] = {}
@@ -135,11 +169,16 @@ class AppState:
         self.refresh()
 
     def refresh(self) -> list[CorpusSource]:
-        """Re-scan the bundled and data folders (corpora written after start appear)."""
+        """Re-scan the bundled, data and upload folders (corpora written after start appear)."""
         sources = discover(self.bundled_dir, self.data_dirs)
+        uploads = discover_uploads(self.upload_dir)
         with self._lock:
             for source in sources:
                 self._entries.setdefault(source.key, _Entry(source))
+            for source in uploads:
+                self._entries.setdefault(source.key, _Entry(source))
+            forgotten = self._forget_old_uploads()
+        self._delete_folders(forgotten)
         return self.sources()
 
     def sources(self) -> list[CorpusSource]:
@@ -265,32 +304,92 @@ class AppState:
             return entry.pipeline
 
     def add_upload(self, path: str | Path, display_name: str | None = None) -> CorpusSource:
-        """Validate an uploaded file and register it; raises DataError (file and line) and registers nothing."""
+        """Validate an uploaded file and register it; raises DataError (file and line) and registers nothing.
+
+        A .zip holding corpus.jsonl (with queries.jsonl and qrels/<split>.tsv) is a BEIR dataset: extracted
+        into its own folder under `upload_dir`, its judgments kept for the Evaluate tab. Any other file, or
+        zip of files, is read as plain documents."""
         path = Path(path)
         name = display_name or path.name
         if path.suffix.lower() not in UPLOAD_SUFFIXES:
             raise DataError(f"unsupported file type; upload one of {', '.join(UPLOAD_SUFFIXES)}", path=name)
-        size = path.stat().st_size
-        if size > MAX_UPLOAD_BYTES:
-            raise DataError(f"the file is {size / 2**20:.0f} MB; the upload limit is {MAX_UPLOAD_BYTES // 2**20} MB", path=name)
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem)[:60] or "upload"
-        try:
-            corpus = load_documents(path, name=stem)
-        except DataError as exc:
-            # Name the file as the user knows it, not by its temporary path.
-            raise DataError(str(exc).replace(str(path), name)) from None
-        source = CorpusSource(f"upload:{digest}", f"{stem} (upload, {len(corpus)} docs)", str(path), "upload")
+        digest = _digest(path, name)
+        stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem)[:60].strip() or "upload"
+        if path.suffix.lower() == ".zip" and is_beir_zip(path):
+            dataset = self._extract_beir(path, name, f"{stem}-{digest}")
+            splits = ", ".join(sorted(dataset.qrels))
+            label = f"{stem} (upload, {len(dataset.corpus)} docs" + (f", judged: {splits})" if splits else ")")
+            where = dataset.path
+        else:
+            try:
+                corpus = load_documents(path, name=stem)
+            except DataError as exc:
+                # Name the file as the user knows it, not by its temporary path.
+                raise DataError(str(exc).replace(str(path), name)) from None
+            dataset = Dataset(corpus=corpus, path=name)
+            label = f"{stem} (upload, {len(corpus)} docs)"
+            where = str(path)
+        source = CorpusSource(f"upload:{digest}", label, where, "upload")
         with self._lock:
-            entry = self._entries.setdefault(source.key, _Entry(source))
-            uploads = [key for key, e in self._entries.items() if e.source.kind == "upload" and key != source.key]
-            for key in uploads[: max(0, len(uploads) + 1 - MAX_UPLOADS)]:
-                logger.info("forgetting the oldest upload %s (at most %d are kept)", key, MAX_UPLOADS)
-                del self._entries[key]
+            entry = self._entries.pop(source.key, None) or _Entry(source)
+            entry.source = source
+            self._entries[source.key] = entry  # the newest upload, last to be forgotten
+            forgotten = self._forget_old_uploads()
+        self._delete_folders(forgotten)
         with entry.lock:
             if entry.dataset is None:
-                entry.dataset = Dataset(corpus=corpus, path=name)
+                entry.dataset = dataset
         return entry.source
+
+    def _extract_beir(self, path: Path, name: str, folder_name: str) -> Dataset:
+        """Extract (or reuse) and load an uploaded BEIR zip; on any problem its new folder is removed."""
+        folder = self.upload_dir / folder_name
+        existed = (folder / "corpus.jsonl").is_file()
+        layout: BeirLayout | None = None
+        try:
+            layout = extract_beir_zip(path, folder, label=name)
+            dataset = load_beir(folder)
+        except DataError as exc:
+            if not existed:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise DataError(_as_uploaded(str(exc), folder, name, layout)) from None
+        if existed:
+            os.utime(folder)  # uploaded again: the newest, last to be forgotten
+        problems = tuple(_as_uploaded(p, folder, name, layout) for p in dataset.problems)
+        corpus = Corpus(dataset.corpus.documents, Path(name).stem)
+        return dataclasses.replace(dataset, corpus=corpus, problems=problems)
+
+    def _forget_old_uploads(self) -> list[Path]:
+        """Forget the oldest uploads beyond MAX_UPLOADS (call with the lock held); their extracted folders."""
+        uploads = [key for key, e in self._entries.items() if e.source.kind == "upload"]
+        folders = []
+        for key in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
+            logger.info("forgetting the oldest upload %s (at most %d are kept)", key, MAX_UPLOADS)
+            folders.append(Path(self._entries.pop(key).source.path))
+        return [f for f in folders if f.parent.resolve() == self.upload_dir.resolve() and f.is_dir()]
+
+    @staticmethod
+    def _delete_folders(folders: Iterable[Path]) -> None:
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _digest(path: Path, name: str) -> str:
+    """The first 12 hex digits of the file's SHA-256, refusing files over the upload limit."""
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_BYTES:
+        raise DataError(f"the file is {size / 2**20:.0f} MB; the upload limit is {MAX_UPLOAD_BYTES // 2**20} MB", path=name)
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def _as_uploaded(message: str, folder: Path, name: str, layout: BeirLayout | None) -> str:
+    """A message about an extracted file, naming it as it sits in the uploaded zip (`data.zip:scifact/corpus.jsonl`)."""
+    inside = f"{layout.root}/" if layout is not None and layout.root else ""
+    return message.replace(f"{folder}{os.sep}", f"{name}:{inside}").replace(str(folder), name)
 
 
 @contextmanager
