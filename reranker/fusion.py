@@ -90,5 +90,5 @@ def interpolate(reranked: RankedList, first_stage: RankedList, weight: float, st
         )
         for r, i in enumerate(order, start=1)
     )
-    label = f"{weight:g}·z(fused) + {1 - weight:g}·z(cross-encoder logit), z = per-query standard score"
+    label = f"{weight:g}·z({first_stage.stage}) + {1 - weight:g}·z(cross-encoder logit), z = per-query standard score"
     return RankedList(name, hits, label, reranked.normalized_label)

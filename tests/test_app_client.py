@@ -5,6 +5,7 @@ uploads, errors, and 8 concurrent clients each getting its own answer."""
 from __future__ import annotations
 
 import ast
+import html
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from reranker.ui import build_demo, launch_options
 from reranker.ui.settings import SETTING_FIELDS, SETTING_HELP, Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.conftest import BUNDLED_MODEL
-from tests.support import TOPIC_QUERIES, free_port, write_topics
+from tests.support import TOPIC_QUERIES, free_port, write_topics, zip_folder
 
 KEY = "bundled:knowledge"
 APP_DOC = Path(__file__).resolve().parents[1] / "docs" / "app.md"
@@ -168,6 +169,27 @@ def test_upload_rejects_a_broken_file_and_keeps_the_corpus(client, app, tmp_path
     ]
     lists = client.predict(key, "yellow tropical fruit", *settings(), api_name="/search")[2]
     assert final_order(lists)[0] == "ba"
+
+
+def test_a_beir_zip_and_its_run_through_the_api(client, tmp_path):
+    """/upload takes a BEIR zip, /upload_run a run for it (refused with file and line first), /drop_run drops it."""
+    archive = zip_folder(write_topics(tmp_path / "beir"), tmp_path / "beir.zip", top="beir")
+    key = client.predict(handle_file(str(archive)), KEY, api_name="/upload")["value"]
+    bad = tmp_path / "bad.trec"
+    bad.write_text("q-tides Q0 tides 1 2.0 x\nq-tides Q0 moon 2 1.0 x\n")
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(bad)), key, api_name="/upload_run")
+    message = html.unescape(str(info.value))  # the page's toast renders HTML, so messages come escaped
+    assert "Run rejected; the before list stays BM25 + dense fusion." in message
+    assert "bad.trec, line 2: document 'moon' is not in the dataset's corpus" in message
+    good = tmp_path / "good.trec"
+    good.write_text("q-tides Q0 volcano 1 2.0 x\nq-tides Q0 tides 2 1.0 x\n")
+    info_html = client.predict(handle_file(str(good)), key, api_name="/upload_run")  # the button's visibility is not returned
+    assert "before list: uploaded run good.trec (1 queries)" in info_html
+    lists = client.predict(key, TOPIC_QUERIES["q-tides"][0], *settings(), api_name="/search")[2]
+    assert "Before: uploaded run good.trec" in lists
+    info_html = client.predict(key, api_name="/drop_run")
+    assert "uploaded run" not in info_html
 
 
 def test_extra_tab_can_link_a_query_into_search(app):

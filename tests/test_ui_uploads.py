@@ -1,9 +1,11 @@
 """Uploads in the app, as plain functions: a BEIR zip registered with its splits (its Evaluate figures equal
-`python -m reranker eval` on the extracted folder), refused by name when unsafe or broken."""
+`python -m reranker eval` on the extracted folder), and a TREC run that becomes a corpus's before list in
+Search and the baseline in Evaluate (its figures equal `rerank-run`'s), refused with file and line."""
 
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -11,11 +13,13 @@ import pytest
 
 from reranker.cli import main
 from reranker.cross_encoder import SCORE_CACHE
-from reranker.errors import DataError
+from reranker.errors import ConfigError, DataError
 from reranker.evaluation.export import report_to_json
+from reranker.runs import format_run
 from reranker.ui import state as state_module
 from reranker.ui.evaluate_tab import evaluate_view
 from reranker.ui.render import corpus_info_html
+from reranker.ui.search_tab import search_view
 from reranker.ui.settings import Settings
 from reranker.ui.state import AppState
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
@@ -67,6 +71,16 @@ def state(tmp_path_factory) -> AppState:
 @pytest.fixture(scope="module")
 def key(state, beir_zip) -> str:
     return state.add_upload(beir_zip, "mini.zip").key
+
+
+def run_text(queries=("q1", "q2", "q3", "q4", "q5", "q6")) -> str:
+    """A stand-in production retriever: every document for each query, the judged ones from rank 4 on."""
+    run = {}
+    for qid in queries:
+        judged = list(QRELS[qid])
+        order = [d for d in DOC_IDS if d not in judged][:3] + judged + [d for d in DOC_IDS if d not in judged][3:]
+        run[qid] = {doc: float(len(order) - i) for i, doc in enumerate(order)}
+    return format_run(run, "prod")
 
 
 def write(path: Path, text: str) -> Path:
@@ -142,6 +156,98 @@ def test_evaluate_on_an_uploaded_beir_zip_equals_the_cli_on_its_folder(state, ke
     assert len(set(cli["configurations"]["ce"]["metrics"].values())) > 1  # not a trivially perfect ranking
     for value in view.report.get("ce").means.values():  # and the page's table shows those figures
         assert f"{value:.4f}" in view.table
+
+
+# ---------------------------------------------------------------- runs
+
+
+@pytest.fixture()
+def with_run(state, key, tmp_path):
+    loaded = state.load_run(key, write(tmp_path / "tmp123.trec", run_text()), "prod run.trec")
+    yield loaded
+    state.drop_run(key)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"q1 Q0 bert 1 2.0 x\nq1 Q0 nope 2 1.0 x\n", "prod.trec, line 2: document 'nope' is not in the dataset's corpus"),
+        (b"q1 Q0 bert 1 2.0 x\nq1 Q0 rnn 1 1.0 x\n", "prod.trec, line 2: query q1 has rank 1 twice (bert at line 1, rnn here)"),
+        (b"q1 Q0 bert 1 2.0 x\nq42 Q0 rnn 1 1.0 x\n", "prod.trec, line 2: query 'q42' is not in the dataset's queries file"),
+        (b"q1 Q0 bert 1 2.0\n", "prod.trec, line 1: expected 6 fields"),
+        (b"\x89PNG\x00\xff", "prod.trec: not UTF-8 text"),
+    ],
+)
+def test_a_bad_run_is_refused_with_file_and_line_and_the_previous_run_stays(state, key, with_run, tmp_path, data, message):
+    path = tmp_path / "upload-4f2a.bin"
+    path.write_bytes(data)
+    with pytest.raises(DataError) as info:
+        state.load_run(key, path, "prod.trec")
+    assert str(info.value).startswith(message) and str(tmp_path) not in str(info.value)
+    assert state.run_for(key) is with_run
+
+
+def test_a_corpus_without_queries_cannot_take_a_run(state, tmp_path):
+    plain = state.add_upload(write(tmp_path / "notes.md", "# Notes\nSome text."), "notes.md")
+    with pytest.raises(DataError, match=r"notes\.md: notes \(upload, 1 docs\) has no queries file"):
+        state.load_run(plain.key, write(tmp_path / "r.trec", "q1 Q0 notes 1 1.0 x\n"), "notes.md")
+    assert state.run_for(plain.key) is None
+
+
+def before_ids(html: str) -> list[str]:
+    return re.findall(r'data-doc="([^"]+)"', html.split('rl-col-after"', 1)[0])
+
+
+def test_search_reranks_the_runs_list_for_a_run_query_and_says_so(state, key, with_run):
+    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=5, top_n=5)
+    view = search_view(state, key, "  what do TRANSFORMERS compute with a softmax ", settings)
+    expected = [e.doc_id for e in with_run.run.queries["q4"]][:5]
+    assert view.result.before.stage == "run" and before_ids(view.lists) == expected
+    assert "Before: uploaded run prod run.trec" in view.lists
+    assert "before: uploaded run prod run.trec (its list for this query)" in view.notes
+    assert list(view.result.stages) == ["run", "reranked"] and "nDCG@10" in view.summary
+    assert "Uploaded run" in str(view.journey.to_dict()["data"][0]["x"])
+
+    other = search_view(state, key, QUERIES["q7"], settings)  # judged, but not in the run: fusion as usual
+    assert other.result.before.stage == "fused" and "Before: Fused (RRF)" in other.lists
+    assert "has no list for this query" in other.notes
+
+    state.drop_run(key)
+    plain = search_view(state, key, QUERIES["q4"], settings)
+    assert plain.result.before.stage == "fused" and "uploaded run" not in plain.notes + plain.lists
+
+
+def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, with_run, tmp_path, capsys):
+    SCORE_CACHE.clear()
+    view = evaluate_view(state, key, "test", ["fused", CE], "fused", "student", 0, Settings().overrides())
+    page = report_to_json(view.report)
+    assert list(page["configurations"]) == ["run", "fused", "ce"] and page["baseline"] == "run"
+    assert page["queries"] == 6  # the run ranks six of the eight judged queries
+    assert "Before reranking: the uploaded run prod run.trec" in view.notes
+    assert "2 judged queries of split &#x27;test&#x27; are not in the run" in view.notes
+    assert "run <small>(baseline)</small>" in view.table and "vs run:" in view.lists
+    assert view.figure.layout.xaxis.title.text == "ndcg@10 run"
+
+    SCORE_CACHE.clear()
+    trec = write(tmp_path / "prod.trec", run_text())
+    code = main([
+        "rerank-run", "--dataset", state.source(key).path, "--run", str(trec), "--out", str(tmp_path / "out.trec"),
+        "--cross-encoder", BUNDLED_MODEL, "--depth", "5", "--json",
+    ])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    cli = json.loads(out)["evaluation"]["configurations"]
+    assert page["configurations"]["run"]["metrics"] == cli["run"]["metrics"]
+    assert page["configurations"]["ce"]["metrics"] == cli["reranked"]["metrics"]
+    assert page["configurations"]["ce"]["significance"] == cli["reranked"]["significance"]
+
+
+def test_evaluate_with_a_run_explains_what_cannot_run(state, key, with_run):
+    with pytest.raises(ConfigError, match="pick at most 3 others"):
+        evaluate_view(state, key, "test", ["bm25", "dense", "fused", "auto"], "fused", "student", 0, {})
+    state.drop_run(key)
+    view = evaluate_view(state, key, "test", ["run", "fused"], "fused", "student", 0, {})
+    assert "no TREC run is loaded for this corpus" in view.table
 
 
 def test_a_zip_without_beir_files_is_still_read_as_documents(state, tmp_path):

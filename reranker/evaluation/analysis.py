@@ -4,7 +4,9 @@ losses, "reranker hurt" flags, most-changed rankings and model agreement.
 A configuration is a named `PipelineConfig` variant plus the stage it reads ("bm25" reads stage
 bm25, "fused" the fusion list, "rerank:<model>" the reranked list). Configurations that share
 their first stage share one pass over the queries, and the cross-encoder's score cache makes
-re-scoring a pair free, so adding a configuration costs only what is new about it.
+re-scoring a pair free, so adding a configuration costs only what is new about it. Given a TREC run
+(`run=`), the run is the first stage of every reranking configuration, as in `rerank-run`, and the
+configuration "run" reads the run's own lists.
 Significance comes from ranx's `compare` (paired Student's t-test, Fisher's randomization test
 or Tukey's HSD; Bassani, ECIR 2022).
 """
@@ -28,6 +30,7 @@ from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, is_coverage_metric, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
+from reranker.runs import RUN_STAGE, TrecRun
 from reranker.types import PipelineResult, RankedList
 
 logger = logging.getLogger(__name__)
@@ -79,9 +82,9 @@ class Configuration:
 
 
 def parse_configuration(text: str) -> Configuration:
-    """`[NAME=]SPEC[@setting=value...]` where SPEC is bm25, dense, fused, auto, rerank:MODEL,
-    cascade:COARSE+FINE or a bare model id/path; settings are PipelineConfig fields
-    (e.g. `auto@depth=20@interpolation=0.3`)."""
+    """`[NAME=]SPEC[@setting=value...]` where SPEC is bm25, dense, fused, run (a TREC run's own lists, when
+    one is given), auto, rerank:MODEL, cascade:COARSE+FINE or a bare model id/path; settings are
+    PipelineConfig fields (e.g. `auto@depth=20@interpolation=0.3`)."""
     raw = text.strip()
     if not raw:
         raise ConfigError("empty configuration; use e.g. bm25, dense, fused, auto, rerank:MODEL or cascade:COARSE+FINE")
@@ -94,7 +97,7 @@ def parse_configuration(text: str) -> Configuration:
     spec = spec.strip()
     settings = tuple(_parse_setting(part, text) for part in setting_parts)
     lowered = spec.lower()
-    if lowered in FIRST_STAGES:
+    if lowered in (*FIRST_STAGES, RUN_STAGE):
         config = Configuration(name or raw, lowered, settings=settings)  # type: ignore[arg-type]
     elif lowered == AUTO:
         config = Configuration(name or raw, "reranked", cross_encoder=AUTO, settings=settings)
@@ -242,13 +245,16 @@ def run_configurations(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     engine: Engine | None = None,
+    run: TrecRun | None = None,
 ) -> dict[str, tuple[dict[str, PipelineResult], str | None, str | None]]:
     """Run each configuration's queries: name -> (query id -> result, resolved model, error).
 
     First-stage configurations reuse any pass with the same first-stage settings; a configuration
     whose model cannot load gets its error and the others go on. `should_stop` is polled between
     queries and raises `EvaluationCancelled`. `engine` scores the cross-encoder pairs (default: this
-    process, query by query; reranker.engines).
+    process, query by query; reranker.engines). With a `run`, reranking configurations rerank each query's
+    list of the run (`RerankStages.rerank`, as `rerank-run` does) and "run" reads those lists; every query
+    must then be one of the run's.
     """
     engine = engine or LocalEngine()
     if len(configs) > MAX_CONFIGURATIONS:
@@ -260,23 +266,23 @@ def run_configurations(
     counter = [0]
     outputs: dict[tuple, tuple[dict[str, PipelineResult], str | None, str | None]] = {}
     for config in configs:
-        key = _pass_key(config)
+        key = _pass_key(config, run)
         if config.reranks and key not in outputs:
-            outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine)
+            outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run)
     named = {}
     for config in configs:
-        if config.reranks:
-            named[config.name] = outputs[_pass_key(config)]
+        if config.stage == RUN_STAGE and run is None:
+            named[config.name] = ({}, None, "no TREC run is loaded for this corpus: upload one, or drop the 'run' configuration")
             continue
-        # Any successful pass with the same first-stage settings already holds this stage.
-        reuse = next(
-            (out for key, out in outputs.items() if out[2] is None and dict(key).get("__first__") == config.first_stage_key()),
-            None,
-        )
+        if config.reranks:
+            named[config.name] = outputs[_pass_key(config, run)]
+            continue
+        # Any successful pass over the same first stage already holds this stage.
+        reuse = next((out for key, out in outputs.items() if out[2] is None and _same_first_stage(key, config, run)), None)
         if reuse is None:
-            key = _pass_key(config)
+            key = _pass_key(config, run)
             if key not in outputs:
-                outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine)
+                outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run)
             reuse = outputs[key]
         named[config.name] = (reuse[0], None, reuse[2])
     if progress and counter[0] < total:
@@ -284,19 +290,24 @@ def run_configurations(
     return named
 
 
-def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine):
+def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run=None):
     """One pass over the queries with a configuration's overrides: (results, model, error)."""
     model, error = _check_models(config)
     results: dict[str, PipelineResult] = {}
+    over_run = _source(config, run) == RUN_STAGE
 
-    def search(text: str) -> PipelineResult:
+    def search(qid: str, text: str) -> PipelineResult:
         if should_stop and should_stop():
             raise EvaluationCancelled(f"stopped after {counter[0]} of {total} query runs")
+        if over_run:
+            if qid not in run.queries:
+                raise ConfigError(f"query {qid} is not in the run {run.path}; evaluate the run's queries only")
+            return pipeline.rerank(text, run.ranked_list(qid), **config.overrides())
         return pipeline.search(text, **config.overrides())
 
     if error is None:
         try:
-            for qid, result in engine.run((qid, functools.partial(search, text)) for qid, text in queries.items()):
+            for qid, result in engine.run((qid, functools.partial(search, qid, text)) for qid, text in queries.items()):
                 results[qid] = result
                 counter[0] += 1
                 if progress:
@@ -313,10 +324,23 @@ def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, 
     return results, model, None
 
 
-def _pass_key(config: Configuration) -> tuple:
+def _source(config: Configuration, run: TrecRun | None) -> str:
+    """Where a configuration's first stage comes from: the run ("run") or the pipeline's retrieval."""
+    return RUN_STAGE if run is not None and (config.reranks or config.stage == RUN_STAGE) else "retrieval"
+
+
+def _pass_key(config: Configuration, run: TrecRun | None = None) -> tuple:
     """Configurations with equal keys produce identical results; "__first__" groups first stages."""
     items = sorted(config.overrides().items(), key=lambda kv: kv[0])
-    return (*items, ("__first__", config.first_stage_key()))
+    return (*items, ("__source__", _source(config, run)), ("__first__", config.first_stage_key()))
+
+
+def _same_first_stage(key: tuple, config: Configuration, run: TrecRun | None) -> bool:
+    """Whether the pass `key` holds `config`'s (first-stage) list: any pass over the run holds the run's."""
+    settings = dict(key)
+    if settings["__source__"] != _source(config, run):
+        return False
+    return config.stage == RUN_STAGE or settings["__first__"] == config.first_stage_key()
 
 
 def _check_models(config: Configuration) -> tuple[str | None, str | None]:
@@ -347,11 +371,15 @@ def evaluate_configurations(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     engine: Engine | None = None,
+    run: TrecRun | None = None,
 ) -> EvaluationReport:
     """Run and score configurations on judged queries, with significance against `baseline`; `engine` scores
-    the cross-encoder pairs (default: this process)."""
+    the cross-encoder pairs (default: this process); with a `run`, reranking configurations rerank its lists
+    (see `run_configurations`)."""
     queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
-    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine)
+    raw = run_configurations(
+        pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine, run=run
+    )
     settings = {"metrics": metrics, "stat_test": stat_test, "max_p": max_p, "dataset": dataset, "split": split}
     return score_configurations(raw, configs, queries, qrels, baseline=baseline, problems=problems, **settings)
 
@@ -516,7 +544,8 @@ def hurt_documents(result: PipelineResult, judgments: Mapping[str, int], top_n: 
 
 
 def query_deltas(report: EvaluationReport, name: str, metric: str = "ndcg@10", top_n: int | None = None) -> list[QueryDelta]:
-    """Per judged query: the fused value of `metric` against the configuration's (reranked) value."""
+    """Per judged query: the value of `metric` before reranking (fused, or the run's list) against the
+    configuration's (reranked) value."""
     result = report.get(name)
     if not result.ok:
         return []

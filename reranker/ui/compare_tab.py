@@ -60,8 +60,8 @@ def compare_view(
             lists.append(result.stages["reranked"])
             names.append(resolved)
         else:
-            pipeline, result, loads = run_search(
-                state, corpus_key, query, settings, progress, bi_encoder=spec, cross_encoder="none"
+            pipeline, result, loads = run_search(  # the dense lists themselves, whatever the corpus's before list
+                state, corpus_key, query, settings, progress, use_run=False, bi_encoder=spec, cross_encoder="none"
             )
             timing = result.timing("dense") or StageTiming("dense", 0.0)
             load = sum(t.load_ms for t in loads if t.stage == "dense index")

@@ -23,12 +23,14 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
     REPORT_CACHE,
     STAT_TESTS,
     Agreement,
+    Configuration,
     EvaluationCancelled,
     EvaluationReport,
     QueryComparison,
@@ -38,6 +40,7 @@ from reranker.evaluation.analysis import (
     evaluate_configurations,
     helped_and_hurt,
     model_agreement,
+    parse_configuration,
     parse_configurations,
     query_deltas,
     ranking_changes,
@@ -54,12 +57,12 @@ from reranker.evaluation.export import (
 from reranker.explain import explain
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
 from reranker.pipeline import resolve_cross_encoder_spec
-from reranker.runs import format_run
+from reranker.runs import RUN_STAGE, format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
 from reranker.ui.render import esc, notice_html, shorten
 from reranker.ui.settings import SETTING_FIELDS, named_settings, settings_from, user_errors
-from reranker.ui.state import AppState, judgments_for
+from reranker.ui.state import AppState, LoadedRun, judgments_for
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ _STOP_FLAGS: dict[str, threading.Event] = {}
 def configuration_choices() -> list[str]:
     """Suggestions for the configuration pickers (any spec can be typed)."""
     models = [*PROJECT_MODELS, *(m for m, _ in KNOWN_CROSS_ENCODERS)]
-    return ["bm25", "dense", "fused", "auto", *(f"rerank:{m}" for m in models)]
+    return ["bm25", "dense", "fused", RUN_STAGE, "auto", *(f"rerank:{m}" for m in models)]
 
 
 @dataclass(frozen=True)
@@ -166,13 +169,14 @@ def metrics_table_html(report: EvaluationReport) -> str:
     )
 
 
-def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELTA_METRIC) -> go.Figure:
-    """One point per query: the metric before (fused) and after reranking; points above the diagonal gained."""
+def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELTA_METRIC, before: str = "fused") -> go.Figure:
+    """One point per query: the metric before reranking (the `before` list: fused, or an uploaded run) and
+    after it; points above the diagonal gained."""
     fig = go.Figure()
     colors = ["#1a7f37" if d.delta > 0 else "#cf222e" if d.delta < 0 else "#8c959f" for d in deltas]
     symbols = ["x" if d.hurt else "circle" for d in deltas]
     hover = [
-        f"{esc(d.query_id)}: {esc(shorten(d.query, 90))}<br>fused {d.before:.3f} → {d.after:.3f} ({d.delta:+.3f})"
+        f"{esc(d.query_id)}: {esc(shorten(d.query, 90))}<br>{esc(before)} {d.before:.3f} → {d.after:.3f} ({d.delta:+.3f})"
         + (f"<br>⚠ {len(d.hurt)} relevant document(s) pushed out of the top-n" if d.hurt else "")
         + "<br>click to open in Search"
         for d in deltas
@@ -192,8 +196,8 @@ def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELT
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"color": "#d0d7de", "dash": "dot"}, hoverinfo="skip",
                              showlegend=False))
     fig.update_layout(
-        title=f"{metric} per query: fused (x) vs {name} (y) — above the line reranking helped, × = reranker hurt",
-        xaxis={"title": f"{metric} fused", "range": [-0.03, 1.03]},
+        title=f"{metric} per query: {before} (x) vs {name} (y) — above the line reranking helped, × = reranker hurt",
+        xaxis={"title": f"{metric} {before}", "range": [-0.03, 1.03]},
         yaxis={"title": f"{metric} {name}", "range": [-0.03, 1.03]},
         height=440,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
@@ -202,7 +206,7 @@ def per_query_figure(deltas: Sequence[QueryDelta], name: str, metric: str = DELT
     return fig
 
 
-def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENGTH) -> str:
+def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENGTH, before: str = "fused") -> str:
     """The queries reranking helped and hurt most; hurt flags list the relevant documents pushed out."""
     helped, hurt = helped_and_hurt(deltas, n)
     flagged = sum(1 for d in deltas if d.hurt)
@@ -223,9 +227,10 @@ def delta_lists_html(deltas: Sequence[QueryDelta], name: str, n: int = LIST_LENG
         )
 
     summary = (
-        f"<p class='rl-help'>{esc(name)} vs fused: {sum(d.delta > 0 for d in deltas)} helped, "
+        f"<p class='rl-help'>{esc(name)} vs {esc(before)}: {sum(d.delta > 0 for d in deltas)} helped, "
         f"{sum(d.delta < 0 for d in deltas)} hurt, {sum(d.delta == 0 for d in deltas)} unchanged; "
-        f"<b>{flagged}</b> queries with a ⚠ reranker-hurt flag (a relevant document in the fused top-n fell out of it). "
+        f"<b>{flagged}</b> queries with a ⚠ reranker-hurt flag (a relevant document in the {esc(before)} top-n fell out "
+        "of it). "
         "Click a query to open it in Search.</p>"
     )
     return (
@@ -243,8 +248,8 @@ def _hurt_flags(delta: QueryDelta) -> str:
     return f"<div class='rl-hurt-flag'>⚠ reranker hurt: {items}</div>"
 
 
-def changes_html(changes: Sequence[RankingChange], name: str, n: int = LIST_LENGTH) -> str:
-    """The queries whose ranking changed most between fused and reranked (lowest RBO first)."""
+def changes_html(changes: Sequence[RankingChange], name: str, n: int = LIST_LENGTH, before: str = "fused") -> str:
+    """The queries whose ranking changed most between the list before reranking and after it (lowest RBO first)."""
     if not changes:
         return ""
     body = "".join(
@@ -255,7 +260,7 @@ def changes_html(changes: Sequence[RankingChange], name: str, n: int = LIST_LENG
     return (
         f"<div id='rl-eval-changes'><h4>Rankings {esc(name)} changed most</h4><table class='rl-eval'>"
         "<tr><th>query</th><th>RBO (p=0.9)</th><th>Kendall τ</th><th>top-10 overlap</th></tr>"
-        f"{body}</table><p class='rl-help'>RBO and τ compare the fused candidates with the reranked order: "
+        f"{body}</table><p class='rl-help'>RBO and τ compare the {esc(before)} candidates with the reranked order: "
         "1 = unchanged, lower = reranking reordered more.</p></div>"
     )
 
@@ -352,9 +357,13 @@ def evaluate_view(
         split = "test" if "test" in dataset.qrels else sorted(dataset.qrels)[0]
     qrels = dataset.split_qrels(split)
     queries = dataset.split_queries(split)
+    configs = parse_configurations(specs)
+    loaded = state.run_for(corpus_key)
+    notes: list[str] = []
+    if loaded is not None:
+        queries, configs, baseline, notes = _with_run(loaded, queries, qrels, configs, baseline, split)
     if limit:
         queries = dict(list(queries.items())[: int(limit)])
-    configs = parse_configurations(specs)
     base = {k: v for k, v in base_overrides.items() if k not in ("cross_encoder", "coarse_cross_encoder")}
     configs = [dataclasses.replace(c, settings=tuple({**base, **dict(c.settings)}.items())) for c in configs]
     names = [c.name for c in configs]
@@ -363,7 +372,9 @@ def evaluate_view(
     judged = tuple((q, tuple(sorted(qrels[q].items()))) for q in queries)  # grades made since change the report
     # The report names its corpus: another corpus with the same documents (an upload of a bundled one) is evaluated anew.
     label = state.source(corpus_key).label
-    key = REPORT_CACHE.key(pipeline, split, queries, configs, baseline, stat_test, judged, label)
+    key = REPORT_CACHE.key(
+        pipeline, split, queries, configs, baseline, stat_test, judged, label, loaded.digest if loaded else None
+    )
     report = REPORT_CACHE.get(key)
     cached = report is not None
     if report is None:
@@ -379,13 +390,48 @@ def evaluate_view(
             problems=dataset.problems,
             progress=progress,
             should_stop=should_stop,
+            run=loaded.run if loaded else None,
         )
         REPORT_CACHE.put(key, report)
-    return render_report(report, cached=cached, focus=focus)
+    return render_report(report, cached=cached, focus=focus, notes=notes)
 
 
-def render_report(report: EvaluationReport, *, cached: bool = False, focus: str | None = None) -> EvaluateView:
-    notes = []
+def _with_run(loaded: LoadedRun, queries: dict[str, str], qrels: Qrels, configs: list[Configuration],
+              baseline: str | None, split: str) -> tuple[dict[str, str], list[Configuration], str, list[str]]:
+    """With a run uploaded for the corpus: the split's judged queries the run ranks, the configurations with
+    the run's own lists ("run") added, the run as the baseline (unless another configuration than the
+    default fused is named), and notes that say so."""
+    judged = {q for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
+    in_run = {q: t for q, t in queries.items() if q in loaded.run.queries}
+    if not judged & set(in_run):
+        raise ConfigError(
+            f"none of the judged queries of split {split!r} is in the {loaded.label}: evaluate another split, or drop "
+            "the run to evaluate BM25 + dense fusion"
+        )
+    if not any(c.stage == RUN_STAGE for c in configs):
+        if len(configs) >= MAX_CONFIGURATIONS:
+            raise ConfigError(
+                f"with a run loaded, its own lists are a configuration too: pick at most {MAX_CONFIGURATIONS - 1} others"
+            )
+        configs = [parse_configuration(RUN_STAGE), *configs]
+    run_name = next(c.name for c in configs if c.stage == RUN_STAGE)
+    names = [c.name for c in configs]
+    if not baseline or baseline == "fused" or baseline not in names:
+        baseline = run_name
+    notes = [
+        f"Before reranking: the {loaded.label}. Configurations that rerank start from its list of each query; "
+        f"'{run_name}' is the run itself" + (" and the baseline." if baseline == run_name else ".")
+    ]
+    missing = len(judged & set(queries)) - len(judged & set(in_run))
+    if missing:
+        notes.append(f"{missing} judged queries of split {split!r} are not in the run and not evaluated.")
+    return in_run, configs, baseline, notes
+
+
+def render_report(
+    report: EvaluationReport, *, cached: bool = False, focus: str | None = None, notes: Sequence[str] = ()
+) -> EvaluateView:
+    notes = list(notes)
     if cached:
         notes.append("Shown from the cache: the same corpus, queries and configurations were evaluated before.")
     notes += [f"{r.name} could not run: {r.error}" for r in report.configurations if r.error]
@@ -394,9 +440,11 @@ def render_report(report: EvaluationReport, *, cached: bool = False, focus: str 
     chosen = next((r for r in rerankers if r.name == focus), rerankers[0] if rerankers else None)
     if chosen is not None:
         deltas = query_deltas(report, chosen.name)
-        figure = per_query_figure(deltas, chosen.name)
-        lists = delta_lists_html(deltas, chosen.name)
-        changes = changes_html(ranking_changes(chosen.results, report.queries), chosen.name)
+        first = next(iter(chosen.results.values()), None)
+        before = "run" if first is not None and first.before.stage == RUN_STAGE else "fused"
+        figure = per_query_figure(deltas, chosen.name, before=before)
+        lists = delta_lists_html(deltas, chosen.name, before=before)
+        changes = changes_html(ranking_changes(chosen.results, report.queries), chosen.name, before=before)
     else:
         figure = empty_figure("Add a configuration with a cross-encoder (e.g. auto) to see before/after per query.")
         lists, changes = "", ""
@@ -460,7 +508,8 @@ def _stop_flag(request: gr.Request | None) -> threading.Event:
 HELP = (
     "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
     "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
-    "and change a setting with `@depth=20`. The settings panel above applies to all of them."
+    "and change a setting with `@depth=20`. The settings panel above applies to all of them. With a TREC run "
+    "uploaded for the corpus, rerankers start from the run's lists and `run` (the run itself) is the baseline."
 )
 
 

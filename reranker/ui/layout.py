@@ -4,7 +4,8 @@
 first query. Every tab is a builder `build_<name>_tab(ctx: AppContext)` in its own module (see
 `reranker.ui.context`); `DEFAULT_TABS` lists them, and another view is one more builder:
 `build_demo(tabs=[*DEFAULT_TABS, build_my_tab])`. This module wires what spans tabs: the search
-(button, Enter, example queries, the latency budget), opening on an answer (the seed query, or a deep
+(button, Enter, example queries, the latency budget), uploads (a corpus; a TREC run that becomes the corpus's
+"before" list, `docs/uploads.md`), opening on an answer (the seed query, or a deep
 link's `/?corpus=<key>&q=<query>[&tab=...]`), links from a tab into Search (`ctx.link_to_search`) and row
 clicks that open a document in Chunks. Every input of a public endpoint is described for API clients
 (`context.describe`).
@@ -21,12 +22,12 @@ from gradio.components import Component
 
 from reranker.chunking import AGGREGATIONS
 from reranker.distribution import bundled
-from reranker.errors import RerankLensError
+from reranker.errors import ConfigError, RerankLensError
 from reranker.ui.chunks_tab import build_chunks_tab
 from reranker.ui.compare_tab import build_compare_tab
 from reranker.ui.context import PRIVATE, AppContext, TabBuilder, describe
 from reranker.ui.evaluate_tab import build_evaluate_tab
-from reranker.ui.render import corpus_info_html
+from reranker.ui.render import corpus_info_html, esc
 from reranker.ui.search_tab import build_search_tab
 from reranker.ui.settings import (
     BLEND_CHOICES,
@@ -123,11 +124,19 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                                  info="Bundled corpora, BEIR folders found in the data directory, and your uploads.")
             upload = gr.UploadButton("Upload documents…", file_types=list(UPLOAD_SUFFIXES), file_count="single",
                                      type="filepath", scale=1, min_width=180, elem_id="rl-upload", variant="secondary")
+            # Run files often have no extension of their own (run.bm25.dev): any file, checked line by line.
+            run_upload = gr.UploadButton("Upload a run…", file_count="single", type="filepath", scale=1, min_width=150,
+                                         elem_id="rl-upload-run", variant="secondary")
+            drop_run = gr.Button("Drop the run", visible=False, scale=0, min_width=120, elem_id="rl-drop-run",
+                                 variant="secondary")
         describe(corpus, 'The corpus, by key: "bundled:knowledge", "bundled:longdocs", "data:<folder>" for a BEIR '
                          'folder in the data directory, or the "upload:<hash>" key that /upload returns.')
         describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), a .zip of such files, or a BEIR dataset as a "
                          ".zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, at its top or in one folder) whose "
                          "judgments /evaluate then uses; 50 MB at most.")
+        describe(run_upload, "A TREC run for the selected corpus (qid Q0 docid rank score tag per line; its query ids "
+                             "from the corpus's queries.jsonl): its lists become the before list of the queries it "
+                             "ranks, in Search and Evaluate, in place of BM25 + dense fusion.")
         corpus_info = gr.HTML(elem_id="rl-corpus-info")
         with gr.Row(equal_height=False, elem_id="rl-query-row"):
             query = gr.Textbox(label="Query", placeholder="Ask something about the corpus…", scale=5, elem_id="rl-query",
@@ -168,12 +177,42 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                     html.click(pick_document, None, ctx.doc_picker, api_visibility=PRIVATE, queue=False), always=True
                 )
 
+        def info(corpus_key: str) -> tuple[str, Any]:
+            """The corpus line (with its uploaded run, if any) and the drop-the-run button's visibility."""
+            loaded = state.run_for(corpus_key)
+            run = f"before list: {loaded.label} ({len(loaded.run)} queries)" if loaded else None
+            return corpus_info_html(state.dataset(corpus_key), run), gr.update(visible=loaded is not None)
+
         @user_errors
         def on_corpus(corpus_key):
             if not corpus_key:
-                return gr.update(choices=[], value=None), ""
+                return gr.update(choices=[], value=None), "", gr.update(visible=False)
             dataset = state.dataset(corpus_key)
-            return gr.update(choices=example_queries(dataset), value=None), corpus_info_html(dataset)
+            return gr.update(choices=example_queries(dataset), value=None), *info(corpus_key)
+
+        @user_errors
+        def on_run_upload(file, corpus_key):
+            """Check a TREC run against the corpus and make it the before list of the queries it ranks."""
+            if file is None:
+                return gr.update(), gr.update()
+            if not corpus_key:
+                raise ConfigError("Pick the corpus the run ranks first (or upload it as a BEIR zip), then its run.")
+            path = getattr(file, "name", file)
+            try:
+                loaded = state.load_run(corpus_key, path, os.path.basename(str(path)))
+            except RerankLensError as exc:
+                kept = state.run_for(corpus_key)
+                before = kept.label if kept else "BM25 + dense fusion"
+                raise gr.Error(f"Run rejected; the before list stays {esc(before)}.<br>{page_message(exc)}",
+                               title="Data problem", duration=30, print_exception=False) from None
+            gr.Info(f"Loaded {loaded.label}: {len(loaded.run)} queries. Searching one of them reranks its list.")
+            return info(corpus_key)
+
+        @user_errors
+        def on_drop_run(corpus_key):
+            if corpus_key:
+                state.drop_run(corpus_key)
+            return info(corpus_key) if corpus_key else ("", gr.update(visible=False))
 
         @user_errors
         def on_upload(file, current_key):
@@ -192,8 +231,16 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         wire(query.submit)
         wire(settings[SETTING_FIELDS.index("budget_ms")].change)
         wire(example.input(lambda q: q or gr.update(), example, query, api_visibility=PRIVATE, queue=False).then)
-        corpus.change(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
+        corpus.change(on_corpus, corpus, [example, corpus_info, drop_run], api_visibility=PRIVATE)
         upload.upload(on_upload, [upload, corpus], corpus, api_name="upload")
+        # A run changes the current answer's before list: answer the query in the box again once it is loaded
+        # (or dropped); the opening handler asks for a query when the box is empty.
+        for changed in (
+            run_upload.upload(on_run_upload, [run_upload, corpus], [corpus_info, drop_run], api_name="upload_run"),
+            drop_run.click(on_drop_run, corpus, [corpus_info, drop_run], api_name="drop_run"),
+        ):
+            ctx.chain_after_search(changed.success(ctx.opening or on_search, ctx.inputs, ctx.search_outputs,
+                                                   api_visibility=PRIVATE))
 
         def on_load(request: gr.Request):
             """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and query (then runs it)."""
@@ -211,7 +258,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             return corpus_update, query_update, tab_update
 
         load = demo.load(on_load, None, [corpus, query, tab_group], api_visibility=PRIVATE, queue=False)
-        load = load.then(on_corpus, corpus, [example, corpus_info], api_visibility=PRIVATE)
+        load = load.then(on_corpus, corpus, [example, corpus_info, drop_run], api_visibility=PRIVATE)
         if ctx.opening is not None:  # the page opens on an answer: the seed query's, or the deep link's
             ctx.chain_after_search(load.then(ctx.opening, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)

@@ -26,6 +26,7 @@ STAGE_NAMES = {
     "fused": "Fused (RRF)",
     "coarse": "Coarse cross-encoder",
     "reranked": "Cross-encoder",
+    "run": "Uploaded run",
 }
 
 
@@ -301,12 +302,16 @@ def before_after_html(
     after_heading: str | None = None,
     grading: bool = False,
     mine: Collection[str] = (),
+    before_heading: str | None = None,
 ) -> str:
-    """The fused list and the final list side by side (with `grading`, rows carry grade controls: see `ranked_table`)."""
+    """The list before reranking (fused, or the first-stage list reranking started from) and the final list side
+    by side (with `grading`, rows carry grade controls: see `ranked_table`)."""
     top_n = result.top_n
-    before = Column(f"Before: {stage_name('fused')}", result.before, result.after, "before")
+    before = Column(before_heading or f"Before: {stage_name(result.before.stage)}", result.before, result.after, "before")
     heading = after_heading or (
-        f"After: {stage_name(result.final_stage)}" if result.reranked else "After: no cross-encoder ran (same as fused)"
+        f"After: {stage_name(result.final_stage)}"
+        if result.reranked
+        else f"After: no cross-encoder ran (same as {'fused' if result.before.stage == 'fused' else 'before'})"
     )
     after = Column(heading, result.after, result.before, "after")
     return (
@@ -391,8 +396,8 @@ def messages_html(messages: Sequence[str]) -> str:
     return f'<div class="rl-notes"><ul>{items}</ul></div>'
 
 
-def corpus_info_html(dataset: Dataset) -> str:
-    """Documents, queries and which splits carry relevance judgments."""
+def corpus_info_html(dataset: Dataset, run: str | None = None) -> str:
+    """Documents, queries and which splits carry relevance judgments; `run` says what an uploaded run replaces."""
     judged = sum(len(q) for q in dataset.qrels.values())
     parts = [f"<b>{len(dataset.corpus):,}</b> documents"]
     if dataset.queries:
@@ -401,6 +406,8 @@ def corpus_info_html(dataset: Dataset) -> str:
         parts.append(f"relevance judgments for <b>{judged:,}</b> queries ({esc(', '.join(sorted(dataset.qrels)))})")
     else:
         parts.append("no relevance judgments")
+    if run:
+        parts.append(f'<span class="rl-run-info">{esc(run)}</span>')
     return '<div class="rl-corpus-info">' + " · ".join(parts) + "</div>"
 
 

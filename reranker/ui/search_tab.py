@@ -1,5 +1,7 @@
 """The Search tab: the fused list and the reranked list side by side, the rank journey and per-stage latency,
 and judging: a grade 0–3 for any listed document, saved in the corpus's overlay (`reranker.judgments`).
+When a TREC run is uploaded for the corpus and the query is one of the corpus queries it ranks, the run's
+list is the "before" list instead of fusion (the cross-encoder reranks it), and the page says so.
 
 `search_view` and `grade_view` are plain (testable without Gradio's server); the handlers wrap them for the page:
 package errors become `gr.Error` with their message (the fix included), and anything unexpected is
@@ -37,11 +39,12 @@ from reranker.judgments import (
     unjudged,
 )
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
+from reranker.runs import RUN_STAGE
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
-from reranker.ui.state import AppState, progress_listener
+from reranker.ui.state import AppState, LoadedRun, progress_listener
 
 LONGEST_DOCS = 5
 LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several windows
@@ -69,6 +72,7 @@ class Shown:
     result: PipelineResult
     normalized: bool
     models: str
+    before_heading: str = ""  # when the before list is not fusion's (an uploaded run's)
 
 
 class ShownResults:
@@ -128,28 +132,42 @@ def pipeline_for(state: AppState, corpus_key: str, progress: ProgressFn | None) 
 
 
 def run_search(
-    state: AppState, corpus_key: str, query: str, settings: Settings, progress: ProgressFn | None, **changes: Any
+    state: AppState,
+    corpus_key: str,
+    query: str,
+    settings: Settings,
+    progress: ProgressFn | None,
+    *,
+    use_run: bool = True,
+    **changes: Any,
 ) -> tuple[Pipeline, PipelineResult, list[StageTiming]]:
-    """One query with the page's settings (and `changes`): the pipeline, its result and the index builds it paid for."""
+    """One query with the page's settings (and `changes`): the pipeline, its result and the index builds it paid for.
+    With `use_run` and a run uploaded for the corpus that ranks this query, the run's list is reranked instead
+    of the fused one (the result's `before` is then stage "run")."""
     fresh = bool(corpus_key) and not state.is_ready(corpus_key)
     pipeline = pipeline_for(state, corpus_key, progress)
     already = 0 if fresh else len(pipeline.startup)  # a pipeline built by this request: show its index builds
     overrides = settings.overrides(**changes)
+    from_run = state.run_query(corpus_key, query) if use_run else None
     if progress is not None:
         spec = resolve_cross_encoder_spec(overrides["cross_encoder"])
         progress(0.5, desc=f"Searching and reranking with {spec}…" if spec else "Searching…")
     with progress_listener(_progress_callback(progress, "Encoding the corpus")):
-        result = pipeline.search(query, **overrides)
+        if from_run is not None:
+            loaded, qid = from_run
+            result = pipeline.rerank(query, loaded.run.ranked_list(qid), **overrides)
+        else:
+            result = pipeline.search(query, **overrides)
     return pipeline, result, list(pipeline.startup[already:])
 
 
 def ndcg_before_after(result: PipelineResult, qid: str, grades: dict[str, int]) -> tuple[float, float] | None:
-    """nDCG@10 of the fused list and of the final list for one judged query."""
+    """nDCG@10 of the list before reranking (fused, or an uploaded run's) and of the final list for one judged query."""
     if not any(g > 0 for g in grades.values()):
         return None
     qrels = {qid: grades}
     results = {qid: result}
-    before = evaluate_per_query(qrels, stage_run(results, "fused"), ("ndcg@10",))
+    before = evaluate_per_query(qrels, stage_run(results, result.before.stage), ("ndcg@10",))
     after = evaluate_per_query(qrels, stage_run(results, result.final_stage), ("ndcg@10",))
     return before[qid]["ndcg@10"], after[qid]["ndcg@10"]
 
@@ -160,10 +178,15 @@ def search_view(
     """Everything the Search tab shows for one query."""
     pipeline, result, loads = run_search(state, corpus_key, query, settings, progress)
     spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
-    shown = Shown(corpus_key, result, settings.normalized, f"{settings.bi_encoder} → {spec or 'no cross-encoder'}")
+    loaded = state.run_for(corpus_key)
+    from_run = loaded is not None and result.before.stage == RUN_STAGE
+    models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
+    shown = Shown(corpus_key, result, settings.normalized, models, f"Before: {loaded.label}" if from_run else "")
     view = SHOWN.add(shown)
     summary, lists = judged_panels(state, shown, view)
     notes = render.messages_html(result.messages)
+    if loaded is not None:
+        notes += render.notice_html(run_note(loaded, from_run))
     if not result.after.hits:
         notes += render.notice_html("No documents matched this query. Try other words or a larger retrieval depth.", "warn")
     choices, value = document_choices(result, pipeline)
@@ -195,7 +218,8 @@ def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
         view, len(left), len(shown_documents(result)), result.top_n, state.overlay_used(shown.corpus_key)
     )
     lists = render.before_after_html(
-        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine
+        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine,
+        before_heading=shown.before_heading or None,
     )
     return summary, bar + lists
 
@@ -245,6 +269,16 @@ def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str])
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
     _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
     return f"Merged into the judgments of {state.source(corpus_key).label}: {report.describe()}."
+
+
+def run_note(loaded: LoadedRun, used: bool) -> str:
+    """What the before list is when a run is uploaded for the corpus."""
+    if used:
+        return f"before: {loaded.label} (its list for this query), reranked by the cross-encoder."
+    return (
+        f"before: BM25 + dense fused — the {loaded.label} has no list for this query "
+        "(pick one of the corpus queries it ranks)."
+    )
 
 
 def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[tuple[str, str]], str | None]:

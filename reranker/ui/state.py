@@ -10,7 +10,8 @@ again whenever someone grades.
 An uploaded file of documents is read in memory. An uploaded BEIR zip (corpus, queries, qrels) is
 extracted safely (`reranker.archives`) into a folder of its own under the upload folder
 (`default_upload_dir`), so its splits can be evaluated, and it is found there again after a restart;
-at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first.
+at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first. A TREC run uploaded
+for a corpus (`load_run`) becomes the "before" list of the corpus queries it ranks, for every session.
 """
 
 from __future__ import annotations
@@ -36,11 +37,13 @@ from reranker.judgments import (
     GRADES,
     JudgmentStore,
     judgments_root,
+    normalise_query,
     overlay_name,
     query_judgments,
     with_overlay,
 )
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
+from reranker.runs import TrecRun, check_run, read_run
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,20 @@ class _Entry:
     dataset: Dataset | None = None  # as shipped (or uploaded)
     pipeline: Pipeline | None = None
     judged: tuple[tuple, Dataset, int] | None = None  # (overlay stamp, dataset with the overlay, judgments used)
+    run: LoadedRun | None = None  # an uploaded TREC run: the "before" list of the queries it ranks
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A TREC run uploaded for a corpus, checked against it: every query in its queries, every document in it."""
+
+    name: str  # the file name as uploaded
+    run: TrecRun
+    digest: str
+
+    @property
+    def label(self) -> str:
+        return f"uploaded run {self.name}"
 
 
 _progress_local = threading.local()
@@ -372,6 +389,58 @@ class AppState:
     def _delete_folders(folders: Iterable[Path]) -> None:
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
+
+    # ------------------------------------------------------------ uploaded runs
+
+    def load_run(self, key: str, path: str | Path, display_name: str | None = None) -> LoadedRun:
+        """Check an uploaded TREC run against the corpus `key` and make it the corpus's "before" list for the
+        queries it ranks. Raises DataError naming the file (as uploaded) and line; the corpus's previous run,
+        if any, then stays."""
+        path = Path(path)
+        name = display_name or path.name
+        digest = _digest(path, name)
+        dataset = self.dataset(key)
+        if not dataset.queries:
+            raise DataError(
+                f"{self.source(key).label} has no queries file, so the run's query ids cannot be matched to query "
+                "texts: upload the corpus as a BEIR zip with queries.jsonl, then its run",
+                path=name,
+            )
+        try:
+            trec = dataclasses.replace(read_run(path), path=name)
+            check_run(trec, dataset.corpus, dataset.queries)
+        except DataError as exc:
+            raise DataError(str(exc).replace(str(path), name)) from None
+        loaded = LoadedRun(name, trec, digest)
+        entry = self._entry(key)
+        with entry.lock:
+            entry.run = loaded
+        logger.info("run %s (%d queries) is the before list of %s", name, len(trec), key)
+        return loaded
+
+    def run_for(self, key: str) -> LoadedRun | None:
+        """The run uploaded for the corpus, if any."""
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry.run if entry is not None else None
+
+    def drop_run(self, key: str) -> None:
+        """Go back to BM25 + dense fusion as the corpus's before list."""
+        entry = self._entry(key)
+        with entry.lock:
+            entry.run = None
+
+    def run_query(self, key: str, query: str) -> tuple[LoadedRun, str] | None:
+        """(the corpus's run, the query id) when a run is loaded and ranks a corpus query with this text."""
+        loaded = self.run_for(key)
+        if loaded is None:
+            return None
+        wanted = normalise_query(query or "")
+        queries = self.dataset(key).queries
+        for qid in loaded.run.queries:
+            if normalise_query(queries.get(qid, "")) == wanted:
+                return loaded, qid
+        return None
 
 
 def _digest(path: Path, name: str) -> str:
