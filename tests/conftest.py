@@ -79,6 +79,13 @@ def _judgments_in_a_temporary_folder(tmp_path_factory):
         os.environ["RERANK_LENS_JUDGMENTS"] = previous
 
 
+@pytest.fixture(autouse=True)
+def _own_upload_folder(tmp_path_factory, monkeypatch):
+    """An app state made in a test extracts uploads into a folder of its own: one test's uploads never show
+    up in another's corpus list (states made for a whole module share the session's folder)."""
+    monkeypatch.setenv("RERANK_LENS_UPLOADS", str(tmp_path_factory.mktemp("uploads")))
+
+
 @pytest.fixture(scope="session")
 def seed_corpus():
     return build_corpus(SEED_DOCUMENTS, name="seed")

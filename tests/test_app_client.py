@@ -33,7 +33,7 @@ def settings(**changes) -> list:
 def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     write_topics(root / "corpora" / "knowledge")
-    state = AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"))
+    state = AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"), upload_dir=root / "uploads")
     state.pipeline(KEY)  # index once, so the concurrent requests below all hit a warm pipeline
     demo = build_demo(state)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
