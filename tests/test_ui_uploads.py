@@ -19,7 +19,7 @@ from reranker.runs import format_run
 from reranker.ui import state as state_module
 from reranker.ui.evaluate_tab import evaluate_view
 from reranker.ui.render import corpus_info_html
-from reranker.ui.search_tab import search_view
+from reranker.ui.search_tab import grade_view, search_view
 from reranker.ui.settings import Settings
 from reranker.ui.state import AppState
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
@@ -256,3 +256,12 @@ def test_a_zip_without_beir_files_is_still_read_as_documents(state, tmp_path):
         z.writestr("a.md", "# Title A\nBody of a.")
     source = state.add_upload(archive, "docs.zip")
     assert source.label == "docs (upload, 1 docs)" and not state.dataset(source.key).qrels
+
+
+def test_grading_a_run_query_keeps_the_runs_heading(state, key, with_run):
+    """Judging redraws the lists without searching again: they still say where the before list came from.
+    (The grade equals the shipped one, so the figures of the tests above do not depend on the order.)"""
+    settings = Settings(cross_encoder="none", top_n=5)
+    view = search_view(state, key, QUERIES["q4"], settings)
+    _, lists = grade_view(state, view.view, "attention", 2)
+    assert "Before: uploaded run prod run.trec" in lists and "After: no cross-encoder ran (same as before)" in lists
