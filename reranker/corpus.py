@@ -251,7 +251,7 @@ def _read_jsonl_documents(file: Path, require_unique: bool) -> list[Document]:
 
 
 def _parse_jsonl_documents(text: str, label: str, default_prefix: str | None) -> Iterable[tuple[Document, int]]:
-    for number, record in _json_lines(text, label):
+    for number, record in json_lines(text, label):
         raw_id = record.get("_id", record.get("id"))
         if raw_id is None:
             if default_prefix is None:
@@ -266,7 +266,8 @@ def _parse_jsonl_documents(text: str, label: str, default_prefix: str | None) ->
         yield Document(id=str(raw_id), title=title.strip(), text=body.strip()), number
 
 
-def _json_lines(text: str, label: str) -> Iterable[tuple[int, dict]]:
+def json_lines(text: str, label: str) -> Iterable[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines text; a bad line is a DataError naming it."""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -296,7 +297,7 @@ def _parse_csv_documents(text: str, label: str) -> Iterable[tuple[Document, int]
 
 def _read_queries(file: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    for number, record in _json_lines(_decode(_read_capped(file), str(file)), str(file)):
+    for number, record in json_lines(_decode(_read_capped(file), str(file)), str(file)):
         qid = record.get("_id", record.get("id"))
         text = record.get("text")
         if qid is None or not isinstance(text, str):

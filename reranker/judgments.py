@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reranker.cache import atomic_write_text
-from reranker.corpus import Dataset, Qrels
+from reranker.corpus import Dataset, Qrels, json_lines
 from reranker.errors import DataError
 from reranker.types import PipelineResult
 
@@ -289,15 +289,9 @@ def parse_qrels(data: bytes, label: str) -> list[Judgment]:
 def parse_queries(data: bytes, label: str) -> dict[str, str]:
     """Query texts from a BEIR queries.jsonl ({"_id": ..., "text": ...} per line)."""
     queries: dict[str, str] = {}
-    for number, line in enumerate(_decode(data, label).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"broken JSON ({exc.msg})", path=label, line=number) from None
-        qid = record.get("_id", record.get("id")) if isinstance(record, dict) else None
-        text = record.get("text") if isinstance(record, dict) else None
+    for number, record in json_lines(_decode(data, label), label):
+        qid = record.get("_id", record.get("id"))
+        text = record.get("text")
         if qid is None or not isinstance(text, str):
             raise DataError('each query needs "_id" and "text"', path=label, line=number)
         queries[str(qid)] = text
