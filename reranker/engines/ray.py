@@ -156,13 +156,14 @@ class RayEngine:
             by_spec.setdefault(job.spec, []).append(index)
         for spec, indices in by_spec.items():
             rows = [_row(i, jobs[i]) for i in indices]
-            dataset = self._ray.data.from_items(rows, override_num_blocks=min(len(rows), workers * BLOCKS_PER_WORKER))
+            actors = min(workers, len(rows))  # a round of fewer jobs than workers starts no idle actor
+            dataset = self._ray.data.from_items(rows, override_num_blocks=min(len(rows), actors * BLOCKS_PER_WORKER))
             scored = dataset.map_batches(
                 PairScorer,
                 fn_constructor_kwargs={"spec": spec, "device": "cuda" if gpus else "cpu", "threads": cpus},
                 batch_size=1,
                 batch_format="pyarrow",
-                compute=self._ray.data.ActorPoolStrategy(size=workers),
+                compute=self._ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=cpus,
                 num_gpus=gpus,
             )
