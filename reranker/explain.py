@@ -5,8 +5,9 @@ Two methods, and every explanation says which one produced it:
 
 - **Occlusion** (the default; Zeiler & Fergus, ECCV 2014, for text Li, Monroe & Jurafsky, "Understanding
   Neural Networks through Representation Erasure", 2016): a span's contribution is the window's logit
-  minus the logit of the same window with that span's tokens removed. The window and all its variants go
-  through the model as one batch, one forward pass (up to `MAX_BATCH` inputs per pass).
+  minus the logit of the same window with that span's tokens removed. The variants go through the model
+  batched by length, in passes of at most `CPU_PASS_TOKENS` tokens on a CPU (one pass of up to `MAX_BATCH`
+  inputs elsewhere); the unchanged window's score usually comes from the score cache.
 - **Integrated gradients** (Sundararajan, Taly & Yan, "Axiomatic Attribution for Deep Networks", ICML 2017)
   on the input word embeddings: the path from a baseline (the window's tokens replaced by [PAD], the
   query and special tokens kept) to the input in `steps` midpoint steps (16 per pass: the default 16 and the
@@ -47,9 +48,13 @@ DEFAULT_SPAN_TOKENS = 16
 MIN_SPAN_TOKENS = 2
 DEFAULT_STEPS = 16
 MAX_STEPS = 256
-# Inputs per forward pass: a 400-token window has ~15-25 sentences (one pass); tiny token spans or a
+# Inputs per forward pass: a 400-token window has ~15-25 sentences (one pass on a GPU); tiny token spans or a
 # window of one-word lines are split into passes of this size so memory stays bounded.
 MAX_BATCH = 64
+# Tokens per occlusion pass on a CPU. Measured on a 2-core AMD EPYC (benchmarks/README.md#explanations): passes
+# of 3 variants of a 400-token window took 0.83-0.87x the time of one pass of all ~18, because a small pass's
+# activations stay in cache (GELU and the linear layers' bias copies ran 2-4x faster); the scores are the same.
+CPU_PASS_TOKENS = 1280
 # Integrated-gradients steps per forward and backward pass (the default steps take one pass; more steps
 # take more passes, since a backward pass keeps every layer's activations of every step in memory).
 STEPS_PER_PASS = 16
@@ -89,7 +94,8 @@ class Explanation:
     token offsets into `text`, and its score as the reranker ranked it); `deciding` whether that window
     decided the text's score. `inputs` counts the model inputs (occlusion: the window and one variant per
     span; integrated gradients: the window, the baseline and the steps), `scored` those the model ran (the
-    rest came from the score cache); integrated gradients fills `baseline_score` and `convergence` too.
+    rest came from the score cache), `per_pass` how many of those went through the model at a time;
+    integrated gradients fills `baseline_score` and `convergence` too.
     """
 
     query: str
@@ -105,6 +111,7 @@ class Explanation:
     inputs: int
     ms: float
     scored: int = 0
+    per_pass: int = MAX_BATCH
     precision: str = PRECISION
     unit: str = UNIT
     baseline_score: float | None = None
@@ -129,9 +136,9 @@ class Explanation:
     @property
     def passes(self) -> int:
         """Forward passes the explanation took: none when every score came from the cache, else one unless
-        occlusion had more than MAX_BATCH inputs to score, or integrated gradients more than STEPS_PER_PASS steps."""
+        occlusion had more than `per_pass` inputs to score, or integrated gradients more than STEPS_PER_PASS steps."""
         if self.method == "occlusion":
-            return -(-self.scored // MAX_BATCH)
+            return -(-self.scored // self.per_pass)
         return -(-(self.inputs - 2) // STEPS_PER_PASS)
 
     @property
@@ -323,8 +330,12 @@ def explain(
     window_ids = ids[chunk.token_start : chunk.token_end]
     units = _units(text, offsets, chunk, granularity, span_tokens)
     baseline = convergence = None
+    per_pass = MAX_BATCH
     if method == "occlusion":
-        full, deltas, inputs, scored = _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units)
+        per_pass = _per_pass(reranker, len(query_ids) + len(window_ids))
+        full, deltas, inputs, scored = _occlusion(
+            reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units, per_pass
+        )
     else:
         full, baseline, deltas, total, inputs = _integrated_gradients(reranker, query_ids, window_ids, units, steps)
         scored = inputs
@@ -346,6 +357,7 @@ def explain(
         spans=spans,
         inputs=inputs,
         scored=scored,
+        per_pass=per_pass,
         ms=(time.perf_counter() - started) * 1000,
         baseline_score=baseline,
         convergence=convergence,
@@ -358,7 +370,17 @@ def explain_document(reranker: CrossEncoderReranker, query: str, document: Docum
     return explain(reranker, query, document.full_text, **options)
 
 
-def _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units) -> tuple[float, list[float], int, int]:
+def _per_pass(reranker, pair_tokens: int) -> int:
+    """Occlusion inputs per forward pass: on a CPU as many as fit in CPU_PASS_TOKENS, else MAX_BATCH."""
+    if reranker.device != "cpu":
+        return MAX_BATCH
+    tokens = pair_tokens + reranker.tokenizer.num_special_tokens_to_add(pair=True)
+    return max(1, min(MAX_BATCH, CPU_PASS_TOKENS // tokens))
+
+
+def _occlusion(
+    reranker, pair_text, query_ids, text, chunk, window_ids, offsets, units, per_pass
+) -> tuple[float, list[float], int, int]:
     """The window's logit, each unit's drop when its tokens are removed, the number of model inputs and how
     many of them the model scored (the rest came from the cache)."""
     window_text = text[chunk.start : chunk.end]
@@ -370,7 +392,7 @@ def _occlusion(reranker, pair_text, query_ids, text, chunk, window_ids, offsets,
         cut_end = offsets[chunk.token_start + hi - 1][1]
         pairs.append((pair_text, text[chunk.start : cut_start] + text[cut_end : chunk.end]))
         pair_ids.append((query_ids, window_ids[:lo] + window_ids[hi:]))
-    scores, scored = reranker.score_pairs_counted(pairs, pair_ids, precision=PRECISION, batch_size=min(len(pairs), MAX_BATCH))
+    scores, scored = reranker.score_pairs_counted(pairs, pair_ids, precision=PRECISION, batch_size=per_pass)
     full = scores[0]
     return full, [full - s for s in scores[1:]], len(pairs), scored
 
