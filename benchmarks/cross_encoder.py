@@ -11,6 +11,8 @@ interleaved, query by query, so load on a shared machine hits both alike.
 Both run on `--device` (auto: a CUDA GPU when torch sees one). `--save-candidates FILE` writes the
 sampled queries, their judgments and first-stage candidates (with the documents' text); `--candidates
 FILE` scores exactly those on another machine, which then needs no first stage (BM25, FAISS, bi-encoder).
+`--also-models M` scores the same pairs with another model of the same tokenizer (a faster sibling), so its
+speed-up over the main model is measured on the same pairs, interleaved, in one run.
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=["auto"],
         choices=PRECISIONS,
         help="project precisions to measure (the first is reported as 'project')",
+    )
+    parser.add_argument(
+        "--also-models",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="other cross-encoders scored on the same pairs by the project path (first --precision), e.g. a faster sibling",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -89,6 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for p in dict.fromkeys(args.precision)
     }
+    # Another model on the same windows: the same tokenizer and max length are required for "the same pairs".
+    for other in args.also_models:
+        extra = CrossEncoderReranker(
+            cross_encoder_spec(other)[0],
+            max_length=args.max_length,
+            precision=args.precision[0],
+            batch_size=args.batch_size,
+            cache=ScoreCache(),
+            device=device,
+        )
+        if extra.max_length != planner.max_length or extra.tokenizer.get_vocab() != planner.tokenizer.get_vocab():
+            raise SystemExit(f"--also-models {other}: not the same tokenizer and max length, so not the same pairs")
+        variants[f"model {other}"] = extra
 
     def run_baseline(pairs):
         torch.set_num_threads(default_threads)  # the project path sets its own threads per call
@@ -150,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = "sentence-transformers predict, fp32"
         if reranker is not None:
             label = f"project CrossEncoderReranker, {name} -> {reranker.precision}"
+            if name.startswith("model "):
+                label = f"project CrossEncoderReranker, {name.removeprefix('model ')}, {reranker.precision}"
         rows.append(
             {
                 "path": label,

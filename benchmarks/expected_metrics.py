@@ -81,6 +81,10 @@ def main() -> int:
         if args.update:
             entry["configurations"] = figures
             entry["fingerprint"] = fingerprint(dataset, entry["split"])
+            if any(config.startswith("auto") for config in figures):  # the test skips when auto resolves elsewhere
+                from reranker.pipeline import resolve_cross_encoder_spec
+
+                entry["model"] = resolve_cross_encoder_spec("auto")
     if args.update:
         EXPECTED.write_text(json.dumps(expected, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {EXPECTED}")

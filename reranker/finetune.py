@@ -58,6 +58,18 @@ GROUPS_FILE = "groups.json.gz"
 CHECKPOINT_DIR = "checkpoints"
 WEIGHTS = "model.safetensors"
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+# What a groups file decides about its groups (recorded in its metadata by `mine`).
+MINED_FIELDS = (
+    "datasets",
+    "split",
+    "epochs",
+    "negatives",
+    "negatives_from",
+    "candidates",
+    "dev_fraction",
+    "holdout_fraction",
+    "seed",
+)
 
 
 @dataclass(frozen=True)
@@ -332,6 +344,7 @@ def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
         mix = prepare_mix(config)
         out = prepare_output(config)
         groups, mined_meta = mine_groups(config, mix)
+        mined_meta["config"] = {k: getattr(config, k) for k in MINED_FIELDS}
         save_groups(out / GROUPS_FILE, groups, mined_meta)
     for d in mined_meta["datasets"]:
         for base, key in ((HELDOUT_FILE, "heldout_ids"), (DEV_FILE, "dev_ids")):
@@ -381,7 +394,9 @@ def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
         "labelled_pairs": sum(d.get("labelled_pairs", 0) for d in mined_meta["datasets"]),
         "groups": len(groups),
         "steps": total_steps,
-        "config": {k: v for k, v in asdict(config).items() if k not in {"overwrite", "resume", "out"}},
+        # Trained from a groups file: how the groups were mined is that file's, not this command's defaults.
+        "config": {k: v for k, v in asdict(config).items() if k not in {"overwrite", "resume", "out"}}
+        | {k: v for k, v in mined_meta.get("config", {}).items() if k in MINED_FIELDS},
         "device": _device_name(),
         "dev_before": before,
         "dev_after": after,

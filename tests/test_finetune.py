@@ -345,8 +345,18 @@ def test_groups_file_trains_without_mining_and_distils_into_fewer_layers(tmp_pat
     monkeypatch.setattr(reranker.mining, "first_stage_lists", no_mining)
     student = tmp_path / "student"
     meta = finetune(
-        tiny_config(data, student, datasets=(), groups=str(first / "groups.json.gz"), teacher=str(first), student_layers=2)
+        tiny_config(
+            data,
+            student,
+            datasets=(),
+            groups=str(first / "groups.json.gz"),
+            teacher=str(first),
+            student_layers=2,
+            negatives=5,  # this command's own mining options do not describe the groups file's groups
+            candidates=30,
+        )
     )
+    assert (meta["config"]["negatives"], meta["config"]["candidates"], meta["config"]["datasets"]) == (2, 4, [str(data)])
     config = json.loads((student / "config.json").read_text())
     assert config["num_hidden_layers"] == 2 and meta["groups"] == len(groups)
     card = (student / "README.md").read_text()

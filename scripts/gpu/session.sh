@@ -52,17 +52,19 @@ if [ "$(left)" -gt 200 ]; then
 fi
 
 stamp "distil tiny-general ($(left) s left)"
-python3 - "$D/general.groups.json.gz" "$W/distil.groups.json.gz" <<'EOF'
+# Scoring a whole pass with the teacher (389k pairs) took longer than the time left on 2026-11-26: the first
+# DISTIL_GROUPS groups of the first pass are what a session has time for.
+python3 - "$D/general.groups.json.gz" "$W/distil.groups.json.gz" "${DISTIL_GROUPS:-12000}" <<'EOF'
 import sys
 from reranker.mining import load_groups, save_groups
 groups, meta = load_groups(sys.argv[1])
-per_pass = meta.get("groups_per_pass", len(groups))
-save_groups(sys.argv[2], groups[:per_pass], {**meta, "distilled_on": "first pass"})
-print(f"{per_pass} of {len(groups)} groups")
+first_pass = groups[: meta.get("groups_per_pass", len(groups))][: int(sys.argv[3])]
+save_groups(sys.argv[2], first_pass, {**meta, "groups_per_pass": len(first_pass)})
+print(f"distilling on {len(first_pass)} of {len(groups)} groups")
 EOF
 until_deadline $(( $(left) - 15 )) python3 -m reranker finetune --groups "$W/distil.groups.json.gz" --teacher "$W/general" \
   --base "$W/general" --student-layers 3 --out "$W/tiny" --epochs 1 --max-length 256 --groups-per-step 32 \
-  --lr-encoder 1e-4 --lr-head 1e-3 --warmup-ratio 0.05 --save-steps 100 --temperature 1 --dataloader-workers 4
+  --lr-encoder 1e-4 --lr-head 1e-3 --warmup-ratio 0.05 --save-steps 60 --temperature 1 --dataloader-workers 4
 stamp "distil exit $?"
 if [ -f "$W/tiny/model.safetensors" ]; then
   python3 scripts/gpu/portable.py pack "$W/tiny" "$W/tiny-pack"
