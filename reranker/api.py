@@ -289,7 +289,7 @@ class Reranker:
         """Why a text scored as it did: each sentence's contribution to the logit of the window that decided it.
 
         The text is windowed and scored as `rerank` scores it. By default each sentence of the deciding window
-        is removed in turn and the window scored again, all variants in one forward pass, in fp32: a
+        is removed in turn and the window scored again, the variants batched (passes of <= 1,280 tokens on a CPU), in fp32: a
         sentence's contribution is the window's logit minus the logit without it ("logit change"; positive
         means the sentence raised the score). See `reranker.explain` for the sentence rule and the methods.
 

@@ -219,7 +219,8 @@ def test_long_document_chunk_scores(page, url, monkeypatch):
     assert explain_modes[-1] == "sentence"  # opening the tab explained the window
     legend = page.locator("#rl-chunk-text .rl-legend").inner_text()
     assert "logit change" in legend and "Why window" in legend and "fp32" in legend
-    assert re.search(r"in one forward pass|no forward pass \(every score from the cache\)", legend), legend
+    # On a CPU the variants go through in passes of <= 1,280 tokens (reranker.explain.CPU_PASS_TOKENS).
+    assert re.search(r"in (one|\d+) forward pass(es)?|no forward pass \(every score from the cache\)", legend), legend
     heat = page.locator("#rl-chunk-text .rl-deciding.rl-heat")
     assert heat.count() >= 3
     titles = [heat.nth(i).get_attribute("title") for i in range(heat.count())]
