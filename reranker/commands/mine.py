@@ -15,26 +15,11 @@ from reranker.commands.arguments import Option, add_config_arguments, config_fro
 from reranker.commands.common import Command
 from reranker.commands.finetune import FINETUNE_OPTIONS
 from reranker.errors import ConfigError
-from reranker.finetune import FinetuneConfig, mine_groups, prepare_mix
+from reranker.finetune import MINED_FIELDS, FinetuneConfig, mine_groups, prepare_mix
 from reranker.mining import save_groups
 
-# The options that decide which groups are mined; the training ones belong to `finetune`.
-MINING_FIELDS = {
-    "datasets",
-    "out",
-    "split",
-    "epochs",
-    "negatives",
-    "negatives_from",
-    "candidates",
-    "dev_fraction",
-    "holdout_fraction",
-    "dev_queries",
-    "seed",
-    "max_queries",
-    "min_pairs",
-    "overwrite",
-}
+# The options of `mine`: what decides the groups (recorded in the file), and how the command runs.
+MINING_FIELDS = {*MINED_FIELDS, "out", "dev_queries", "max_queries", "min_pairs", "overwrite"}
 
 
 def add_mine_arguments(parser: argparse.ArgumentParser) -> None:
