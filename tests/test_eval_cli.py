@@ -43,8 +43,17 @@ def test_compare_json_keeps_the_core_shape_and_adds_significance(beir, tmp_path,
     per_query = tmp_path / "out.csv"
     runs = tmp_path / "runs"
     code, out, err = _run(
-        capsys, "--dataset", str(beir), "--compare", "bm25,dense", "fused", "--per-query", str(per_query),
-        "--trec-runs", str(runs), "--json",
+        capsys,
+        "--dataset",
+        str(beir),
+        "--compare",
+        "bm25,dense",
+        "fused",
+        "--per-query",
+        str(per_query),
+        "--trec-runs",
+        str(runs),
+        "--json",
     )
     assert code == 0, err
     data = json.loads(out)
@@ -73,6 +82,18 @@ def test_plain_eval_reports_stages_as_configurations_and_a_broken_model_as_an_er
     assert "/no/such/model" in data["configurations"]["reranked"]["error"]
     assert "could not run" in err
     assert set(data["stages"]) == {"bm25", "dense", "fused"}
+
+
+def test_plain_eval_runs_the_coarse_cross_encoder_it_is_given(beir, capsys):
+    """--coarse-cross-encoder without --compare makes the reranked configuration a cascade (it was dropped)."""
+    tiny = "rerank-lens/tiny-general"
+    code, out, err = _run(
+        capsys, "--dataset", str(beir), "--cross-encoder", tiny, "--coarse-cross-encoder", tiny, "--coarse-depth", "4",
+        "--depth", "2", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert "coarse" in data["stages"] and data["configurations"]["reranked"]["spec"] == f"cascade:{tiny}+{tiny}"
 
 
 def test_text_output_marks_the_baseline_test(beir, capsys):

@@ -77,7 +77,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    configs = parse_configurations(args.compare) if args.compare else default_configurations(args.cross_encoder)
+    if args.compare:
+        configs = parse_configurations(args.compare)
+    else:
+        configs = default_configurations(args.cross_encoder, args.coarse_cross_encoder)
     metrics = metrics_for(args.recall_k)
     budgets = [args.latency_budget_ms, *(dict(c.settings).get("latency_budget_ms") for c in configs)]
     engine = cli_engine(args, *budgets)  # before any model runs (see cli_engine)

@@ -156,11 +156,16 @@ def parse_configurations(specs: Sequence[str]) -> list[Configuration]:
     return configs
 
 
-def default_configurations(cross_encoder: str | None) -> list[Configuration]:
-    """BM25, dense, fused and (when a model is given) fused + that cross-encoder."""
+def default_configurations(cross_encoder: str | None, coarse_cross_encoder: str | None = None) -> list[Configuration]:
+    """BM25, dense, fused and (when a model is given) fused + that cross-encoder, after the coarse one if any."""
     configs = [parse_configuration(stage) for stage in FIRST_STAGES]
     if resolve_cross_encoder_spec(cross_encoder) is not None or cross_encoder == AUTO:
-        configs.append(Configuration("reranked", "reranked", cross_encoder=cross_encoder, spec=str(cross_encoder)))
+        spec = f"cascade:{coarse_cross_encoder}+{cross_encoder}" if coarse_cross_encoder else str(cross_encoder)
+        configs.append(
+            Configuration(
+                "reranked", "reranked", cross_encoder=cross_encoder, coarse_cross_encoder=coarse_cross_encoder, spec=spec
+            )
+        )
     return configs
 
 
@@ -349,8 +354,7 @@ def _check_models(config: Configuration) -> tuple[str | None, str | None]:
     fine = resolve_cross_encoder_spec(config.cross_encoder)
     if fine is None:
         return None, (
-            "no cross-encoder is available offline for 'auto'; pass a local model directory "
-            "(rerank:PATH) or connect to the hub"
+            "no cross-encoder is available offline for 'auto'; pass a local model directory (rerank:PATH) or connect to the hub"
         )
     return fine, None
 
@@ -377,9 +381,7 @@ def evaluate_configurations(
     the cross-encoder pairs (default: this process); with a `run`, reranking configurations rerank its lists
     (see `run_configurations`)."""
     queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
-    raw = run_configurations(
-        pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine, run=run
-    )
+    raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine, run=run)
     settings = {"metrics": metrics, "stat_test": stat_test, "max_p": max_p, "dataset": dataset, "split": split}
     return score_configurations(raw, configs, queries, qrels, baseline=baseline, problems=problems, **settings)
 
@@ -429,9 +431,7 @@ def _judged(queries, qrels, configs, baseline, stat_test, max_p) -> tuple[dict[s
     judged = {q for q, docs in qrels.items() if any(g > 0 for g in docs.values())}
     queries = {q: t for q, t in queries.items() if q in judged}
     if not queries:
-        raise ConfigError(
-            "none of the queries has a relevant judgment: add qrels (query-id, corpus-id, grade > 0) for them"
-        )
+        raise ConfigError("none of the queries has a relevant judgment: add qrels (query-id, corpus-id, grade > 0) for them")
     names = [c.name for c in configs]
     baseline = baseline or names[0]
     if baseline not in names:
