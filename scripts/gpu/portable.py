@@ -23,28 +23,35 @@ FROZEN = "word_embeddings.weight"  # finetune keeps it as the backbone has it (-
 
 
 def _copy_small_files(src: Path, dst: Path) -> None:
+    """Config, tokenizer, card and split lists; not the weights, nor the checkpoints of an interrupted run."""
     dst.mkdir(parents=True, exist_ok=True)
     for path in src.rglob("*"):
+        if "checkpoints" in path.relative_to(src).parts:
+            continue
         if path.is_file() and path.name != WEIGHTS and path.stat().st_size < 2_000_000:
             target = dst / path.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
 
 
-def half(src: str, dst: str) -> None:
+def _cast(src: Path, dst: Path, dtype) -> None:
     from safetensors.torch import load_file, save_file
 
+    tensors = load_file(str(src))
+    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, str(dst))
+
+
+def half(src: str, dst: str) -> None:
+    import torch
+
     _copy_small_files(Path(src), Path(dst))
-    tensors = load_file(str(Path(src) / WEIGHTS))
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(Path(dst) / WEIGHTS))
+    _cast(Path(src) / WEIGHTS, Path(dst) / WEIGHTS, torch.float16)
 
 
 def full(folder: str) -> None:
-    from safetensors.torch import load_file, save_file
+    import torch
 
-    path = Path(folder) / WEIGHTS
-    tensors = load_file(str(path))
-    save_file({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, str(path))
+    _cast(Path(folder) / WEIGHTS, Path(folder) / WEIGHTS, torch.float32)
 
 
 def pack(model_dir: str, out_dir: str) -> None:
