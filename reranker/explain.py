@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from reranker.errors import ConfigError
+from reranker.speed import CPU_PASS_TOKENS
 from reranker.types import ChunkScore, Document
 
 if TYPE_CHECKING:
@@ -51,10 +52,6 @@ MAX_STEPS = 256
 # Inputs per forward pass: a 400-token window has ~15-25 sentences (one pass on a GPU); tiny token spans or a
 # window of one-word lines are split into passes of this size so memory stays bounded.
 MAX_BATCH = 64
-# Tokens per occlusion pass on a CPU. Measured on a 2-core AMD EPYC (benchmarks/README.md#explanations): passes
-# of 3 variants of a 400-token window took 0.83-0.87x the time of one pass of all ~18, because a small pass's
-# activations stay in cache (GELU and the linear layers' bias copies ran 2-4x faster); the scores are the same.
-CPU_PASS_TOKENS = 1280
 # Integrated-gradients steps per forward and backward pass (the default steps take one pass; more steps
 # take more passes, since a backward pass keeps every layer's activations of every step in memory).
 STEPS_PER_PASS = 16

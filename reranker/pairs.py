@@ -86,7 +86,19 @@ def _find(haystack: list[int], needle: list[int], start: int) -> int | None:
     return None
 
 
-def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length (longest first), so padding stays small."""
+def length_batches(lengths: Sequence[int], batch_size: int, max_tokens: int | None = None) -> list[list[int]]:
+    """Indices grouped into batches of similar length (longest first), so padding stays small.
+
+    With `max_tokens`, a batch also holds at most that many tokens once padded to its longest item
+    (always at least one item)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches: list[list[int]] = []
+    for i in order:
+        if batches:
+            batch = batches[-1]
+            padded = lengths[batch[0]] * (len(batch) + 1)  # longest first: the batch's first item sets its width
+            if len(batch) < batch_size and (max_tokens is None or padded <= max_tokens):
+                batch.append(i)
+                continue
+        batches.append([i])
+    return batches

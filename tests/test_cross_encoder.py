@@ -97,3 +97,23 @@ def test_rerank_depth_covers_a_corpus_built_inline():
     r = CrossEncoderReranker(BUNDLED_MODEL, cache=None)
     candidates = RankedList("fused", (Hit("x", 1, 1.0, "fused"), Hit("y", 2, 0.5, "fused")), "x")
     assert sorted(r.rerank("alpha", candidates, corpus, depth=10).ranked.doc_ids()) == ["x", "y"]
+
+
+def test_fp32_cpu_passes_stay_within_the_token_budget_with_the_same_scores(reranker, seed_corpus, monkeypatch):
+    import numpy as np
+
+    from reranker import cross_encoder, speed
+
+    docs = list(seed_corpus.documents)
+    _, _, _, pair_ids = reranker._plan(SEED_QUERY, docs)
+    whole = reranker.model_scores(None, pair_ids, precision="fp32", batch_size=len(pair_ids))
+    budget = 2 * max(len(q) + len(d) for q, d in pair_ids)  # about two pairs per pass
+    monkeypatch.setattr(cross_encoder, "CPU_PASS_TOKENS", budget)
+    model = speed.weights_in(reranker.model, reranker._model_key, "fp32")
+    widths = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda features: widths.append(features["input_ids"].numel()) or original(features))
+    passes = reranker.model_scores(None, pair_ids, precision="fp32", batch_size=32)
+    assert reranker.device == "cpu" and len(widths) >= len(pair_ids) // 2
+    assert max(widths) <= budget + 2 * reranker.tokenizer.num_special_tokens_to_add(pair=True)
+    np.testing.assert_allclose(passes, whole, atol=1e-5)

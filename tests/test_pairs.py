@@ -47,3 +47,10 @@ def test_a_layout_that_cannot_be_reproduced_falls_back_to_text():
 
 def test_length_batches_group_similar_lengths_longest_first():
     assert length_batches([3, 10, 1, 7], 2) == [[1, 3], [0, 2]]
+
+
+def test_length_batches_respect_a_token_budget_after_padding():
+    # Longest first; a batch's padded size is its first item's length times its size.
+    assert length_batches([100, 60, 90, 300, 80], 32, max_tokens=200) == [[3], [0, 2], [4, 1]]
+    assert length_batches([10] * 5, 2, max_tokens=1000) == [[0, 1], [2, 3], [4]]
+    assert length_batches([500], 8, max_tokens=100) == [[0]]  # an item over the budget still gets a batch
