@@ -131,9 +131,9 @@ def test_the_html_snapshot_explains_the_top_reranked_document(state):
 
     from reranker.ui.evaluate_tab import snapshot_file
 
-    page = Path(snapshot_file(state, KEY, SEED_QUERY, CROSS.overrides())).read_text(encoding="utf-8")
+    page = Path(snapshot_file(state, KEY, SEED_QUERY, CROSS)).read_text(encoding="utf-8")
     assert '<section id="explanation">' in page and 'class="heat"' in page and "logit change" in page
-    plain = Path(snapshot_file(state, KEY, SEED_QUERY, Settings(cross_encoder="none").overrides())).read_text(encoding="utf-8")
+    plain = Path(snapshot_file(state, KEY, SEED_QUERY, Settings(cross_encoder="none"))).read_text(encoding="utf-8")
     assert '<section id="explanation">' not in plain  # nothing was reranked, so nothing to explain
 
 

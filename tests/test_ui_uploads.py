@@ -1,6 +1,7 @@
 """Uploads in the app, as plain functions: a BEIR zip registered with its splits (its Evaluate figures equal
 `python -m reranker eval` on the extracted folder), and a TREC run that becomes a corpus's before list in
-Search and the baseline in Evaluate (its figures equal `rerank-run`'s), refused with file and line."""
+Search, Compare, the HTML snapshot and the comparison on the current query, and the baseline in Evaluate
+(its figures equal `rerank-run`'s), refused with file and line."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from reranker.errors import ConfigError, DataError
 from reranker.evaluation.export import report_to_json
 from reranker.runs import format_run
 from reranker.ui import state as state_module
-from reranker.ui.evaluate_tab import evaluate_view
+from reranker.ui.compare_tab import compare_view
+from reranker.ui.evaluate_tab import evaluate_view, query_comparison_view, snapshot_file
 from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import grade_view, search_view
 from reranker.ui.settings import Settings
@@ -265,3 +267,54 @@ def test_grading_a_run_query_keeps_the_runs_heading(state, key, with_run):
     view = search_view(state, key, QUERIES["q4"], settings)
     _, lists = grade_view(state, view.view, "attention", 2)
     assert "Before: uploaded run prod run.trec" in lists and "After: no cross-encoder ran (same as before)" in lists
+
+
+def snapshot_lists(page: str) -> tuple[str, list[str], list[str]]:
+    """A snapshot's before heading and the document ids of its before and after columns."""
+    before, after = page.split('<section id="final">', 1)
+    before = before.split('<section id="fused">', 1)[1]
+    ids = r'class="snippet">([^ <]+) · '
+    return re.search(r"<h2>([^<]+)</h2>", before).group(1), re.findall(ids, before), re.findall(ids, after)
+
+
+def test_the_snapshot_of_a_run_query_shows_the_runs_list_as_search_does(state, key, with_run):
+    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=5, top_n=5)
+    search = search_view(state, key, QUERIES["q4"], settings)
+    page = Path(snapshot_file(state, key, QUERIES["q4"], settings)).read_text(encoding="utf-8")
+    heading, before, after = snapshot_lists(page)
+    assert heading == "Before: uploaded run prod run.trec"
+    assert before == [e.doc_id for e in with_run.run.queries["q4"]][:5] == before_ids(search.lists)
+    assert after == search.result.after.doc_ids()[:5]
+    assert "before: uploaded run prod run.trec (its list for this query)" in page
+
+    other = Path(snapshot_file(state, key, QUERIES["q7"], settings)).read_text(encoding="utf-8")
+    assert snapshot_lists(other)[0] == "Before: fused (BM25 + dense, RRF)" and "has no list for this query" in other
+
+
+def comparison_columns(html: str) -> list[list[str]]:
+    """The document ids of each configuration's column in `query_comparison_html`, best first."""
+    rows = [re.findall(r"<td>.*?<div class='rl-eval-model'>([^<]+)</div></td>", row)
+            for row in re.findall(r"<tr><th>#\d+</th>(.*?)</tr>", html)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def test_compare_on_the_current_query_reranks_the_runs_list_as_search_does(state, key, with_run):
+    html = query_comparison_view(state, key, QUERIES["q4"], ["run", CE, "", ""], Settings())
+    run, reranked = comparison_columns(html)
+    search = search_view(state, key, QUERIES["q4"], Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=5))
+    assert run == [e.doc_id for e in with_run.run.queries["q4"]][:5]
+    assert reranked == search.result.after.doc_ids()[:5]
+    assert "before: uploaded run prod run.trec (its list for this query)" in html and "could not run" not in html
+
+    other = query_comparison_view(state, key, QUERIES["q7"], ["fused", CE], Settings())
+    fused, _ = comparison_columns(other)
+    assert fused == search_view(state, key, QUERIES["q7"], Settings(cross_encoder="none")).result.before.doc_ids()[:5]
+    assert "has no list for this query" in other
+
+
+def test_compare_says_its_cross_encoders_rerank_the_runs_list(state, key, with_run):
+    settings = Settings(rerank_depth=5, top_n=5)
+    view = compare_view(state, key, QUERIES["q4"], "Cross-encoders", BUNDLED_MODEL, "all-MiniLM-L6-v2", settings)
+    assert "before: uploaded run prod run.trec (its list for this query)" in view.agreement
+    dense = compare_view(state, key, QUERIES["q4"], "Bi-encoders", "all-MiniLM-L6-v2", BUNDLED_MODEL, settings)
+    assert "uploaded run" not in dense.agreement  # two bi-encoders compare their own dense lists

@@ -657,23 +657,34 @@ class QueryComparison:
     agreement: Agreement | None
 
 
-def compare_on_query(pipeline: Pipeline, query: str, configs: Sequence[Configuration], k: int = 10) -> QueryComparison:
-    """Run each configuration on one query; a configuration that cannot load is reported in `errors`."""
-    raw = run_configurations(pipeline, {"query": query}, configs)
+def compare_on_query(
+    pipeline: Pipeline,
+    query: str,
+    configs: Sequence[Configuration],
+    k: int = 10,
+    *,
+    run: TrecRun | None = None,
+    qid: str | None = None,
+) -> QueryComparison:
+    """Run each configuration on one query; a configuration that cannot load is reported in `errors`. With a
+    `run` that ranks the query as `qid`, reranking configurations rerank the run's list of it and "run" reads
+    that list, as in `evaluate_configurations`."""
+    key = qid or "query"
+    raw = run_configurations(pipeline, {key: query}, configs, run=run)
     lists: dict[str, RankedList] = {}
     latency: dict[str, float] = {}
     errors: dict[str, str] = {}
     for config in configs:
         results, _, error = raw[config.name]
-        if error is not None or "query" not in results:
+        if error is not None or key not in results:
             errors[config.name] = error or "no result"
             continue
-        result = results["query"]
+        result = results[key]
         if config.stage not in result.stages:
             errors[config.name] = f"stage {config.stage} did not run (is a cross-encoder available?)"
             continue
         lists[config.name] = result.stages[config.stage]
-        latency[config.name] = _latency({"query": result}, config).get("total", 0.0)
+        latency[config.name] = _latency({key: result}, config).get("total", 0.0)
     matrix = agreement(lists, k) if len(lists) > 1 else None
     return QueryComparison(query, lists, latency, errors, matrix)
 

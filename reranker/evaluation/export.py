@@ -14,7 +14,7 @@ import io
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -236,7 +236,7 @@ def _list_table(
 
 
 def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_n: int) -> str:
-    """A slope chart (fused rank -> reranked rank) as an HTML div with plotly.js inlined."""
+    """A slope chart (rank before reranking -> rank after) as an HTML div with plotly.js inlined."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -252,12 +252,12 @@ def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_
         label = (doc.title if doc and doc.title else doc_id)[:60]
         fig.add_trace(
             go.Scatter(
-                x=["fused", "reranked"],
+                x=[before.stage, after.stage],
                 y=[b_y, a_y],
                 mode="lines+markers",
                 line={"color": color, "width": 2},
                 name=label,
-                hovertext=[f"{label}<br>fused rank {b or '–'}", f"{label}<br>reranked rank {a or '–'}"],
+                hovertext=[f"{label}<br>{before.stage} rank {b or '–'}", f"{label}<br>{after.stage} rank {a or '–'}"],
                 hoverinfo="text",
                 showlegend=False,
             )
@@ -311,15 +311,18 @@ def html_snapshot(
     include_figure: bool = True,
     settings: Mapping[str, object] | None = None,
     explanation: tuple[str, Explanation] | None = None,
+    before_heading: str | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
-    """A single self-contained HTML page comparing the fused and final lists of one query; with
-    `explanation` (a doc id and its `Explanation`), why that document scored as it did."""
+    """A single self-contained HTML page comparing the list before reranking (fused, or the first-stage list
+    reranking started from, e.g. a TREC run's: name it in `before_heading`) and the final list of one query;
+    with `explanation` (a doc id and its `Explanation`), why that document scored as it did."""
     judgments = judgments or {}
     top_n = result.top_n
     before, after = result.before, result.after
-    final = result.final_stage
+    first, final = before.stage, result.final_stage
     fused_table = _list_table(before, after, corpus, top_n, judgments, after_side=False, other_name=final)
-    final_table = _list_table(after, before, corpus, top_n, judgments, after_side=True, other_name="fused")
+    final_table = _list_table(after, before, corpus, top_n, judgments, after_side=True, other_name=first)
     latency = "".join(
         f"<tr><td>{_esc(t.stage)}</td><td>{t.ms:.1f}</td><td>{t.load_ms:.0f}</td><td>{_esc(t.detail)}</td></tr>"
         for t in result.timings
@@ -327,15 +330,15 @@ def html_snapshot(
     overlap = top_k_overlap(before.doc_ids(), after.doc_ids(), top_n)
     rbo = rank_biased_overlap(before.doc_ids()[: len(after)], after.doc_ids())
     hurt = hurt_documents(result, judgments, top_n) if judgments else ()
-    notes = "".join(f'<div class="note">{_esc(m)}</div>' for m in result.messages)
+    notes_html = "".join(f'<div class="note">{_esc(m)}</div>' for m in [*notes, *result.messages])
     if hurt:
-        notes += "".join(
-            f'<div class="note">Reranker hurt: relevant {_esc(h.doc_id)} (grade {h.grade}) fell from fused rank '
+        notes_html += "".join(
+            f'<div class="note">Reranker hurt: relevant {_esc(h.doc_id)} (grade {h.grade}) fell from {_esc(first)} rank '
             f"{h.before} to {h.after or 'outside the list'}.</div>"
             for h in hurt
         )
     settings_line = " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in (settings or {}).items())
-    figure = _movement_figure(before, after, corpus, top_n) if include_figure and final != "fused" else ""
+    figure = _movement_figure(before, after, corpus, top_n) if include_figure and result.reranked else ""
     explained = _explanation_section(explanation[1], corpus, explanation[0]) if explanation else ""
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
@@ -347,11 +350,11 @@ def html_snapshot(
 <h1>Query: <span id="query">{_esc(result.query)}</span></h1>
 <div class="meta">{_esc(corpus.name)} · {len(corpus)} documents · top {top_n} · final stage {_esc(final)} ·
 top-{top_n} overlap {overlap:.2f} · RBO {rbo:.3f} · created {created}{(' · ' + settings_line) if settings_line else ''}</div>
-<div class="meta">Scores: fused = {_esc(before.score_label)}; {_esc(final)} = {_esc(after.score_label)}
+<div class="meta">Scores: {_esc(first)} = {_esc(before.score_label)}; {_esc(final)} = {_esc(after.score_label)}
 {('; in brackets ' + _esc(after.normalized_label)) if after.normalized_label else ''}</div>
-{notes}
+{notes_html}
 <div class="columns">
-<section id="fused"><h2>Before: fused (BM25 + dense, RRF)</h2>{fused_table}</section>
+<section id="fused"><h2>{_esc(before_heading or "Before: fused (BM25 + dense, RRF)")}</h2>{fused_table}</section>
 <section id="final"><h2>After: {_esc(final)}</h2>{final_table}</section>
 </div>
 {explained}

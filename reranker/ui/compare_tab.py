@@ -41,7 +41,8 @@ def compare_view(
     settings: Settings,
     progress: ProgressFn | None = None,
 ) -> CompareView:
-    """Two cross-encoders (or two bi-encoders) on the same query: both lists, agreement, latency."""
+    """Two cross-encoders (or two bi-encoders) on the same query: both lists, agreement, latency. Cross-encoders
+    rerank the query's before list as Search does (an uploaded run's, when it ranks the query; a note says which)."""
     model_a, model_b = (model_a or "").strip(), (model_b or "").strip()
     if not model_a or not model_b:
         raise ConfigError("Pick two models to compare.")
@@ -49,18 +50,20 @@ def compare_view(
     rows = []
     lists = []
     names = []
+    notes = ""
     for spec in (model_a, model_b):
         if cross:
             resolved = resolve_cross_encoder_spec(spec)
             if resolved is None:
                 raise ConfigError(f"{spec!r} does not name a cross-encoder available here; pick or type a model id.")
-            pipeline, result, _ = run_search(state, corpus_key, query, settings, progress, cross_encoder=resolved)
+            pipeline, result, _, before = run_search(state, corpus_key, query, settings, progress, cross_encoder=resolved)
+            notes = render.notice_html(before.note) if before.note else ""
             timing = result.timing("reranked") or StageTiming("reranked", 0.0)
             rows.append((resolved, timing.ms, timing.load_ms, timing.detail))
             lists.append(result.stages["reranked"])
             names.append(resolved)
         else:
-            pipeline, result, loads = run_search(  # the dense lists themselves, whatever the corpus's before list
+            pipeline, result, loads, _ = run_search(  # the dense lists themselves, whatever the corpus's before list
                 state, corpus_key, query, settings, progress, use_run=False, bi_encoder=spec, cross_encoder="none"
             )
             timing = result.timing("dense") or StageTiming("dense", 0.0)
@@ -78,7 +81,7 @@ def compare_view(
         top_n,
         normalized=settings.normalized and cross,
     )
-    return CompareView(agreement + cache_note(rows), html, figures.model_latency_figure(rows))
+    return CompareView(agreement + notes + cache_note(rows), html, figures.model_latency_figure(rows))
 
 
 def cache_note(rows: list[tuple[str, float, float, str]]) -> str:

@@ -61,7 +61,8 @@ from reranker.runs import RUN_STAGE, format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
 from reranker.ui.render import esc, notice_html, shorten
-from reranker.ui.settings import SETTING_FIELDS, named_settings, settings_from, user_errors
+from reranker.ui.search_tab import ProgressFn, run_search
+from reranker.ui.settings import SETTING_FIELDS, Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, LoadedRun, judgments_for
 
 logger = logging.getLogger(__name__)
@@ -289,8 +290,10 @@ def agreement_matrix_html(matrix: Agreement) -> str:
     )
 
 
-def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], top: int = 5) -> str:
-    """The configurations' top documents side by side, each one's latency, and their agreement."""
+def query_comparison_html(
+    comparison: QueryComparison, titles: dict[str, str], top: int = 5, notes: Sequence[str] = ()
+) -> str:
+    """The configurations' top documents side by side, each one's latency, and their agreement, under `notes`."""
     names = list(comparison.lists)
     head = "".join(f"<th>{esc(n)}<div class='rl-eval-model'>{comparison.latency_ms[n]:.0f} ms</div></th>" for n in names)
     rows = []
@@ -305,12 +308,13 @@ def query_comparison_html(comparison: QueryComparison, titles: dict[str, str], t
             else:
                 cells.append("<td></td>")
         rows.append(f"<tr><th>#{rank + 1}</th>{''.join(cells)}</tr>")
-    errors = "".join(notice_html(f"{n} could not run: {e}", "warn") for n, e in comparison.errors.items())
+    notices = "".join(notice_html(n) for n in notes)
+    notices += "".join(notice_html(f"{n} could not run: {e}", "warn") for n, e in comparison.errors.items())
     table = f"<table class='rl-eval'><tr><th></th>{head}</tr>{''.join(rows)}</table>" if names else ""
     matrix = agreement_matrix_html(comparison.agreement) if comparison.agreement else ""
     return (
         f"<div id='rl-eval-query-compare'><h4>On the current query: {esc(shorten(comparison.query, 100))}</h4>"
-        f"{errors}{table}{matrix.replace('queries)', 'query)') if matrix else ''}</div>"
+        f"{notices}{table}{matrix.replace('queries)', 'query)') if matrix else ''}</div>"
     )
 
 
@@ -472,15 +476,44 @@ def write_downloads(report: EvaluationReport) -> list[str]:
     return [str(f) for f in files]
 
 
-def snapshot_file(state: AppState, corpus_key: str, query: str, overrides: dict[str, Any]) -> str:
-    """An HTML snapshot of the current query's fused-vs-reranked comparison, written to a temp file; when a
-    cross-encoder ran, with why the top document scored as it did (each sentence's logit change)."""
+def query_comparison_view(
+    state: AppState,
+    corpus_key: str,
+    query: str,
+    specs: Sequence[str],
+    settings: Settings,
+    progress: ProgressFn | None = None,
+) -> str:
+    """The configurations on the query in the box (HTML): reranking ones start from the query's before list
+    as Search does (an uploaded run's, when it ranks the query), and a note says which list that is."""
+    specs = [s for s in specs if s and s.strip()]
+    if not specs:
+        raise ConfigError("Pick at least one configuration, e.g. two cross-encoders as rerank:MODEL.")
     if not corpus_key:
         raise ConfigError("Pick a corpus first.")
+    base = {k: v for k, v in settings.overrides().items() if k not in ("cross_encoder", "coarse_cross_encoder")}
+    configs = [dataclasses.replace(c, settings=tuple({**base, **dict(c.settings)}.items()))
+               for c in parse_configurations(specs)]
+    query = " ".join((query or "").split())
+    if not query:
+        raise ConfigError("The query is empty: type a question or pick an example, then compare.")
+    if progress is not None:
+        progress(0.2, desc="Running each configuration on the query…")
     pipeline = state.pipeline(corpus_key)
-    result = pipeline.search(query, **overrides)
+    before = state.before_list(corpus_key, query)
+    comparison = compare_on_query(pipeline, query, configs, run=before.run, qid=before.qid)
+    titles = {d: pipeline.corpus[d].title for hits in comparison.lists.values() for d in hits.doc_ids()[:5]}
+    return query_comparison_html(comparison, titles, notes=[before.note] if before.note else ())
+
+
+def snapshot_file(state: AppState, corpus_key: str, query: str, settings: Settings) -> str:
+    """An HTML snapshot of the current query's before-vs-reranked comparison (the before list as Search shows
+    it: fused, or an uploaded run's), written to a temp file; when a cross-encoder ran, with why the top
+    document scored as it did (each sentence's logit change)."""
+    pipeline, result, _, before = run_search(state, corpus_key, query, settings, None)
+    overrides = settings.overrides()
     judged = judgments_for(state.dataset(corpus_key), result.query)
-    settings = {"corpus": state.source(corpus_key).label, "cross-encoder": overrides.get("cross_encoder")}
+    described = {"corpus": state.source(corpus_key).label, "cross-encoder": overrides.get("cross_encoder")}
     explained = None
     config = dataclasses.replace(pipeline.config, **overrides)
     spec = resolve_cross_encoder_spec(config.cross_encoder)
@@ -488,7 +521,13 @@ def snapshot_file(state: AppState, corpus_key: str, query: str, overrides: dict[
         top = result.after.hits[0].doc_id
         explained = (top, explain(pipeline.reranker(spec, config), result.query, pipeline.corpus[top].full_text))
     page = html_snapshot(
-        result, pipeline.corpus, judgments=judged[1] if judged else None, settings=settings, explanation=explained
+        result,
+        pipeline.corpus,
+        judgments=judged[1] if judged else None,
+        settings=described,
+        explanation=explained,
+        before_heading=before.heading,
+        notes=[before.note] if before.note else (),
     )
     folder = Path(tempfile.mkdtemp(prefix="rerank-lens-snapshot-"))
     return str(write_text(folder / snapshot_filename(result.query), page))
@@ -597,29 +636,13 @@ def build_evaluate_tab(ctx: AppContext) -> None:
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors
     def on_compare_query(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's injection
-        specs = [s for s in rest[:MAX_CONFIGURATIONS] if s and s.strip()]
-        if not specs:
-            raise ConfigError("Pick at least one configuration, e.g. two cross-encoders as rerank:MODEL.")
-        if not corpus_key:
-            raise ConfigError("Pick a corpus first.")
-        base = settings_from(rest[MAX_CONFIGURATIONS:]).overrides()
-        base = {k: v for k, v in base.items() if k not in ("cross_encoder", "coarse_cross_encoder")}
-        configs = [dataclasses.replace(c, settings=tuple({**base, **dict(c.settings)}.items()))
-                   for c in parse_configurations(specs)]
-        query = " ".join((query or "").split())
-        if not query:
-            raise ConfigError("The query is empty: type a question or pick an example, then compare.")
-        progress(0.2, desc="Running each configuration on the query…")
-        pipeline = state.pipeline(corpus_key)
-        comparison = compare_on_query(pipeline, query, configs)
-        titles = {d: pipeline.corpus[d].title for hits in comparison.lists.values() for d in hits.doc_ids()[:5]}
-        return query_comparison_html(comparison, titles)
+        specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
+        return query_comparison_view(state, corpus_key, query, specs, settings_from(settings_values), progress)
 
     @named_settings()
     @user_errors
     def on_snapshot(corpus_key, query, *settings_values):
-        settings = settings_from(settings_values)
-        return [snapshot_file(state, corpus_key, query, settings.overrides())]
+        return [snapshot_file(state, corpus_key, query, settings_from(settings_values))]
 
     def remember(*specs, request: gr.Request = None):
         last_specs[_session(request)] = tuple(s for s in specs if s)

@@ -39,12 +39,11 @@ from reranker.judgments import (
     unjudged,
 )
 from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
-from reranker.runs import RUN_STAGE
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
-from reranker.ui.state import AppState, LoadedRun, progress_listener
+from reranker.ui.state import AppState, BeforeList, progress_listener
 
 LONGEST_DOCS = 5
 LONG_DOC_CHARS = 2000  # roughly 400+ tokens: long enough to need several windows
@@ -72,7 +71,7 @@ class Shown:
     result: PipelineResult
     normalized: bool
     models: str
-    before_heading: str = ""  # when the before list is not fusion's (an uploaded run's)
+    before_heading: str | None = None  # when the before list is not fusion's (an uploaded run's)
 
 
 class ShownResults:
@@ -140,25 +139,24 @@ def run_search(
     *,
     use_run: bool = True,
     **changes: Any,
-) -> tuple[Pipeline, PipelineResult, list[StageTiming]]:
-    """One query with the page's settings (and `changes`): the pipeline, its result and the index builds it paid for.
-    With `use_run` and a run uploaded for the corpus that ranks this query, the run's list is reranked instead
-    of the fused one (the result's `before` is then stage "run")."""
+) -> tuple[Pipeline, PipelineResult, list[StageTiming], BeforeList]:
+    """One query with the page's settings (and `changes`): the pipeline, its result, the index builds it paid for
+    and what its before list is. With `use_run` and a run uploaded for the corpus that ranks this query, the
+    run's list is reranked instead of the fused one (the result's `before` is then stage "run")."""
     fresh = bool(corpus_key) and not state.is_ready(corpus_key)
     pipeline = pipeline_for(state, corpus_key, progress)
     already = 0 if fresh else len(pipeline.startup)  # a pipeline built by this request: show its index builds
     overrides = settings.overrides(**changes)
-    from_run = state.run_query(corpus_key, query) if use_run else None
+    before = state.before_list(corpus_key, query) if use_run else BeforeList()
     if progress is not None:
         spec = resolve_cross_encoder_spec(overrides["cross_encoder"])
         progress(0.5, desc=f"Searching and reranking with {spec}…" if spec else "Searching…")
     with progress_listener(_progress_callback(progress, "Encoding the corpus")):
-        if from_run is not None:
-            loaded, qid = from_run
-            result = pipeline.rerank(query, loaded.run.ranked_list(qid), **overrides)
+        if before.run is not None:
+            result = pipeline.rerank(query, before.run.ranked_list(before.qid), **overrides)
         else:
             result = pipeline.search(query, **overrides)
-    return pipeline, result, list(pipeline.startup[already:])
+    return pipeline, result, list(pipeline.startup[already:]), before
 
 
 def ndcg_before_after(result: PipelineResult, qid: str, grades: dict[str, int]) -> tuple[float, float] | None:
@@ -176,17 +174,15 @@ def search_view(
     state: AppState, corpus_key: str, query: str, settings: Settings, progress: ProgressFn | None = None
 ) -> SearchView:
     """Everything the Search tab shows for one query."""
-    pipeline, result, loads = run_search(state, corpus_key, query, settings, progress)
+    pipeline, result, loads, before = run_search(state, corpus_key, query, settings, progress)
     spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
-    loaded = state.run_for(corpus_key)
-    from_run = loaded is not None and result.before.stage == RUN_STAGE
     models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
-    shown = Shown(corpus_key, result, settings.normalized, models, f"Before: {loaded.label}" if from_run else "")
+    shown = Shown(corpus_key, result, settings.normalized, models, before.heading)
     view = SHOWN.add(shown)
     summary, lists = judged_panels(state, shown, view)
     notes = render.messages_html(result.messages)
-    if loaded is not None:
-        notes += render.notice_html(run_note(loaded, from_run))
+    if before.note:
+        notes += render.notice_html(before.note)
     if not result.after.hits:
         notes += render.notice_html("No documents matched this query. Try other words or a larger retrieval depth.", "warn")
     choices, value = document_choices(result, pipeline)
@@ -219,7 +215,7 @@ def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
     )
     lists = render.before_after_html(
         result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine,
-        before_heading=shown.before_heading or None,
+        before_heading=shown.before_heading,
     )
     return summary, bar + lists
 
@@ -269,16 +265,6 @@ def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str])
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
     _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
     return f"Merged into the judgments of {state.source(corpus_key).label}: {report.describe()}."
-
-
-def run_note(loaded: LoadedRun, used: bool) -> str:
-    """What the before list is when a run is uploaded for the corpus."""
-    if used:
-        return f"before: {loaded.label} (its list for this query), reranked by the cross-encoder."
-    return (
-        f"before: BM25 + dense fused — the {loaded.label} has no list for this query "
-        "(pick one of the corpus queries it ranks)."
-    )
 
 
 def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[tuple[str, str]], str | None]:

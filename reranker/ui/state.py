@@ -113,6 +113,38 @@ class LoadedRun:
         return f"uploaded run {self.name}"
 
 
+@dataclass(frozen=True)
+class BeforeList:
+    """The list a query's reranking starts from: the uploaded run's list when the corpus has a run that ranks
+    the query (`qid`), else BM25 + dense fusion. Search, Compare, the HTML snapshot and Evaluate's comparison
+    on the current query all take it from `AppState.before_list`, so they agree and say the same."""
+
+    loaded: LoadedRun | None = None  # the run uploaded for the corpus, if any
+    qid: str | None = None  # the run's query id for this query, when the run ranks it
+
+    @property
+    def run(self) -> TrecRun | None:
+        """The run whose list is the before list; None when it is fusion."""
+        return self.loaded.run if self.loaded is not None and self.qid is not None else None
+
+    @property
+    def heading(self) -> str | None:
+        """The before column's heading when it is not fusion's."""
+        return f"Before: {self.loaded.label}" if self.loaded is not None and self.qid is not None else None
+
+    @property
+    def note(self) -> str | None:
+        """What the before list is, when a run is uploaded for the corpus (without one, fusion goes unsaid)."""
+        if self.loaded is None:
+            return None
+        if self.qid is not None:
+            return f"before: {self.loaded.label} (its list for this query), reranked by the cross-encoder."
+        return (
+            f"before: BM25 + dense fused — the {self.loaded.label} has no list for this query "
+            "(pick one of the corpus queries it ranks)."
+        )
+
+
 _progress_local = threading.local()
 
 
@@ -430,17 +462,16 @@ class AppState:
         with entry.lock:
             entry.run = None
 
-    def run_query(self, key: str, query: str) -> tuple[LoadedRun, str] | None:
-        """(the corpus's run, the query id) when a run is loaded and ranks a corpus query with this text."""
+    def before_list(self, key: str, query: str) -> BeforeList:
+        """Where the query's reranking starts: the corpus's run, when one is loaded and ranks a corpus query
+        with this text (ignoring case, spacing and a final "?"), else fusion."""
         loaded = self.run_for(key)
         if loaded is None:
-            return None
+            return BeforeList()
         wanted = normalise_query(query or "")
         queries = self.dataset(key).queries
-        for qid in loaded.run.queries:
-            if normalise_query(queries.get(qid, "")) == wanted:
-                return loaded, qid
-        return None
+        qid = next((q for q in loaded.run.queries if normalise_query(queries.get(q, "")) == wanted), None)
+        return BeforeList(loaded, qid)
 
 
 def _digest(path: Path, name: str) -> str:
