@@ -310,6 +310,8 @@ def test_compare_on_the_current_query_reranks_the_runs_list_as_search_does(state
     fused, _ = comparison_columns(other)
     assert fused == search_view(state, key, QUERIES["q7"], Settings(cross_encoder="none")).result.before.doc_ids()[:5]
     assert "has no list for this query" in other
+    with pytest.raises(ConfigError, match=r"uploaded run prod run\.trec has no list for this query"):
+        query_comparison_view(state, key, QUERIES["q7"], ["run", CE], Settings())
 
 
 def test_compare_says_its_cross_encoders_rerank_the_runs_list(state, key, with_run):

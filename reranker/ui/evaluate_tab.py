@@ -501,6 +501,11 @@ def query_comparison_view(
         progress(0.2, desc="Running each configuration on the query…")
     pipeline = state.pipeline(corpus_key)
     before = state.before_list(corpus_key, query)
+    if before.loaded is not None and before.run is None and any(c.stage == RUN_STAGE for c in configs):
+        raise ConfigError(
+            f"The {before.loaded.label} has no list for this query, so the 'run' configuration has nothing to show: "
+            "pick one of the corpus queries it ranks, or drop 'run'."
+        )
     comparison = compare_on_query(pipeline, query, configs, run=before.run, qid=before.qid)
     titles = {d: pipeline.corpus[d].title for hits in comparison.lists.values() for d in hits.doc_ids()[:5]}
     return query_comparison_html(comparison, titles, notes=[before.note] if before.note else ())
