@@ -11,6 +11,9 @@ Grades follow the TREC Deep Learning track's four-point scale (Craswell et al., 
 Writers never lose each other's work: a write takes the folder's lock (an `flock` on `.lock`, plus a
 thread lock), reads the files as they are on disk, applies only its own changes, and replaces each
 file atomically, so readers never see half a file. The last grade written for a (query, document) wins.
+
+Removing a grade deletes it from the overlay only: a grade the corpus ships stays, and applies again once
+the overlay no longer overrides it. A new query's text leaves the overlay with its last grade.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from reranker.cache import atomic_write_text
 from reranker.corpus import Dataset, Qrels, json_lines
-from reranker.errors import DataError
+from reranker.errors import ConfigError, DataError
 from reranker.types import PipelineResult
 
 try:  # POSIX: a lock other processes (app workers, `eval`, a second server) respect
@@ -102,10 +105,15 @@ def query_judgments(dataset: Dataset, text: str) -> tuple[str, dict[str, int]]:
     """(query id, document id -> grade) for a query text: the dataset's id when it has the query (its
     judgments from the test split first), else the id a new query gets (and no judgments yet)."""
     qid = find_query(dataset, text) or new_query_id(text)
+    return qid, grades_of(dataset, qid)
+
+
+def grades_of(dataset: Dataset, qid: str) -> dict[str, int]:
+    """A query's judgments, document id -> grade, from the first split that judges it (the test split first)."""
     for split in sorted(dataset.qrels, key=lambda s: s != OVERLAY_SPLIT):
         if qid in dataset.qrels[split]:
-            return qid, dict(dataset.qrels[split][qid])
-    return qid, {}
+            return dict(dataset.qrels[split][qid])
+    return {}
 
 
 def shown_documents(result: PipelineResult) -> list[str]:
@@ -154,6 +162,31 @@ class MergeReport:
             ignored.append(f"{self.unknown_queries} for queries with no text (upload their queries.jsonl too)")
         return text + (f"; ignored {' and '.join(ignored)}" if ignored else "")
 
+    def message(self, corpus: str) -> str:
+        """What the app and `judgments import` say after a merge into `corpus`'s judgments."""
+        return f"Merged into the judgments of {corpus}: {self.describe()}."
+
+
+@dataclass(frozen=True)
+class RemovalReport:
+    """What removing a query's grades from an overlay did, and which shipped grades apply again."""
+
+    query: str
+    removed: Mapping[str, int] = field(default_factory=dict)  # document -> the grade removed
+    shipped: Mapping[str, int] = field(default_factory=dict)  # removed documents the corpus ships a grade for
+    missing: tuple[str, ...] = ()  # documents asked for that the overlay has no grade of
+
+    def describe(self) -> str:
+        removed = ", ".join(f"{doc} (was {grade})" for doc, grade in sorted(self.removed.items()))
+        grades = "grade" if len(self.removed) == 1 else "grades"
+        text = f"Removed {len(self.removed)} {grades} of query {self.query} from the overlay: {removed}."
+        if self.shipped:
+            again = ", ".join(f"{doc} ({grade})" for doc, grade in sorted(self.shipped.items()))
+            text += f" The corpus ships its own grade for {again}, which applies again (shipped qrels are never rewritten)."
+        if self.missing:
+            text += f" The overlay had no grade of {', '.join(self.missing)}."
+        return text
+
 
 class JudgmentStore:
     """One corpus's overlay folder: read it, and merge grades into it without losing concurrent writes."""
@@ -189,8 +222,18 @@ class JudgmentStore:
         queries = parse_queries(self.queries_path.read_bytes(), str(self.queries_path)) if self.queries_path.is_file() else {}
         return Overlay(qrels, queries, str(self.folder))
 
-    def record(self, judgments: Iterable[Judgment], queries: Mapping[str, str] | None = None) -> tuple[Overlay, MergeReport]:
-        """Merge grades (and new query texts) into the overlay on disk; the last grade for a pair wins."""
+    def record(
+        self,
+        judgments: Iterable[Judgment],
+        queries: Mapping[str, str] | None = None,
+        *,
+        queries_if_missing: Mapping[str, str] | None = None,
+    ) -> tuple[Overlay, MergeReport]:
+        """Merge grades (and new query texts) into the overlay on disk; the last grade for a pair wins.
+
+        `queries` replace the overlay's texts; `queries_if_missing` are written only for queries the overlay
+        has no text for (decided under the lock, so a removal that just dropped a text cannot orphan a grade).
+        """
         judgments = list(judgments)
         for qid, doc, grade in judgments:
             _check_id(qid, "query id")
@@ -202,7 +245,8 @@ class JudgmentStore:
             qrels = {q: dict(docs) for q, docs in current.qrels.items()}
             texts = dict(current.queries)
             added = changed = unchanged = new_queries = 0
-            for qid, text in (queries or {}).items():
+            wanted = {q: t for q, t in (queries_if_missing or {}).items() if q not in texts}
+            for qid, text in {**wanted, **(queries or {})}.items():
                 _check_id(qid, "query id")
                 if texts.get(qid) != text:
                     new_queries += qid not in texts
@@ -222,6 +266,26 @@ class JudgmentStore:
                 atomic_write_text(self.qrels_path, format_qrels(qrels))
         report = MergeReport(added=added, changed=changed, unchanged=unchanged, new_queries=new_queries)
         return Overlay(qrels, texts, str(self.folder)), report
+
+    def remove(self, qid: str, docs: Iterable[str] | None = None) -> tuple[Overlay, dict[str, int]]:
+        """Delete a query's grades (all, or those of `docs`) from the overlay on disk; returns the overlay and
+        the grades removed (document -> grade). A query left without grades loses its text too."""
+        with self._locked():
+            current = self.load()
+            qrels = {q: dict(grades) for q, grades in current.qrels.items()}
+            grades = qrels.get(qid, {})
+            wanted = list(grades) if docs is None else list(docs)
+            removed = {doc: grades.pop(doc) for doc in wanted if doc in grades}
+            if not grades:
+                qrels.pop(qid, None)
+            texts = dict(current.queries)
+            if removed and qid not in qrels:
+                texts.pop(qid, None)
+            if removed:  # first the grades, so no grade ever names a query without a text
+                atomic_write_text(self.qrels_path, format_qrels(qrels))
+            if texts != current.queries:
+                atomic_write_text(self.queries_path, format_queries(texts))
+        return Overlay(qrels, texts, str(self.folder)), removed
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -372,3 +436,78 @@ def merge_files(
     new_texts = {qid: text for qid, text in uploaded_queries.items() if qid not in dataset.queries}
     overlay, report = store.record(kept, new_texts)
     return overlay, replace(report, unknown_documents=unknown_docs, unknown_queries=unknown_queries)
+
+
+def remove_judgments(
+    store: JudgmentStore, dataset: Dataset, qid: str, docs: Sequence[str] | None = None
+) -> RemovalReport:
+    """Remove a query's grades made here (all of them, or those of `docs`) from a corpus's overlay.
+
+    `dataset` is the corpus as shipped: where it grades a removed document too, its grade applies again,
+    and the report says so. Raises ConfigError, naming what the overlay holds, when there is nothing to remove.
+    """
+    _, removed = store.remove(qid, docs)
+    shipped = grades_of(dataset, qid)
+    if not removed:
+        raise ConfigError(_nothing_to_remove(store, shipped, qid, docs))
+    missing = tuple(doc for doc in dict.fromkeys(docs or ()) if doc not in removed)
+    again = {doc: shipped[doc] for doc in removed if doc in shipped}
+    return RemovalReport(qid, removed, again, missing)
+
+
+def _nothing_to_remove(store: JudgmentStore, shipped: Mapping[str, int], qid: str, docs: Sequence[str] | None) -> str:
+    where = f"the overlay of grades made in the app or imported ({store.folder})"
+    if docs:
+        shipped_only = {doc: shipped[doc] for doc in docs if doc in shipped}
+        text = f"{where} holds no grade of {', '.join(docs)} for query {qid!r}"
+        if shipped_only:
+            grades = ", ".join(f"{doc} ({grade})" for doc, grade in shipped_only.items())
+            text += (
+                f"; the grade of {grades} comes with the corpus, whose qrels are never rewritten: "
+                "grade it again to override it"
+            )
+        return text
+    if shipped:
+        return (
+            f"{where} holds no grades for query {qid!r}; its {len(shipped)} grades come with the corpus, whose qrels "
+            "are never rewritten: grade a document again to override its grade"
+        )
+    return f"{where} holds no grades for query {qid!r} (check the query id)"
+
+
+@dataclass(frozen=True)
+class ListedJudgment:
+    """One grade of an overlay with its query's text and the grade the corpus ships for the pair, if any."""
+
+    qid: str
+    query: str | None
+    doc: str
+    grade: int
+    shipped: int | None
+
+
+def listed_judgments(overlay: Overlay, dataset: Dataset) -> list[ListedJudgment]:
+    """The overlay's grades, by query id then document id; `dataset` is the corpus as shipped."""
+    rows = []
+    for qid in sorted(overlay.qrels):
+        shipped = grades_of(dataset, qid)
+        text = dataset.queries.get(qid, overlay.queries.get(qid))
+        for doc in sorted(overlay.qrels[qid]):
+            rows.append(ListedJudgment(qid, text, doc, overlay.qrels[qid][doc], shipped.get(doc)))
+    return rows
+
+
+def overlay_texts(overlay: Overlay) -> tuple[str, str | None]:
+    """The overlay as file texts: its qrels.tsv and, when it holds queries the corpus lacks, their queries.jsonl
+    (what the app's download buttons hold)."""
+    return format_qrels(overlay.qrels), (format_queries(overlay.queries) if overlay.queries else None)
+
+
+def merged_texts(dataset: Dataset, overlay: Overlay, split: str = OVERLAY_SPLIT) -> tuple[str, str | None, Dataset]:
+    """A split's shipped qrels with the overlay merged over them (what `eval` scores against) as a qrels.tsv
+    text, the queries.jsonl text of its queries the corpus does not ship (None when there are none), and the
+    merged dataset (its problems say what the overlay added and what it left out)."""
+    merged, _ = with_overlay(dataset, overlay)
+    qrels = merged.split_qrels(split)
+    new = {qid: merged.queries[qid] for qid in qrels if qid not in dataset.queries and qid in merged.queries}
+    return format_qrels(qrels), (format_queries(new) if new else None), merged

@@ -1,5 +1,5 @@
-"""Judgments made in the app: the overlay files, merging over shipped qrels, uploads, and writers that
-run at once (threads, processes) losing nothing."""
+"""Judgments made in the app: the overlay files, merging over shipped qrels, uploads, removing grades, and
+writers that run at once (threads, processes) losing nothing."""
 
 from __future__ import annotations
 
@@ -9,18 +9,23 @@ import threading
 import pytest
 
 from reranker.corpus import load_dataset
-from reranker.errors import DataError
+from reranker.errors import ConfigError, DataError
 from reranker.judgments import (
     OVERLAY_SPLIT,
     JudgmentStore,
+    ListedJudgment,
     Overlay,
     format_qrels,
     judgments_root,
+    listed_judgments,
     merge_files,
+    merged_texts,
     new_query_id,
     overlay_name,
+    overlay_texts,
     parse_qrels,
     query_judgments,
+    remove_judgments,
     unjudged,
     with_overlay,
 )
@@ -184,3 +189,102 @@ def test_unjudged_lists_what_is_left_in_both_top_lists():
     stages = {"fused": ranked("fused", ["a", "b", "c", "d"]), "reranked": ranked("reranked", ["d", "a", "e"])}
     result = PipelineResult("q", stages, (), top_n=3)
     assert unjudged(result, {"a": 2, "e": 0}) == ["b", "c", "d"]
+
+
+def test_remove_deletes_grades_and_a_new_query_s_text_goes_with_its_last_grade(tmp_path):
+    store = JudgmentStore(tmp_path / "overlay")
+    store.record([("q1", "d1", 2), ("q1", "d2", 0), ("u-x", "d1", 3), ("u-x", "d2", 1)], {"u-x": "a new query"})
+    overlay, removed = store.remove("q1", ["d1", "no-such-doc"])
+    assert removed == {"d1": 2} and overlay.qrels["q1"] == {"d2": 0}
+    assert store.qrels_path.read_text() == "query-id\tcorpus-id\tscore\nq1\td2\t0\nu-x\td1\t3\nu-x\td2\t1\n"
+    _, removed = store.remove("u-x", ["d1"])
+    assert removed == {"d1": 3} and store.load().queries == {"u-x": "a new query"}  # one grade left: the text stays
+    overlay, removed = store.remove("u-x")
+    assert removed == {"d2": 1} and "u-x" not in overlay.qrels and store.load().queries == {}
+    before = store.stamp()
+    assert store.remove("q1", ["d1"])[1] == {} and store.stamp() == before  # nothing removed: nothing written
+    assert store.load().qrels == {"q1": {"d2": 0}}
+
+
+def test_a_grade_after_a_removal_brings_its_query_text_back_and_never_respells_it(tmp_path):
+    store = JudgmentStore(tmp_path / "overlay")
+    store.record([("u-x", "d1", 1)], queries_if_missing={"u-x": "Fiddle strings?"})
+    store.record([("u-x", "d2", 2)], queries_if_missing={"u-x": "fiddle  STRINGS"})
+    assert store.load().queries == {"u-x": "Fiddle strings?"}  # the first spelling stays
+    store.remove("u-x")
+    store.record([("u-x", "d1", 3)], queries_if_missing={"u-x": "fiddle strings"})
+    assert store.load().queries == {"u-x": "fiddle strings"}  # the text came back with the grade
+
+
+def _grade_and_remove(folder: str, writer: int) -> None:
+    store = JudgmentStore(folder)
+    for i in range(GRADES_EACH):
+        store.record([(f"q{writer}", f"d{i}", 1), (f"q{writer}", f"gone{i}", 2)])
+        store.remove(f"q{writer}", [f"gone{i}"])
+
+
+def test_concurrent_grades_and_removals_lose_nothing(tmp_path):
+    folder = tmp_path / "overlay"
+    threads = [threading.Thread(target=_grade_and_remove, args=(str(folder), w)) for w in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert JudgmentStore(folder).load().qrels == {f"q{w}": {f"d{i}": 1 for i in range(GRADES_EACH)} for w in range(WRITERS)}
+
+
+def test_removing_says_which_shipped_grades_apply_again_and_refuses_when_nothing_is_there(topics, tmp_path):
+    dataset = load_dataset(topics)
+    shipped = (topics / "qrels" / "test.tsv").read_bytes()
+    store = JudgmentStore(tmp_path / "overlay")
+    store.record([("q-penguin", "penguin", 0), ("q-penguin", "volcano", 1)])
+    report = remove_judgments(store, dataset, "q-penguin", ["penguin", "chess"])
+    assert (dict(report.removed), dict(report.shipped), report.missing) == ({"penguin": 0}, {"penguin": 2}, ("chess",))
+    assert "The corpus ships its own grade for penguin (2), which applies again" in report.describe()
+    assert "no grade of chess" in report.describe()
+    merged, _ = with_overlay(dataset, store.load())
+    assert merged.qrels["test"]["q-penguin"] == {"penguin": 2, "volcano": 1}  # the shipped grade is back
+    with pytest.raises(ConfigError, match=r"no grade of penguin for query 'q-penguin'.*\(2\) comes with the corpus"):
+        remove_judgments(store, dataset, "q-penguin", ["penguin"])
+    with pytest.raises(ConfigError, match=r"no grades for query 'q-chess'; its 1 grades come with the corpus"):
+        remove_judgments(store, dataset, "q-chess")
+    with pytest.raises(ConfigError, match="check the query id"):
+        remove_judgments(store, dataset, "q-nobody")
+    assert remove_judgments(store, dataset, "q-penguin").removed == {"volcano": 1}
+    assert (topics / "qrels" / "test.tsv").read_bytes() == shipped
+
+
+def test_listing_and_exporting_the_overlay_alone_or_merged(topics, tmp_path):
+    dataset = load_dataset(topics)
+    store = JudgmentStore(tmp_path / "overlay")
+    new = new_query_id("fiddle strings")
+    store.record([("q-penguin", "penguin", 0), (new, "violin", 3)], {new: "fiddle strings"})
+    assert listed_judgments(store.load(), dataset) == [
+        ListedJudgment("q-penguin", "where do emperor penguins breed", "penguin", 0, 2),
+        ListedJudgment(new, "fiddle strings", "violin", 3, None),
+    ]
+    qrels, queries = overlay_texts(store.load())
+    assert qrels == store.qrels_path.read_text() and queries == store.queries_path.read_text()
+    qrels, queries, merged = merged_texts(dataset, store.load())
+    assert "q-penguin\tpenguin\t0\n" in qrels and f"{new}\tviolin\t3\n" in qrels and "q-chess\tchess\t2\n" in qrels
+    assert queries == f'{{"_id": "{new}", "text": "fiddle strings"}}\n'  # only the query the corpus lacks
+    assert any("2 overlay judgments" in p for p in merged.problems)
+    with pytest.raises(DataError, match="no relevance judgments for split 'train'"):
+        merged_texts(dataset, store.load(), "train")
+    assert overlay_texts(Overlay()) == ("query-id\tcorpus-id\tscore\n", None)
+
+
+def test_app_state_removes_a_grade_made_here_and_the_shipped_grade_shows_again(topics, tmp_path):
+    state = AppState(bundled_dir=topics.parent, data_dirs=[], judgments_dir=tmp_path / "judgments")
+    key = "bundled:knowledge"
+    state.judge(key, "where do emperor penguins breed", "penguin", 0)
+    assert state.dataset(key).qrels["test"]["q-penguin"] == {"penguin": 0}
+    report = state.unjudge(key, "Where do emperor penguins breed?", "penguin")
+    assert dict(report.shipped) == {"penguin": 2}
+    assert state.dataset(key).qrels["test"]["q-penguin"] == {"penguin": 2}
+    state.judge(key, "Fiddle strings?", "violin", 3)
+    state.unjudge(key, "fiddle strings", "violin")
+    assert state.judgments(key).load() == Overlay({}, {}, str(state.judgments(key).folder))
+    assert new_query_id("fiddle strings") not in state.dataset(key).queries
+    with pytest.raises(ConfigError, match="no grade of violin"):
+        state.unjudge(key, "fiddle strings", "violin")

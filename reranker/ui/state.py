@@ -36,10 +36,12 @@ from reranker.errors import DataError
 from reranker.judgments import (
     GRADES,
     JudgmentStore,
+    RemovalReport,
     judgments_root,
     normalise_query,
     overlay_name,
     query_judgments,
+    remove_judgments,
     with_overlay,
 )
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
@@ -309,13 +311,23 @@ class AppState:
         shipped = self.shipped_dataset(key)
         if doc_id not in shipped.corpus:
             raise DataError(f"document {doc_id!r} is not in {self.source(key).label}; search again and grade a listed one")
+        qid = self._judged_query(key, query)
+        new_text = {} if qid in shipped.queries else {qid: " ".join(query.split())}
+        self.judgments(key).record([(qid, doc_id, grade)], queries_if_missing=new_text)
+        return qid
+
+    def unjudge(self, key: str, query: str, doc_id: str) -> RemovalReport:
+        """Remove the grade made here for a document and a query text from the corpus's overlay. A grade the
+        corpus ships cannot be removed: it applies again, and the report says so (see `judgments.remove_judgments`)."""
+        qid = self._judged_query(key, query)
+        return remove_judgments(self.judgments(key), self.shipped_dataset(key), qid, [doc_id])
+
+    def _judged_query(self, key: str, query: str) -> str:
+        """The query id grades of this text go under: a shipped query's, one judged here before, or a new one."""
         text = " ".join(query.split())
         if not text:
             raise DataError("the query is empty: search first, then grade the listed documents")
-        judged = self.dataset(key)
-        qid, _ = query_judgments(judged, text)  # a shipped query's id, a query judged here before, or a new one
-        self.judgments(key).record([(qid, doc_id, grade)], {} if qid in judged.queries else {qid: text})
-        return qid
+        return query_judgments(self.dataset(key), text)[0]
 
     def is_ready(self, key: str) -> bool:
         entry = self._entry(key)
