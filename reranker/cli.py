@@ -1,4 +1,4 @@
-"""Command line: `python -m reranker search|eval|rerank-run|models|mine|finetune|export-artifact|explain|app ...`,
+"""Command line: `python -m reranker search|eval|rerank-run|models|mine|finetune|export-artifact|explain|judgments|app ...`,
 installed as the `rerank-lens` command.
 
 The commands live in `reranker.commands`; this module builds the parser from them, configures

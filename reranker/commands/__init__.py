@@ -8,7 +8,7 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import app, evaluate, explain, finetune, mine, models, rerank_run, search
+from reranker.commands import app, evaluate, explain, finetune, judgments, mine, models, rerank_run, search
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -21,6 +21,7 @@ COMMANDS: tuple[Command, ...] = (
     finetune.EXPORT_ARTIFACT,
     app.COMMAND,
     explain.COMMAND,
+    judgments.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]

@@ -1,4 +1,5 @@
-"""What the commands share: the `Command` shape, the pipeline's options and loading a dataset's pipeline."""
+"""What the commands share: the `Command` shape, the pipeline's options, loading a dataset's pipeline, and the
+judgments made in the app for a dataset."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from reranker.corpus import Dataset, load_dataset
 from reranker.distribution import bundled
 from reranker.engines import Engine, EngineConfig, open_engine
 from reranker.errors import ConfigError
+from reranker.judgments import JudgmentStore, judgments_root, overlay_name
 from reranker.pipeline import Pipeline, PipelineConfig
 from reranker.speed import reproducible_blas
 
@@ -43,13 +45,17 @@ def add_pipeline_arguments(
     parser: argparse.ArgumentParser, *, skip: Iterable[str] = (), options: Mapping[str, Option] | None = None
 ) -> None:
     """--dataset, then one option per PipelineConfig field; `skip` leaves fields out, `options` overrides some."""
+    add_dataset_argument(parser)
+    options = {**PIPELINE_OPTIONS, **(options or {}), **{name: Option(hidden=True) for name in skip}}
+    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, options)
+
+
+def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
         help="BEIR folder, document file(s) folder, a .zip, or a bundled corpus's name (knowledge, longdocs)",
     )
-    options = {**PIPELINE_OPTIONS, **(options or {}), **{name: Option(hidden=True) for name in skip}}
-    add_config_arguments(parser.add_argument_group("pipeline settings"), PipelineConfig, options)
 
 
 def dataset_key(name: str) -> str:
@@ -63,6 +69,13 @@ def dataset_key(name: str) -> str:
     if resolved.parent == shipped.resolve():
         return f"bundled:{resolved.name}"
     return f"data:{resolved}"
+
+
+def judgment_store(name: str) -> JudgmentStore:
+    """The overlay of judgments made in the app (or imported) for --dataset's corpus: the folder the app uses."""
+    return JudgmentStore(judgments_root() / overlay_name(dataset_key(name)))
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine, --address, --workers, --worker-cpus: one option per EngineConfig field."""
     add_config_arguments(parser.add_argument_group("engine (where the cross-encoder's pairs are scored)"), EngineConfig)

@@ -19,7 +19,7 @@ from reranker.commands.common import (
     add_engine_arguments,
     add_pipeline_arguments,
     cli_engine,
-    dataset_key,
+    judgment_store,
     load_pipeline,
     progress_printer,
 )
@@ -32,7 +32,7 @@ from reranker.evaluation.analysis import (
 )
 from reranker.evaluation.export import per_query_csv, trec_runs_for_report, write_text
 from reranker.evaluation.report import eval_json, format_report, metrics_for, select_queries
-from reranker.judgments import JudgmentStore, judgments_root, overlay_name, with_overlay
+from reranker.judgments import with_overlay
 
 COMPARE_HELP = (
     f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     budgets = [args.latency_budget_ms, *(dict(c.settings).get("latency_budget_ms") for c in configs)]
     engine = cli_engine(args, *budgets)  # before any model runs (see cli_engine)
     pipeline, dataset = load_pipeline(args)
-    store = JudgmentStore(judgments_root() / overlay_name(dataset_key(args.dataset)))
+    store = judgment_store(args.dataset)
     used = 0
     if not args.no_overlay:
         dataset, used = with_overlay(dataset, store.load())  # its problems say how many, and where from
