@@ -3,7 +3,7 @@ on the seed query's answer without a click (saying it is preparing the corpus an
 server's warm-up runs), both lists with movements and the latency chart, hover a document, a deep link
 that runs its own query, a long document's chunk scores and the explanation of its deciding window,
 two models compared, an unavailable model, judging documents (by click and by key; kept over a reload,
-downloaded, and not lost when a second browser judges at the same time).
+downloaded, removed again, and not lost when a second browser judges at the same time).
 
 Screenshots go to test-artifacts/ (gitignored); with RERANK_LENS_UPDATE_SCREENSHOT=1 the search view
 also replaces assets/screenshot.png, the explain view assets/explain.png and judging assets/judging.png,
@@ -350,6 +350,17 @@ def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_
     assert text.startswith("query-id\tcorpus-id\tscore\n")
     assert {f"{qid}\t{first}\t3", f"{qid}\t{second}\t0", f"{qid}\t{last}\t2"} <= set(text.splitlines())
 
+    # Removing grades: Backspace over a row, or its ×. The query is new, so no shipped grade comes back: the
+    # rows are unjudged again, the overlay loses them, and nDCG@10 follows as for a grade.
+    after.nth(9).hover()
+    page.keyboard.press("Backspace")
+    _made_here(page, 2)
+    assert _ndcg(page)[1] == 1.0 and _pressed(page, last) == []  # the relevant document at #10 is gone
+    after.nth(1).locator(".rl-ungrade").click()
+    _made_here(page, 1)
+    assert _pressed(page, second) == [] and page.locator("#rl-lists .rl-col-after .rl-unjudged").count() == 9
+    assert dict(state.judgments(key).load().qrels[qid]) == {first: 3}
+
     # A second browser judges the same query at the same time: every grade of both is kept.
     other_context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
@@ -360,7 +371,7 @@ def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_
         for (doc_a, grade_a), (doc_b, grade_b) in zip(mine.items(), theirs.items(), strict=True):
             after.nth(docs.index(doc_a)).locator(f'.rl-grade[data-grade="{grade_a}"]').click()
             other_after.nth(docs.index(doc_b)).locator(f'.rl-grade[data-grade="{grade_b}"]').click()
-        expected = {first: 3, second: 0, last: 2, **mine, **theirs}
+        expected = {first: 3, **mine, **theirs}
         assert _wait_for_overlay(state, key, expected, qid) == expected
         # The same document graded in both: the last grade wins.
         after.nth(6).locator('.rl-grade[data-grade="1"]').click()

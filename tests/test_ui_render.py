@@ -58,7 +58,7 @@ def test_grading_marks_unjudged_rows_and_presses_the_current_grade():
     html = render.before_after_html(result(), CORPUS, judgments={"e": 2, "a": 0}, grading=True, mine={"e"})
     assert html.count("? unjudged") == 3  # b, c before; b after (e and a are judged, a as 0)
     assert html.count('class="rl-grades"') == 6
-    row_e = re.search(r'<tr class="[^"]*" data-doc="e" data-grade="2">.*?</tr>', html).group(0)
+    row_e = re.search(r'<tr class="[^"]*" data-doc="e" data-grade="2"[^>]*>.*?</tr>', html).group(0)
     assert "✓ rel 2 ✎" in row_e and 'class="rl-grade rl-on" data-grade="3"' not in row_e
     assert 'class="rl-grade rl-on" data-grade="2" aria-pressed="true"' in row_e
     assert "✗ judged 0" in html and "rl-unjudged-row" in html
@@ -67,6 +67,20 @@ def test_grading_marks_unjudged_rows_and_presses_the_current_grade():
     assert "all 5</b>" in render.judging_bar_html("v", 0, 5, 3, 0)
     plain = render.before_after_html(result(), CORPUS, judgments={"e": 2})
     assert "rl-grade" not in plain and "unjudged" not in plain  # snapshot-style lists stay as they were
+
+
+def test_only_a_grade_made_here_can_be_removed_and_its_row_names_the_shipped_grade_that_returns():
+    html = render.before_after_html(
+        result(), CORPUS, judgments={"e": 2, "a": 0, "b": 1}, grading=True, mine={"e", "a"}, shipped={"a": 3, "b": 1}
+    )
+    row = {doc: re.search(rf'<tr [^>]*data-doc="{doc}"[^>]*>.*?</tr>', html).group(0) for doc in "abe"}
+    assert 'data-mine="1"' in row["e"] and "data-shipped" not in row["e"]
+    assert 'class="rl-ungrade"' in row["e"] and "the document is unjudged again" in row["e"]
+    assert 'data-mine="1" data-shipped="3"' in row["a"] and "the corpus's grade 3 applies again" in row["a"]
+    assert "judged here over the corpus's grade 3" in row["a"]
+    # A shipped grade cannot be removed (the shipped qrels are never rewritten), only overridden.
+    assert 'data-mine=""' in row["b"] and "rl-ungrade" not in row["b"] and "never rewritten" in row["b"]
+    assert "Backspace" in render.JUDGE_JS and "remove: true" in render.JUDGE_JS
 
 
 def test_before_after_movements_and_escaping():

@@ -21,6 +21,7 @@ from reranker.ui.compare_tab import compare_view
 from reranker.ui.search_tab import (
     PREPARING,
     TYPE_A_QUERY,
+    grade_handler,
     grade_view,
     judgment_files,
     opening_handler,
@@ -89,6 +90,45 @@ def test_grading_listed_documents_saves_them_and_moves_ndcg(state, tmp_path, mon
     assert count == 2 and f"{qid}\t{docs[1]}\t3" in open(qrels).read() and query in open(queries).read()
     with pytest.raises(ConfigError, match="press Search"):
         grade_view(judging, "no-such-view", docs[0], 1)
+
+
+def row_of(lists: str, doc: str) -> str:
+    return re.search(rf'<tr [^>]*data-doc="{doc}"[^>]*>.*?</tr>', lists.split('rl-col-after"', 1)[1]).group(0)
+
+
+def test_removing_a_grade_through_the_page_s_handler_brings_back_the_shipped_grade_or_unjudged(
+    state, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(state, "judgments_dir", tmp_path)
+    on_grade = grade_handler(state)  # the handler the lists' script triggers, for grades and removals alike
+
+    def send(**data):
+        summary, lists, *_downloads = on_grade(gr.EventData(None, data))
+        return summary, lists
+
+    view = search_view(state, KEY, "where do emperor penguins breed", Settings(cross_encoder="none", top_n=3))
+    assert after_ids(view.lists)[0] == "penguin" and "nDCG@10 1.000 → " in view.summary  # shipped: penguin 2
+    assert "rl-ungrade" not in row_of(view.lists, "penguin")  # a shipped grade cannot be removed, only overridden
+    other = after_ids(view.lists)[1]
+    summary, lists = send(view=view.view, doc="penguin", grade=0)
+    assert "none of the 1 judged documents is relevant yet" in summary
+    assert "✗ judged 0 ✎" in row_of(lists, "penguin") and "the corpus's grade 2 applies again" in row_of(lists, "penguin")
+    summary, lists = send(view=view.view, doc=other, grade=1)
+    assert 'class="rl-ungrade"' in row_of(lists, other)
+    capsys.readouterr()
+
+    summary, lists = send(view=view.view, doc="penguin", remove=True)
+    assert "nDCG@10 1.000 → " in summary  # the shipped grade 2 counts again, as nDCG shows
+    assert "✓ rel 2" in row_of(lists, "penguin") and "✎" not in row_of(lists, "penguin")
+    assert "rl-ungrade" not in row_of(lists, "penguin")
+    assert "The corpus ships its own grade for penguin (2), which applies again" in capsys.readouterr().out
+    summary, lists = send(view=view.view, doc=other, remove=True)
+    assert "? unjudged" in row_of(lists, other) and "rl-ungrade" not in row_of(lists, other)
+    assert state.judgments(KEY).load().qrels == {}
+    with pytest.raises(gr.Error, match="holds no grade of"):
+        send(view=view.view, doc=other, remove=True)
+    with pytest.raises(gr.Error, match="press Search"):
+        send(view="no-such-view", doc=other, remove=True)
 
 
 def test_search_with_cross_encoder_shows_both_stages_windows_and_normalized_scores(state):

@@ -42,7 +42,7 @@ element.addEventListener('mouseover', e => {
 element.addEventListener('mouseleave', () => mark(null, 'rl-hover'));
 element.addEventListener('click', e => {
   const r = e.target.closest('tr[data-doc]');
-  if (!r || e.target.closest('.rl-grade')) return;  // a grade button grades; it does not pin
+  if (!r || e.target.closest('.rl-grades')) return;  // a grade button grades (× removes); it does not pin
   const pin = !r.classList.contains('rl-selected');
   mark(pin ? r.dataset.doc : null, 'rl-selected');
   if (pin) trigger('click', {doc: r.dataset.doc});  // the server opens this document in the Chunks tab
@@ -53,26 +53,40 @@ element.addEventListener('click', e => {
 # Grading (goes after DOC_LIST_JS on the Search lists): a click on a grade button, or a key 0-3 while the
 # pointer is over a row or a row is pinned (↑/↓ move the pin), marks the row at once and sends
 # {view, doc, grade} as the component's `submit` event; the server saves it and sends the lists back.
+# × or Backspace/Delete on a row graded here (data-mine) sends {view, doc, remove: true} the same way; the
+# row shows the corpus's shipped grade (data-shipped) again, or unjudged.
 JUDGE_JS = """
 let cursor = null;  // the pinned row, {doc, side}: keys grade it
 const sideOf = r => ((r.closest('.rl-col') || {}).className || '').replace(/.*rl-col-(\\w+).*/, '$1');
 const rowOf = (doc, side) => [...element.querySelectorAll('.rl-col-' + side + ' tr[data-doc]')].find(r => r.dataset.doc === doc);
-const grade = (doc, value) => {
-  const view = (element.querySelector('[data-view]') || {dataset: {}}).dataset.view;
-  if (!view || doc == null) return;
-  rows().forEach(r => {
-    if (r.dataset.doc !== doc) return;
-    r.classList.remove('rl-unjudged-row');
-    r.dataset.grade = value;
-    r.querySelectorAll('.rl-grade').forEach(b => {
-      const on = b.dataset.grade === String(value);
-      b.classList.toggle('rl-on', on);
-      b.setAttribute('aria-pressed', String(on));
-    });
+const viewOf = () => (element.querySelector('[data-view]') || {dataset: {}}).dataset.view;
+const press = (doc, value, mine) => rows().forEach(r => {
+  if (r.dataset.doc !== doc) return;
+  r.classList.toggle('rl-unjudged-row', value === '');
+  r.dataset.grade = value;
+  r.dataset.mine = mine ? '1' : '';
+  r.querySelectorAll('.rl-grade').forEach(b => {
+    const on = b.dataset.grade === value;
+    b.classList.toggle('rl-on', on);
+    b.setAttribute('aria-pressed', String(on));
   });
+  if (!mine) r.querySelectorAll('.rl-ungrade').forEach(b => b.remove());
+});
+const grade = (doc, value) => {
+  const view = viewOf();
+  if (!view || doc == null) return;
+  press(doc, String(value), true);
   trigger('submit', {view: view, doc: doc, grade: Number(value)});
 };
+const ungrade = row => {
+  const view = viewOf();
+  if (!view || row.dataset.mine !== '1') return;  // only a grade made here can be removed
+  press(row.dataset.doc, row.dataset.shipped || '', false);
+  trigger('submit', {view: view, doc: row.dataset.doc, remove: true});
+};
 element.addEventListener('click', e => {
+  const clear = e.target.closest('.rl-ungrade');
+  if (clear) { ungrade(clear.closest('tr[data-doc]')); return; }
   const button = e.target.closest('.rl-grade');
   if (button) { grade(button.closest('tr[data-doc]').dataset.doc, button.dataset.grade); return; }
   const r = e.target.closest('tr[data-doc]');
@@ -87,6 +101,9 @@ document.addEventListener('keydown', e => {
   if (e.key.length === 1 && '0123'.includes(e.key)) {
     e.preventDefault();
     grade(row.dataset.doc, e.key);
+  } else if (e.key === 'Backspace' || e.key === 'Delete') {
+    e.preventDefault();
+    ungrade(row);
   } else if (cursor && (e.key === 'ArrowDown' || e.key === 'ArrowUp')) {
     const next = e.key === 'ArrowDown' ? row.nextElementSibling : row.previousElementSibling;
     if (!next || !next.dataset.doc) return;
@@ -174,11 +191,14 @@ def badge(move: Movement, side: str) -> str:
     return f'<span class="rl-badge rl-{move.kind}" title="{esc(titles.get(move.kind, ""))}">{esc(move.label)}</span>'
 
 
-def relevance_mark(grade: int | None, mine: bool = False) -> str:
-    """✓ rel N or ✗ judged 0; `mine` (a grade made here, in the overlay) adds ✎."""
+def relevance_mark(grade: int | None, mine: bool = False, shipped: int | None = None) -> str:
+    """✓ rel N or ✗ judged 0; `mine` (a grade made here, in the overlay) adds ✎, and says which grade the
+    corpus ships for the document (`shipped`), if any."""
     if grade is None:
         return ""
     here, pen = (", judged here", " ✎") if mine else ("", "")
+    if mine and shipped is not None:
+        here += f" over the corpus's grade {shipped}"
     if grade > 0:
         return f'<span class="rl-rel" title="judged relevant (grade {grade}{here})">✓ rel {grade}{pen}</span>'
     return f'<span class="rl-nonrel" title="judged not relevant (grade 0{here})">✗ judged 0{pen}</span>'
@@ -188,14 +208,26 @@ def unjudged_mark() -> str:
     return '<span class="rl-unjudged" title="nobody has judged this document for this query: grade it 0–3">? unjudged</span>'
 
 
-def grade_controls(grade: int | None) -> str:
-    """Buttons 0–3, the current grade pressed."""
+def grade_controls(grade: int | None, *, mine: bool = False, shipped: int | None = None) -> str:
+    """Buttons 0–3, the current grade pressed; × removes a grade made here (`mine`), after which the grade
+    the corpus ships (`shipped`) applies again. A shipped grade itself cannot be removed, only overridden."""
     buttons = "".join(
         f'<button type="button" class="rl-grade{" rl-on" if grade == g else ""}" data-grade="{g}" '
         f'aria-pressed="{"true" if grade == g else "false"}" title="grade {g}: {GRADE_NAMES[g]} (key {g})">{g}</button>'
         for g in GRADES
     )
-    return f'<span class="rl-grades" role="group" aria-label="relevance grade">{buttons}</span>'
+    if mine:
+        after = f"the corpus's grade {shipped} applies again" if shipped is not None else "the document is unjudged again"
+        buttons += (
+            f'<button type="button" class="rl-ungrade" aria-label="remove the grade made here" '
+            f'title="remove the grade made here (key Backspace or Delete): {after}">×</button>'
+        )
+        title = ""
+    elif shipped is not None:
+        title = ' title="the corpus ships this grade: a grade made here overrides it; the shipped qrels are never rewritten"'
+    else:
+        title = ""
+    return f'<span class="rl-grades" role="group" aria-label="relevance grade"{title}>{buttons}</span>'
 
 
 def judging_bar_html(view: str, unjudged: int, shown: int, top_n: int, overlay: int) -> str:
@@ -233,11 +265,13 @@ def ranked_table(
     judgments: Mapping[str, int] | None = None,
     grading: bool = False,
     mine: Collection[str] = (),
+    shipped: Mapping[str, int] | None = None,
 ) -> str:
     """One list as an HTML table: rank, title + snippet, score with its unit, movement, relevance.
 
     With `grading`, every row carries grade buttons, a document without a judgment is marked unjudged
-    (not counted as 0), and a grade of a document in `mine` (judged here) says so."""
+    (not counted as 0), and a grade of a document in `mine` (judged here) says so and can be removed,
+    bringing back the corpus's own grade from `shipped` (document -> grade) where it has one."""
     ranked = column.ranked
     unit = score_unit(ranked, normalized)
     rows = []
@@ -265,14 +299,19 @@ def ranked_table(
                 f'window {(hit.deciding_chunk or 0) + 1} decided the score">'
                 f"{len(hit.chunks)} windows</span>"
             )
-        mark = relevance_mark(grade, mine=grading and hit.doc_id in mine)
+        judged_here = grading and hit.doc_id in mine
+        shipped_grade = (shipped or {}).get(hit.doc_id)
+        mark = relevance_mark(grade, mine=judged_here, shipped=shipped_grade)
         classes = "rl-row" + (" rl-relevant" if grade else "")
         attributes = ""
         if grading:
             if grade is None:
                 mark, classes = unjudged_mark(), classes + " rl-unjudged-row"
-            mark += grade_controls(grade)
+            mark += grade_controls(grade, mine=judged_here, shipped=shipped_grade)
             attributes = f' data-grade="{grade if grade is not None else ""}"'
+            attributes += f' data-mine="{"1" if judged_here else ""}"'
+            if shipped_grade is not None:
+                attributes += f' data-shipped="{shipped_grade}"'
         rows.append(
             f'<tr class="{classes}" data-doc="{esc(hit.doc_id)}"{attributes}>'
             f'<td class="rl-rank">{hit.rank}</td>'
@@ -302,6 +341,7 @@ def before_after_html(
     after_heading: str | None = None,
     grading: bool = False,
     mine: Collection[str] = (),
+    shipped: Mapping[str, int] | None = None,
     before_heading: str | None = None,
 ) -> str:
     """The list before reranking (fused, or the first-stage list reranking started from) and the final list side
@@ -316,8 +356,10 @@ def before_after_html(
     after = Column(heading, result.after, result.before, "after")
     return (
         '<div class="rl-lists">'
-        + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine)
-        + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine)
+        + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine,
+                       shipped=shipped)
+        + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine,
+                       shipped=shipped)
         + "</div>"
     )
 

@@ -1,10 +1,11 @@
 """The Search tab: the fused list and the reranked list side by side, the rank journey and per-stage latency,
-and judging: a grade 0–3 for any listed document, saved in the corpus's overlay (`reranker.judgments`).
+and judging: a grade 0–3 for any listed document, saved in the corpus's overlay (`reranker.judgments`), and
+removing a grade made here.
 When a TREC run is uploaded for the corpus and the query is one of the corpus queries it ranks, the run's
 list is the "before" list instead of fusion (the cross-encoder reranks it), and the page says so.
 
-`search_view` and `grade_view` are plain (testable without Gradio's server); the handlers wrap them for the page:
-package errors become `gr.Error` with their message (the fix included), and anything unexpected is
+`search_view`, `grade_view` and `remove_grade_view` are plain (testable without Gradio's server); the handlers
+wrap them for the page: package errors become `gr.Error` with their message (the fix included), and anything unexpected is
 logged and shown as a short generic error, never a traceback. `run_search` and `pipeline_for` are the
 one way every tab runs a query or builds a corpus's pipeline, with the page's progress bar. The page
 opens on an answer: `opening_handler` runs the query in the box once the corpus and model are ready.
@@ -30,10 +31,10 @@ from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.judgments import (
     GRADES,
-    format_qrels,
-    format_queries,
+    grades_of,
     merge_files,
     overlay_name,
+    overlay_texts,
     query_judgments,
     shown_documents,
     unjudged,
@@ -209,25 +210,39 @@ def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
     label = state.source(shown.corpus_key).label
     summary = render.summary_html(result, corpus_label=label, ndcg=ndcg, judged=len(grades) or None, models=shown.models)
     mine = set(state.judgments(shown.corpus_key).load().qrels.get(qid, {}))
+    shipped = grades_of(state.shipped_dataset(shown.corpus_key), qid)
     left = unjudged(result, grades)
     bar = render.judging_bar_html(
         view, len(left), len(shown_documents(result)), result.top_n, state.overlay_used(shown.corpus_key)
     )
     lists = render.before_after_html(
         result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine,
-        before_heading=shown.before_heading,
+        shipped=shipped, before_heading=shown.before_heading,
     )
     return summary, bar + lists
 
 
 def grade_view(state: AppState, view: str, doc_id: str, grade: int) -> tuple[str, str]:
     """Save a grade for a document of the lists `view` names; the summary and lists redrawn with it."""
+    shown = _shown(view)
+    state.judge(shown.corpus_key, shown.result.query, doc_id, grade)
+    return judged_panels(state, shown, view)
+
+
+def remove_grade_view(state: AppState, view: str, doc_id: str) -> tuple[str, str, str]:
+    """Remove the grade made here for a document of the lists `view` names: the summary and lists redrawn
+    without it (a grade the corpus ships shows again), and what the removal did."""
+    shown = _shown(view)
+    report = state.unjudge(shown.corpus_key, shown.result.query, doc_id)
+    return *judged_panels(state, shown, view), report.describe()
+
+
+def _shown(view: str) -> Shown:
     shown = SHOWN.get(view)
     if shown is None:
         raise ConfigError("These lists are no longer on the server (it restarted, or many searches ran since): "
                           "press Search, then grade again.")
-    state.judge(shown.corpus_key, shown.result.query, doc_id, grade)
-    return judged_panels(state, shown, view)
+    return shown
 
 
 _DOWNLOADS: list[Path] = []  # one folder per process for the download copies
@@ -241,8 +256,9 @@ def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | 
         return None, None, 0
     overlay = state.judgments(corpus_key).load()
     name = overlay_name(state.source(corpus_key).key)
-    qrels = _download_copy(f"{name}.qrels.tsv", format_qrels(overlay.qrels))
-    queries = _download_copy(f"{name}.queries.jsonl", format_queries(overlay.queries)) if overlay.queries else None
+    qrels_text, queries_text = overlay_texts(overlay)
+    qrels = _download_copy(f"{name}.qrels.tsv", qrels_text)
+    queries = _download_copy(f"{name}.queries.jsonl", queries_text) if queries_text is not None else None
     return qrels, queries, len(overlay)
 
 
@@ -264,7 +280,7 @@ def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str])
         raise ConfigError("Choose a qrels file (.tsv: query-id, corpus-id, score) and, for new queries, its queries.jsonl.")
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
     _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
-    return f"Merged into the judgments of {state.source(corpus_key).label}: {report.describe()}."
+    return report.message(state.source(corpus_key).label)
 
 
 def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[tuple[str, str]], str | None]:
@@ -360,21 +376,28 @@ HELP = (
     "→ #k its rank after reranking, · not reranked: past the rerank depth (or the latency budget's cut). "
     "✓ marks documents judged relevant for the query, ? those nobody judged yet. Grade any document 0–3 with its "
     "buttons, or press 0–3 while pointing at a row or with a row pinned (↑/↓ move the pin): nDCG@10 follows at once. "
+    "× (or Backspace/Delete) removes a grade made here; where the corpus ships a grade, that one applies again. "
     "Grades are saved for this corpus beside (never over) its shipped judgments, and Evaluate and `eval` use them."
 )
 
 
 def grade_handler(state: AppState) -> Handler:
-    """A grade from the lists' script ({view, doc, grade}) -> summary, lists, and the refreshed downloads."""
+    """A grade ({view, doc, grade}) or a removal ({view, doc, remove: true}) from the lists' script -> summary,
+    lists, and the refreshed downloads. Both go through this one event, so they are applied in the order made."""
 
     @user_errors
     def on_grade(evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
         try:
-            view, doc, grade = str(data["view"]), str(data["doc"]), int(data["grade"])
+            view, doc = str(data["view"]), str(data["doc"])
+            grade = None if data.get("remove") else int(data["grade"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"A grade needs a listed document and one of {', '.join(map(str, GRADES))}.") from None
-        summary, lists = grade_view(state, view, doc, grade)
+        if grade is None:
+            summary, lists, message = remove_grade_view(state, view, doc)
+            gr.Info(render.esc(message))
+        else:
+            summary, lists = grade_view(state, view, doc, grade)
         shown = SHOWN.get(view)
         return summary, lists, *download_updates(state, shown.corpus_key if shown else "")
 
