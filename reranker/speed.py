@@ -9,7 +9,8 @@ and oneDNN compiles a kernel for every new input shape, so reduced precision los
 variously shaped batches of interactive queries. With AMX tiles bf16 does pay: on a 16-core
 Xeon with AMX it scored SciFact pairs 2.2x faster than plain fp32 predict, top-10 agreement 1.000.
 So "auto" means bf16 with AMX tiles, fp16 with AMX-FP16, else fp32; "fp16" and "bf16" stay
-available on request.
+available on request. fp32 on a CPU scores in passes of at most `CPU_PASS_TOKENS` tokens, which stay
+in cache (1.16-1.18x the pairs/s of batches of 32 on a 2-core AVX2 EPYC).
 """
 
 from __future__ import annotations
