@@ -241,7 +241,8 @@ def judging_bar_html(view: str, unjudged: int, shown: int, top_n: int, overlay: 
     mine = f"{overlay} judgment{'s' if overlay != 1 else ''} made here for this corpus"
     return (
         f'<div class="rl-judge-bar" data-view="{esc(view)}"><span>{left}</span>'
-        f'<span class="rl-muted">Grade: click {scale}; or point at a row (or pin it) and press 0–3.</span>'
+        f'<span class="rl-muted">Grade: click {scale}; or point at a row (or pin it) and press 0–3; '
+        '× or Backspace removes a grade made here.</span>'
         f'<span class="rl-overlay-count">{esc(mine)}</span></div>'
     )
 
