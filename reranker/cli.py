@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -38,13 +39,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     _configure_logging(args.verbose)
     run = next(command.run for command in COMMANDS if command.name == args.command)
     try:
-        return run(args)
+        code = run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not in the interpreter's exit flush
+        return code
     except RerankLensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 141
 
 
 def console() -> int:

@@ -103,3 +103,14 @@ def test_module_entry_point_runs(beir_folder):
         timeout=300,
     )
     assert proc.returncode == 2 and "error: The query is empty" in proc.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(beir_folder):
+    # `... | head`: the pipe is closed before the command writes; no traceback, a shell's SIGPIPE-like status.
+    argv = [sys.executable, "-m", "reranker", "search", "--dataset", str(beir_folder), "--query", SEED_QUERY]
+    argv += ["--cross-encoder", "none"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
