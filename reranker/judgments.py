@@ -159,7 +159,7 @@ class MergeReport:
         if self.unknown_documents:
             ignored.append(f"{self.unknown_documents} for documents not in the corpus")
         if self.unknown_queries:
-            ignored.append(f"{self.unknown_queries} for queries with no text (upload their queries.jsonl too)")
+            ignored.append(f"{self.unknown_queries} for queries with no text (their queries.jsonl is needed too)")
         return text + (f"; ignored {' and '.join(ignored)}" if ignored else "")
 
     def message(self, corpus: str) -> str:

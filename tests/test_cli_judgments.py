@@ -85,7 +85,7 @@ def test_import_merges_like_the_app_and_says_the_same(capsys, topics, store, tmp
     assert code == 0
     assert out.strip() == (
         f"Merged into the judgments of {topics}: 2 new, 0 changed, 0 unchanged, 1 new queries; ignored 1 for "
-        "documents not in the corpus and 1 for queries with no text (upload their queries.jsonl too)."
+        "documents not in the corpus and 1 for queries with no text (their queries.jsonl is needed too)."
     )
     assert store.load().qrels == {"q-chess": {"chess": 3}, "u-new": {"violin": 2}}
     # The app, on the same judgments folder, sees them.
