@@ -45,6 +45,20 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def atomic_copy(source: str | Path, target: str | Path) -> Path:
+    """Copy a file byte for byte so that readers see either the old target or the whole copy (never half of it)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def atomic_directory(target: Path, write: Callable[[Path], None], *, complete: str) -> None:
     """Fill a staging folder with `write`, then move it to `target` in one rename.
 

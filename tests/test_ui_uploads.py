@@ -6,6 +6,7 @@ Search, Compare, the HTML snapshot and the comparison on the current query, and 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -23,7 +24,7 @@ from reranker.ui.evaluate_tab import evaluate_view, query_comparison_view, snaps
 from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import grade_view, search_view
 from reranker.ui.settings import Settings
-from reranker.ui.state import AppState
+from reranker.ui.state import AppState, kept_run_folder
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
 from tests.support import TOPICS, documents, write_beir, zip_folder
 
@@ -132,13 +133,16 @@ def test_a_bad_beir_zip_is_refused_by_name_and_nothing_is_lost(state, key, tmp_p
     assert len(state.dataset(key).corpus) == 13  # the earlier upload is untouched
 
 
-def test_forgotten_uploads_take_their_folders_with_them(tmp_path, beir_zip, monkeypatch):
+def test_forgotten_uploads_take_their_folders_and_kept_runs_with_them(tmp_path, beir_zip, monkeypatch):
     monkeypatch.setattr(state_module, "MAX_UPLOADS", 1)
-    state = AppState(bundled_dir=tmp_path / "none", data_dirs=[], upload_dir=tmp_path / "uploads")
+    uploads = tmp_path / "uploads"
+    state = AppState(bundled_dir=tmp_path / "none", data_dirs=[], upload_dir=uploads)
     first = state.add_upload(beir_zip, "mini.zip")
+    state.load_run(first.key, write(tmp_path / "r.trec", run_text()), "prod.trec")
+    assert (kept_run_folder(uploads, first.key) / "run.json").is_file()
     second = state.add_upload(write(tmp_path / "notes.txt", "A single note."), "notes.txt")
     assert [key for _, key in state.choices()] == [second.key]
-    assert not Path(first.path).exists() and list((tmp_path / "uploads").iterdir()) == []
+    assert not Path(first.path).exists() and [p.relative_to(uploads) for p in uploads.rglob("*")] == [Path("runs")]
 
 
 def test_evaluate_on_an_uploaded_beir_zip_equals_the_cli_on_its_folder(state, key, capsys):
@@ -194,6 +198,74 @@ def test_a_corpus_without_queries_cannot_take_a_run(state, tmp_path):
     with pytest.raises(DataError, match=r"notes\.md: notes \(upload, 1 docs\) has no queries file"):
         state.load_run(plain.key, write(tmp_path / "r.trec", "q1 Q0 notes 1 1.0 x\n"), "notes.md")
     assert state.run_for(plain.key) is None
+
+
+def restarted(state: AppState) -> AppState:
+    """A fresh AppState over the same folders: the app after a server restart."""
+    return AppState(bundled_dir=state.bundled_dir, data_dirs=state.data_dirs, cache_dir=state.cache_dir,
+                    upload_dir=state.upload_dir)
+
+
+def test_an_uploaded_run_is_the_before_list_again_after_a_restart_until_it_is_dropped(state, key, with_run, tmp_path):
+    again = restarted(state)
+    assert again.run_for(key) == with_run
+    before = again.before_list(key, QUERIES["q4"])
+    assert before.qid == "q4" and before.heading == "Before: uploaded run prod run.trec"
+    kept = kept_run_folder(state.upload_dir, key)
+    assert kept.parent == state.upload_dir / "runs"
+    assert sorted(p.name for p in kept.iterdir()) == [f"run-{with_run.digest}.trec", "run.json"]
+    # A new run replaces the kept one, file and all.
+    newer = state.load_run(key, write(tmp_path / "newer.trec", run_text(("q1", "q2"))), "newer.trec")
+    assert restarted(state).run_for(key) == newer
+    assert sorted(p.name for p in kept.iterdir()) == [f"run-{newer.digest}.trec", "run.json"]
+    # Dropping it deletes the kept copy: after the next restart the before list is fusion again.
+    state.drop_run(key)
+    assert not kept.exists()
+    assert restarted(state).run_for(key) is None and restarted(state).before_list(key, QUERIES["q4"]).loaded is None
+
+
+@pytest.fixture()
+def odd_corpus(tmp_path) -> tuple[AppState, str]:
+    """A BEIR folder in a data directory whose name holds ':' and a leading '..', so its key does too."""
+    data = tmp_path / "data"
+    write_beir(data / "..odd: name", [*SEED_DOCUMENTS, *documents(TOPICS)], QUERIES, QRELS)
+    state = AppState(bundled_dir=tmp_path / "none", data_dirs=[data], upload_dir=tmp_path / "uploads")
+    (key,) = [key for _, key in state.choices()]
+    assert key.startswith("data:/") and key.endswith("/..odd: name")
+    return state, key
+
+
+def test_a_run_kept_for_a_key_with_odd_characters_stays_inside_the_upload_folder(odd_corpus, tmp_path):
+    state, key = odd_corpus
+    loaded = state.load_run(key, write(tmp_path / "r.trec", run_text()), "../../prod:run.trec")
+    runs = (state.upload_dir / "runs").resolve()
+    written = [p.resolve() for p in state.upload_dir.rglob("*") if p.is_file()]
+    assert len(written) == 2 and all(p.parent.parent == runs for p in written)
+    assert restarted(state).run_for(key) == loaded
+    for hostile in ("../../escape", "upload:../..", "data:/etc/passwd", "a\\b:c", ""):
+        folder = kept_run_folder(state.upload_dir, hostile)
+        assert folder.resolve().parent == runs and re.fullmatch(r"[0-9a-f]{20}", folder.name)
+
+
+def test_a_kept_run_that_no_longer_fits_its_corpus_is_set_aside_and_the_corpus_still_works(odd_corpus, tmp_path, caplog):
+    state, key = odd_corpus
+    state.load_run(key, write(tmp_path / "r.trec", run_text()), "prod.trec")
+    # The corpus changes while the server is down: query q6, which the run ranks, is gone.
+    folder = Path(state.source(key).path)
+    write_beir(folder, [*SEED_DOCUMENTS, *documents(TOPICS)], {q: t for q, t in QUERIES.items() if q != "q6"},
+               {q: g for q, g in QRELS.items() if q != "q6"})
+    again = restarted(state)
+    with caplog.at_level(logging.WARNING, logger="reranker.ui.state"):
+        assert again.run_for(key) is None
+    assert "the run kept for" in caplog.text and "no longer fits the corpus" in caplog.text
+    assert "prod.trec, line 66: query 'q6' is not in the dataset's queries file" in caplog.text
+    assert again.before_list(key, QUERIES["q4"]).loaded is None
+    dataset = again.dataset(key)
+    assert len(dataset.corpus) == 13 and len(dataset.queries) == 7 and "before list" not in corpus_info_html(dataset)
+    kept = kept_run_folder(state.upload_dir, key)
+    assert not kept.exists() and (kept.with_name(kept.name + ".unmatched") / "run.json").is_file()  # not lost
+    caplog.clear()
+    assert restarted(state).run_for(key) is None and "no longer fits" not in caplog.text  # said once, not at every start
 
 
 def before_ids(html: str) -> list[str]:

@@ -11,13 +11,16 @@ An uploaded file of documents is read in memory. An uploaded BEIR zip (corpus, q
 extracted safely (`reranker.archives`) into a folder of its own under the upload folder
 (`default_upload_dir`), so its splits can be evaluated, and it is found there again after a restart;
 at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first. A TREC run uploaded
-for a corpus (`load_run`) becomes the "before" list of the corpus queries it ranks, for every session.
+for a corpus (`load_run`) becomes the "before" list of the corpus queries it ranks, for every session; a copy
+is kept under the upload folder (`kept_run_folder`) and, checked against the corpus again, restored the first
+time the corpus's run is asked for after a restart.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
 import re
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from reranker.archives import BeirLayout, extract_beir_zip, is_beir_zip
+from reranker.cache import atomic_copy, atomic_write_text
 from reranker.corpus import Corpus, Dataset, load_beir, load_dataset, load_documents
 from reranker.distribution import bundled
 from reranker.errors import DataError
@@ -58,6 +62,10 @@ UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
 MAX_EXAMPLES = 8
 MAX_UPLOADS = 10  # uploaded corpora kept per process; the oldest is forgotten first
 _UPLOAD_FOLDER = re.compile(r"^(?P<stem>.+)-(?P<digest>[0-9a-f]{12})$")  # <name>-<content hash>
+RUNS_FOLDER = "runs"  # under the upload folder: one folder per corpus whose uploaded run is kept
+KEPT_RUN_INFO = "run.json"  # in a kept run's folder: the corpus key, the name as uploaded, the file's digest
+SET_ASIDE_SUFFIX = ".unmatched"  # a kept run that no longer fits its corpus, moved aside rather than deleted
+_DIGEST = re.compile(r"^[0-9a-f]{12}$")
 
 SourceKind = Literal["bundled", "data", "upload"]
 ProgressFn = Callable[[int, int], None]
@@ -100,6 +108,8 @@ class _Entry:
     pipeline: Pipeline | None = None
     judged: tuple[tuple, Dataset, int] | None = None  # (overlay stamp, dataset with the overlay, judgments used)
     run: LoadedRun | None = None  # an uploaded TREC run: the "before" list of the queries it ranks
+    run_lock: threading.Lock = field(default_factory=threading.Lock)  # guards `run`, its kept copy, `run_restored`
+    run_restored: bool = False  # whether a run kept by an earlier process was looked for (done once, lazily)
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,12 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
             if all(s.key != key for s in found):
                 found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
     return found
+
+
+def kept_run_folder(upload_dir: Path, key: str) -> Path:
+    """The folder where the run uploaded for the corpus `key` is kept: `<upload_dir>/runs/<hash of the key>/`.
+    The key is hashed because it holds ':' and '/' and, for a data folder, any name at all."""
+    return upload_dir / RUNS_FOLDER / hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
 def discover_uploads(upload_dir: Path) -> list[CorpusSource]:
@@ -421,13 +437,18 @@ class AppState:
         return dataclasses.replace(dataset, corpus=corpus, problems=problems)
 
     def _forget_old_uploads(self) -> list[Path]:
-        """Forget the oldest uploads beyond MAX_UPLOADS (call with the lock held); their extracted folders."""
+        """Forget the oldest uploads beyond MAX_UPLOADS (call with the lock held); their extracted folders and
+        the folders of the runs kept for them."""
         uploads = [key for key, e in self._entries.items() if e.source.kind == "upload"]
         folders = []
         for key in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
             logger.info("forgetting the oldest upload %s (at most %d are kept)", key, MAX_UPLOADS)
-            folders.append(Path(self._entries.pop(key).source.path))
-        return [f for f in folders if f.parent.resolve() == self.upload_dir.resolve() and f.is_dir()]
+            extracted = Path(self._entries.pop(key).source.path)
+            if extracted.parent.resolve() == self.upload_dir.resolve() and extracted.is_dir():
+                folders.append(extracted)
+            kept = kept_run_folder(self.upload_dir, key)
+            folders += [kept, _set_aside_folder(kept)]
+        return folders
 
     @staticmethod
     def _delete_folders(folders: Iterable[Path]) -> None:
@@ -438,11 +459,50 @@ class AppState:
 
     def load_run(self, key: str, path: str | Path, display_name: str | None = None) -> LoadedRun:
         """Check an uploaded TREC run against the corpus `key` and make it the corpus's "before" list for the
-        queries it ranks. Raises DataError naming the file (as uploaded) and line; the corpus's previous run,
-        if any, then stays."""
+        queries it ranks, keeping a copy under the upload folder so that it is restored after a restart.
+        Raises DataError naming the file (as uploaded) and line; the corpus's previous run, if any, then stays."""
         path = Path(path)
         name = display_name or path.name
-        digest = _digest(path, name)
+        entry = self._entry(key)
+        loaded = self._checked_run(key, path, name)
+        with entry.run_lock:
+            try:
+                self._keep_run(key, path, loaded)
+            except OSError as exc:
+                raise DataError(
+                    f"the server could not keep a copy of the run ({exc.strerror or type(exc).__name__}), so the "
+                    "before list is unchanged: free some space in its upload folder, or set RERANK_LENS_UPLOADS to "
+                    "a writable one, then upload again",
+                    path=name,
+                ) from None
+            entry.run = loaded
+            entry.run_restored = True  # its copy replaced whatever an earlier process kept
+        logger.info("run %s (%d queries) is the before list of %s", name, len(loaded.run), key)
+        return loaded
+
+    def run_for(self, key: str) -> LoadedRun | None:
+        """The run uploaded for the corpus, if any. The first call for a corpus restores the run an earlier
+        process kept for it, when that run still fits the corpus (which loads the corpus)."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._restore_kept_run(key, entry)
+        return entry.run
+
+    def drop_run(self, key: str) -> None:
+        """Go back to BM25 + dense fusion as the corpus's before list, deleting the run's kept copy."""
+        entry = self._entry(key)
+        with entry.run_lock:
+            entry.run = None
+            entry.run_restored = True  # nothing kept is left to restore
+            shutil.rmtree(kept_run_folder(self.upload_dir, key), ignore_errors=True)
+
+    def _checked_run(self, key: str, path: Path, name: str, digest: str | None = None) -> LoadedRun:
+        """The run in `path` checked against the corpus (and, for a kept copy, against its recorded `digest`)."""
+        actual = _digest(path, name)
+        if digest is not None and actual != digest:
+            raise DataError(f"the kept copy's content changed (digest {actual}, recorded {digest})", path=name)
         dataset = self.dataset(key)
         if not dataset.queries:
             raise DataError(
@@ -455,24 +515,41 @@ class AppState:
             check_run(trec, dataset.corpus, dataset.queries)
         except DataError as exc:
             raise DataError(str(exc).replace(str(path), name)) from None
-        loaded = LoadedRun(name, trec, digest)
-        entry = self._entry(key)
-        with entry.lock:
-            entry.run = loaded
-        logger.info("run %s (%d queries) is the before list of %s", name, len(trec), key)
-        return loaded
+        return LoadedRun(name, trec, actual)
 
-    def run_for(self, key: str) -> LoadedRun | None:
-        """The run uploaded for the corpus, if any."""
-        with self._lock:
-            entry = self._entries.get(key)
-        return entry.run if entry is not None else None
+    def _keep_run(self, key: str, path: Path, loaded: LoadedRun) -> None:
+        """Copy the run file into the corpus's kept-run folder (call with the entry's run lock held)."""
+        folder = kept_run_folder(self.upload_dir, key)
+        run_file = _kept_run_file(loaded.digest)
+        atomic_copy(path, folder / run_file)
+        info = {"key": key, "name": loaded.name, "digest": loaded.digest}
+        # The info file names the run file in use, so it is written last: a crash before it leaves the
+        # previous run (and its info) whole.
+        atomic_write_text(folder / KEPT_RUN_INFO, json.dumps(info, ensure_ascii=False, indent=1) + "\n")
+        for older in folder.glob("run-*.trec"):
+            if older.name != run_file:
+                older.unlink(missing_ok=True)
 
-    def drop_run(self, key: str) -> None:
-        """Go back to BM25 + dense fusion as the corpus's before list."""
-        entry = self._entry(key)
-        with entry.lock:
-            entry.run = None
+    def _restore_kept_run(self, key: str, entry: _Entry) -> None:
+        """Once per corpus and process: restore the run an earlier process kept for it, checked again against
+        the corpus as it is now. A copy that no longer fits is set aside, with a log line saying why."""
+        if entry.run_restored:
+            return
+        with entry.run_lock:
+            if entry.run_restored:
+                return
+            folder = kept_run_folder(self.upload_dir, key)
+            if (folder / KEPT_RUN_INFO).is_file():
+                self.dataset(key)  # a corpus that fails to load raises for its own reason, and is retried later
+                try:
+                    name, digest = _read_kept_run_info(folder, key)
+                    entry.run = self._checked_run(key, folder / _kept_run_file(digest), name, digest)
+                    logger.info("restored the run %s kept for %s (%d queries)", name, key, len(entry.run.run))
+                except (DataError, OSError) as exc:
+                    aside = _set_aside(folder)
+                    logger.warning("the run kept for %s no longer fits the corpus, so it is not restored (%s); "
+                                   "its copy is %s", key, exc, f"moved to {aside}" if aside else "removed")
+            entry.run_restored = True
 
     def before_list(self, key: str, query: str) -> BeforeList:
         """Where the query's reranking starts: the corpus's run, when one is loaded and ranks a corpus query
@@ -496,6 +573,41 @@ def _digest(path: Path, name: str) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()[:12]
+
+
+def _kept_run_file(digest: str) -> str:
+    return f"run-{digest}.trec"
+
+
+def _read_kept_run_info(folder: Path, key: str) -> tuple[str, str]:
+    """(name as uploaded, digest) from a kept run's info file; DataError when it is not one this key wrote."""
+    try:
+        info = json.loads((folder / KEPT_RUN_INFO).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"unreadable ({exc})", path=str(folder / KEPT_RUN_INFO)) from None
+    if not isinstance(info, dict):
+        info = {}
+    name, digest = info.get("name"), info.get("digest")
+    if info.get("key") != key or not isinstance(name, str) or not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise DataError("not the info of a run kept for this corpus", path=str(folder / KEPT_RUN_INFO))
+    return name, digest
+
+
+def _set_aside_folder(folder: Path) -> Path:
+    return folder.with_name(folder.name + SET_ASIDE_SUFFIX)
+
+
+def _set_aside(folder: Path) -> Path | None:
+    """Move a kept run that no longer fits out of the way (replacing an earlier one set aside), so that the file
+    the user uploaded is not lost; None when it could not be moved and was removed instead."""
+    aside = _set_aside_folder(folder)
+    shutil.rmtree(aside, ignore_errors=True)
+    try:
+        os.replace(folder, aside)
+        return aside
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
 
 
 def _as_uploaded(message: str, folder: Path, name: str, layout: BeirLayout | None) -> str:
