@@ -70,15 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     default_threads = torch.get_num_threads()  # what plain sentence-transformers runs with
     spec, note = cross_encoder_spec(args.model)
-    if args.candidates:
-        source, corpus, queries, qrels, candidates = load_candidates(args.candidates)
-        queries = dict(list(queries.items())[: args.queries])
-    else:
-        dataset = load(args.dataset)
-        source, corpus = dataset.path, dataset.corpus
-        queries, qrels = sample_queries(dataset, args.queries, args.seed)
-        first_stage = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
-        candidates = {qid: first_stage.search(text).stages["fused"].doc_ids() for qid, text in queries.items()}
+    source, corpus, queries, qrels, candidates = queries_and_candidates(args)
     if args.save_candidates:
         save_candidates(args.save_candidates, source, corpus, queries, qrels, candidates, args.depth)
     device = select_device(args.device).device
@@ -222,6 +214,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fused_ndcg is not None:
         print(f"first stage (RRF) nDCG@10 over the same candidates: {fused_ndcg:.3f}")
     return 0
+
+
+def queries_and_candidates(args: argparse.Namespace):
+    """(source, corpus, queries, qrels, fused candidates per query): the first `args.queries` of a
+    `--candidates` file, else queries sampled from `--dataset` (judged first) with their fused lists."""
+    if args.candidates:
+        source, corpus, queries, qrels, candidates = load_candidates(args.candidates)
+        return source, corpus, dict(list(queries.items())[: args.queries]), qrels, candidates
+    dataset = load(args.dataset)
+    queries, qrels = sample_queries(dataset, args.queries, args.seed)
+    first_stage = Pipeline(dataset.corpus, PipelineConfig(cross_encoder=None))
+    candidates = {qid: first_stage.search(text).stages["fused"].doc_ids() for qid, text in queries.items()}
+    return dataset.path, dataset.corpus, queries, qrels, candidates
 
 
 def save_candidates(path, source, corpus, queries, qrels, candidates, depth) -> None:

@@ -25,10 +25,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from benchmarks.common import cross_encoder_spec, load, machine, machine_line, sample_queries, table
-from benchmarks.cross_encoder import load_candidates
+from benchmarks.common import cross_encoder_spec, machine, machine_line, table
+from benchmarks.cross_encoder import queries_and_candidates
 from reranker.pairs import length_batches
-from reranker.pipeline import Pipeline, PipelineConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,15 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threads = torch.get_num_threads()  # plain predict's and onnxruntime's; the project path sets its own per call
     spec, _ = cross_encoder_spec(args.model)
-    if args.candidates:
-        source, corpus, queries, _, candidates = load_candidates(args.candidates)
-        queries = dict(list(queries.items())[: args.queries])
-    else:
-        dataset = load(args.dataset)
-        source, corpus = dataset.path, dataset.corpus
-        queries, _ = sample_queries(dataset, args.queries, args.seed)
-        first_stage = Pipeline(corpus, PipelineConfig(cross_encoder=None))
-        candidates = {qid: first_stage.search(text).stages["fused"].doc_ids() for qid, text in queries.items()}
+    source, corpus, queries, _, candidates = queries_and_candidates(args)
     reranker = CrossEncoderReranker(spec, precision="fp32", cache=None, device="cpu")
     items, texts, owners = [], [], []
     for qid in queries:

@@ -79,13 +79,18 @@ def _write_many(folder: str, writer: int) -> None:
         store.record([(f"q{writer}", f"d{i}", i % 4), ("shared", "doc", writer)])
 
 
-def test_concurrent_threads_lose_nothing(tmp_path):
-    folder = tmp_path / "overlay"
-    threads = [threading.Thread(target=_write_many, args=(str(folder), w)) for w in range(WRITERS)]
+def _in_threads(writer, folder) -> None:
+    """`writer(folder, w)` for each of WRITERS writers at once, until all are done."""
+    threads = [threading.Thread(target=writer, args=(str(folder), w)) for w in range(WRITERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def test_concurrent_threads_lose_nothing(tmp_path):
+    folder = tmp_path / "overlay"
+    _in_threads(_write_many, folder)
     qrels = JudgmentStore(folder).load().qrels
     for w in range(WRITERS):
         assert qrels[f"q{w}"] == {f"d{i}": i % 4 for i in range(GRADES_EACH)}
@@ -225,11 +230,7 @@ def _grade_and_remove(folder: str, writer: int) -> None:
 
 def test_concurrent_grades_and_removals_lose_nothing(tmp_path):
     folder = tmp_path / "overlay"
-    threads = [threading.Thread(target=_grade_and_remove, args=(str(folder), w)) for w in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(_grade_and_remove, folder)
     assert JudgmentStore(folder).load().qrels == {f"q{w}": {f"d{i}": 1 for i in range(GRADES_EACH)} for w in range(WRITERS)}
 
 
