@@ -21,10 +21,11 @@ from reranker.runs import format_run
 from reranker.ui import state as state_module
 from reranker.ui.compare_tab import compare_view
 from reranker.ui.evaluate_tab import evaluate_view, query_comparison_view, snapshot_file
+from reranker.ui.kept_runs import kept_run_folder
 from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import grade_view, search_view
 from reranker.ui.settings import Settings
-from reranker.ui.state import AppState, kept_run_folder
+from reranker.ui.state import AppState
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
 from tests.support import TOPICS, documents, write_beir, zip_folder
 

@@ -12,7 +12,7 @@ extracted safely (`reranker.archives`) into a folder of its own under the upload
 (`default_upload_dir`), so its splits can be evaluated, and it is found there again after a restart;
 at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first. A TREC run uploaded
 for a corpus (`load_run`) becomes the "before" list of the corpus queries it ranks, for every session; a copy
-is kept under the upload folder (`kept_run_folder`) and, checked against the corpus again, restored the first
+is kept under the upload folder (`reranker.ui.kept_runs`) and, checked against the corpus again, restored the first
 time the corpus's run is asked for after a restart.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import re
@@ -33,7 +32,6 @@ from pathlib import Path
 from typing import Literal
 
 from reranker.archives import BeirLayout, extract_beir_zip, is_beir_zip
-from reranker.cache import atomic_copy, atomic_write_text
 from reranker.corpus import Corpus, Dataset, load_beir, load_dataset, load_documents
 from reranker.distribution import bundled
 from reranker.errors import DataError
@@ -50,6 +48,7 @@ from reranker.judgments import (
 )
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.runs import TrecRun, check_run, read_run
+from reranker.ui.kept_runs import has_kept_run, keep_run, kept_run_folder, read_kept_run, set_aside, set_aside_folder
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +61,6 @@ UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
 MAX_EXAMPLES = 8
 MAX_UPLOADS = 10  # uploaded corpora kept per process; the oldest is forgotten first
 _UPLOAD_FOLDER = re.compile(r"^(?P<stem>.+)-(?P<digest>[0-9a-f]{12})$")  # <name>-<content hash>
-RUNS_FOLDER = "runs"  # under the upload folder: one folder per corpus whose uploaded run is kept
-KEPT_RUN_INFO = "run.json"  # in a kept run's folder: the corpus key, the name as uploaded, the file's digest
-SET_ASIDE_SUFFIX = ".unmatched"  # a kept run that no longer fits its corpus, moved aside rather than deleted
-_DIGEST = re.compile(r"^[0-9a-f]{12}$")
 
 SourceKind = Literal["bundled", "data", "upload"]
 ProgressFn = Callable[[int, int], None]
@@ -187,12 +182,6 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
             if all(s.key != key for s in found):
                 found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
     return found
-
-
-def kept_run_folder(upload_dir: Path, key: str) -> Path:
-    """The folder where the run uploaded for the corpus `key` is kept: `<upload_dir>/runs/<hash of the key>/`.
-    The key is hashed because it holds ':' and '/' and, for a data folder, any name at all."""
-    return upload_dir / RUNS_FOLDER / hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
 
 
 def discover_uploads(upload_dir: Path) -> list[CorpusSource]:
@@ -447,7 +436,7 @@ class AppState:
             if extracted.parent.resolve() == self.upload_dir.resolve() and extracted.is_dir():
                 folders.append(extracted)
             kept = kept_run_folder(self.upload_dir, key)
-            folders += [kept, _set_aside_folder(kept)]
+            folders += [kept, set_aside_folder(kept)]
         return folders
 
     @staticmethod
@@ -467,7 +456,7 @@ class AppState:
         loaded = self._checked_run(key, path, name)
         with entry.run_lock:
             try:
-                self._keep_run(key, path, loaded)
+                keep_run(kept_run_folder(self.upload_dir, key), key, path, loaded.name, loaded.digest)
             except OSError as exc:
                 raise DataError(
                     f"the server could not keep a copy of the run ({exc.strerror or type(exc).__name__}), so the "
@@ -517,19 +506,6 @@ class AppState:
             raise DataError(str(exc).replace(str(path), name)) from None
         return LoadedRun(name, trec, actual)
 
-    def _keep_run(self, key: str, path: Path, loaded: LoadedRun) -> None:
-        """Copy the run file into the corpus's kept-run folder (call with the entry's run lock held)."""
-        folder = kept_run_folder(self.upload_dir, key)
-        run_file = _kept_run_file(loaded.digest)
-        atomic_copy(path, folder / run_file)
-        info = {"key": key, "name": loaded.name, "digest": loaded.digest}
-        # The info file names the run file in use, so it is written last: a crash before it leaves the
-        # previous run (and its info) whole.
-        atomic_write_text(folder / KEPT_RUN_INFO, json.dumps(info, ensure_ascii=False, indent=1) + "\n")
-        for older in folder.glob("run-*.trec"):
-            if older.name != run_file:
-                older.unlink(missing_ok=True)
-
     def _restore_kept_run(self, key: str, entry: _Entry) -> None:
         """Once per corpus and process: restore the run an earlier process kept for it, checked again against
         the corpus as it is now. A copy that no longer fits is set aside, with a log line saying why."""
@@ -539,14 +515,14 @@ class AppState:
             if entry.run_restored:
                 return
             folder = kept_run_folder(self.upload_dir, key)
-            if (folder / KEPT_RUN_INFO).is_file():
+            if has_kept_run(folder):
                 self.dataset(key)  # a corpus that fails to load raises for its own reason, and is retried later
                 try:
-                    name, digest = _read_kept_run_info(folder, key)
-                    entry.run = self._checked_run(key, folder / _kept_run_file(digest), name, digest)
+                    run_file, name, digest = read_kept_run(folder, key)
+                    entry.run = self._checked_run(key, run_file, name, digest)
                     logger.info("restored the run %s kept for %s (%d queries)", name, key, len(entry.run.run))
                 except (DataError, OSError) as exc:
-                    aside = _set_aside(folder)
+                    aside = set_aside(folder)
                     logger.warning("the run kept for %s no longer fits the corpus, so it is not restored (%s); "
                                    "its copy is %s", key, exc, f"moved to {aside}" if aside else "removed")
             entry.run_restored = True
@@ -573,41 +549,6 @@ def _digest(path: Path, name: str) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()[:12]
-
-
-def _kept_run_file(digest: str) -> str:
-    return f"run-{digest}.trec"
-
-
-def _read_kept_run_info(folder: Path, key: str) -> tuple[str, str]:
-    """(name as uploaded, digest) from a kept run's info file; DataError when it is not one this key wrote."""
-    try:
-        info = json.loads((folder / KEPT_RUN_INFO).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"unreadable ({exc})", path=str(folder / KEPT_RUN_INFO)) from None
-    if not isinstance(info, dict):
-        info = {}
-    name, digest = info.get("name"), info.get("digest")
-    if info.get("key") != key or not isinstance(name, str) or not isinstance(digest, str) or not _DIGEST.match(digest):
-        raise DataError("not the info of a run kept for this corpus", path=str(folder / KEPT_RUN_INFO))
-    return name, digest
-
-
-def _set_aside_folder(folder: Path) -> Path:
-    return folder.with_name(folder.name + SET_ASIDE_SUFFIX)
-
-
-def _set_aside(folder: Path) -> Path | None:
-    """Move a kept run that no longer fits out of the way (replacing an earlier one set aside), so that the file
-    the user uploaded is not lost; None when it could not be moved and was removed instead."""
-    aside = _set_aside_folder(folder)
-    shutil.rmtree(aside, ignore_errors=True)
-    try:
-        os.replace(folder, aside)
-        return aside
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return None
 
 
 def _as_uploaded(message: str, folder: Path, name: str, layout: BeirLayout | None) -> str:
