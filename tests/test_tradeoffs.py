@@ -4,6 +4,7 @@ the Pareto front and the recommendation on hand-made points, and `tradeoffs --js
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -18,8 +19,8 @@ from reranker.evaluation.tradeoffs import (
     SweepCache,
     SweepSettings,
     default_models,
-    parse_numbers,
     pareto_front,
+    parse_numbers,
     recommend,
     sweep,
     sweep_csv,
@@ -205,3 +206,35 @@ def test_cli_bad_depths_exit_2_with_the_fix(tmp_path, capsys):
     folder = write_beir(tmp_path / "beir", DOCUMENTS, QUERIES, QRELS)
     assert main(["tradeoffs", "--dataset", str(folder), "--models", B, "--depths", "ten"]) == 2
     assert "numbers separated by commas" in capsys.readouterr().err
+
+
+def test_the_tab_shows_the_front_the_recommendation_and_escapes_names(swept):
+    from reranker.ui.tradeoffs_tab import points_table_html, recommendation_html, tradeoffs_figure
+
+    figure = tradeoffs_figure(swept)
+    names = [trace.name for trace in figure.data]
+    assert "Pareto front" in names and "recommended" in names and "fused, no reranking" in names
+    front = next(t for t in figure.data if t.name == "Pareto front")
+    assert list(front.x) == [p.p50_ms for p in swept.front]
+    assert "ms" in figure.layout.xaxis.title.text and "nDCG@10" in figure.layout.yaxis.title.text
+    table = points_table_html(swept)
+    rows = table.split("</table>")[0]
+    assert rows.count("<tr>") == 1 + len(swept.points) and rows.count("★") == len(swept.front) and rows.count("→") == 1
+    summary = recommendation_html(swept)
+    assert "id='rl-tradeoffs-recommendation'" in summary and "cores" in summary
+    hostile = dataclasses.replace(swept, dataset="<script>x</script>", reason="<b>x</b>")
+    assert "<script>" not in recommendation_html(hostile) + str(tradeoffs_figure(hostile).layout.title.text)
+    assert "<b>x</b>" not in recommendation_html(hostile)
+
+
+def test_the_tab_endpoint_reports_progress_and_can_be_cancelled(tmp_path):
+    from reranker.ui import build_demo
+    from reranker.ui.state import AppState
+    from tests.support import write_topics
+
+    write_topics(tmp_path / "corpora" / "knowledge")
+    demo = build_demo(AppState(bundled_dir=tmp_path / "corpora", data_dirs=[], cache_dir=str(tmp_path / "emb")))
+    events = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert events["tradeoffs"].tracks_progress
+    run_id = events["tradeoffs"]._id
+    assert any(run_id in (fn.cancels or ()) for fn in demo.fns.values())

@@ -62,7 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--budget-ms", type=float, default=None, metavar="MS", help="p50 latency budget of the recommendation")
     parser.add_argument(
-        "--coarse-depth", dest="sweep_coarse_depth", type=int, default=None, help="fused candidates a cascade's coarse model scores (default: deepest depth)"
+        "--coarse-depth",
+        dest="sweep_coarse_depth",
+        type=int,
+        default=None,
+        help="fused candidates a cascade's coarse model scores (default: the deepest depth)",
     )
     parser.add_argument(
         "--stat-test", choices=("student", "fisher"), default="student", help="paired test of the recommendation's loss"
