@@ -55,6 +55,7 @@ NO_RERANKING = "fused"  # the model of the depth-0 point: the fused list, no cro
 CASCADE = "cascade:"
 MAX_DEPTH = 1000
 MAX_MODELS = 8
+TEST_NAMES = {"student": "two-sided paired t-test", "fisher": "paired randomization test"}
 Key = tuple[str, str, str]  # the score cache's (model and precision, query, window text)
 
 
@@ -251,7 +252,8 @@ class Recommendation:
                 QUALITY: round(self.loss, 6),
                 "p_value": None if self.p_value is None else round(self.p_value, 6),
                 "significant": self.significant,
-                "test": f"paired {self.stat_test} over queries (ranx), p < {self.max_p:g}",
+                "test": f"{TEST_NAMES.get(self.stat_test, self.stat_test)} over queries (ranx), significant at "
+                f"p < {self.max_p:g}",
                 "queries_better_same_worse": [self.wins, self.ties, self.losses],
             },
         }
@@ -334,7 +336,8 @@ def sweep(
     qrels = {q: qrels[q] for q in judged}
     specs = {spec: _resolved(spec) for spec in dict.fromkeys(settings.models)}
     depths = settings.reranking_depths if specs else ()
-    coarse_depth = (settings.coarse_depth or max(depths)) if depths else None
+    cascades = any(coarse for coarse, _ in specs.values())
+    coarse_depth = (settings.coarse_depth or max(depths)) if depths and cascades else None
     config = pipeline.config
     ledger = PairLedger()
     rerankers = {m: _reranker(m, config, ledger) for pair in specs.values() for m in pair if m} if depths else {}
