@@ -79,16 +79,19 @@ def test_a_small_sweep_shows_the_chart_and_the_recommendation(tmp_path):
 
 
 def screenshot_knowledge(out: Path = ROOT / "assets" / "tradeoffs.png") -> None:
-    """The README's picture: the offline family on 20 judged queries of corpora/knowledge (test), a 500 ms budget."""
+    """The README's picture: the offline family on 20 judged queries of corpora/knowledge (test), a 1 s budget."""
     from playwright.sync_api import sync_playwright
 
     models = [FAST_MODEL, "rerank-lens/minilm-l6-general", f"cascade:{FAST_MODEL}+rerank-lens/minilm-l6-general"]
     with sync_playwright() as p:
         demo, browser, page = open_page(p, AppState(bundled_dir=ROOT / "corpora", data_dirs=[]), {"width": 1280, "height": 900})
         try:
-            run_sweep(page, models, "0,10,20,30,50", "0,0.5", queries=20, budget=500, timeout_ms=900_000)
+            run_sweep(page, models, "0,10,20,30,50", "0,0.5", queries=20, budget=1000, timeout_ms=900_000)
+            # The tab from its controls to the chart's bottom (the table of every point below is left out).
             tab = page.locator("#rl-tradeoffs-summary").locator("xpath=ancestor::div[contains(@class,'tabitem')][1]")
-            tab.screenshot(path=str(out))
+            top, plot = tab.bounding_box(), page.locator("#rl-tradeoffs-plot").bounding_box()
+            clip = {"x": top["x"], "y": top["y"], "width": top["width"], "height": plot["y"] + plot["height"] - top["y"] + 8}
+            page.screenshot(path=str(out), clip=clip, full_page=True)
         finally:
             browser.close()
             demo.close()

@@ -53,6 +53,7 @@ HELP = (
 )
 FRONT_COLOUR = "#111827"
 MAX_SESSIONS = 256
+LATENCY_TICKS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
 
 
 class TradeoffsView:
@@ -168,8 +169,8 @@ def tradeoffs_figure(result: SweepResult) -> go.Figure:
     budget = result.settings.budget_ms
     if budget is not None and budget <= max(p.p50_ms for p in result.points) * 3:
         fig.add_vline(x=budget, line={"color": "#dc2626", "width": 1.2, "dash": "dash"},
-                      annotation={"text": f"budget {budget:g} ms", "font": {"color": "#dc2626", "size": 11}},
-                      annotation_position="top right")  # fmt: skip
+                      annotation_text=f"budget {budget:g} ms", annotation_font={"color": "#dc2626", "size": 11},
+                      annotation_position="bottom right")  # fmt: skip
     if result.recommendation is not None:
         chosen = result.recommendation.point
         fig.add_trace(
@@ -179,8 +180,11 @@ def tradeoffs_figure(result: SweepResult) -> go.Figure:
                 hoverinfo="skip",
             )
         )  # fmt: skip
+    latencies = [p.p50_ms for p in result.points]
+    ticks = [t for t in LATENCY_TICKS if min(latencies) / 3 <= t <= max(latencies) * 3]
     fig.update_xaxes(title={"text": "median latency per query, p50 (ms, log scale)"}, type="log", gridcolor=GRID,
-                     range=_log_range([p.p50_ms for p in result.points], budget))
+                     range=_log_range([p.p50_ms for p in result.points], budget), tickvals=ticks,
+                     ticktext=[f"{t:,} ms" if t < 1000 else f"{t / 1000:g} s" for t in ticks])
     fig.update_yaxes(title={"text": "nDCG@10 (0 to 1, higher is better)"}, gridcolor=GRID,
                      range=_padded([p.ndcg for p in result.points]))
     fig.update_layout(legend={"font": {"size": 11}, "orientation": "v", "x": 1.02, "y": 1}, font={"color": INK})
