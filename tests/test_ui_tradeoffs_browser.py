@@ -87,10 +87,13 @@ def screenshot_knowledge(out: Path = ROOT / "assets" / "tradeoffs.png") -> None:
         demo, browser, page = open_page(p, AppState(bundled_dir=ROOT / "corpora", data_dirs=[]), {"width": 1280, "height": 900})
         try:
             run_sweep(page, models, "0,10,20,30,50", "0,0.5", queries=20, budget=1000, timeout_ms=900_000)
-            # The tab from its controls to the chart's bottom (the table of every point below is left out).
-            tab = page.locator("#rl-tradeoffs-summary").locator("xpath=ancestor::div[contains(@class,'tabitem')][1]")
-            top, plot = tab.bounding_box(), page.locator("#rl-tradeoffs-plot").bounding_box()
-            clip = {"x": top["x"], "y": top["y"], "width": top["width"], "height": plot["y"] + plot["height"] - top["y"] + 8}
+            # From the tab bar to the chart's bottom (the table of every point below is left out). Boxes are
+            # relative to the viewport, the clip of a full-page shot to the page: measure at the top.
+            page.evaluate("window.scrollTo(0, 0)")
+            top = page.get_by_role("tab", name="Trade-offs").bounding_box()
+            plot = page.locator("#rl-tradeoffs-plot").bounding_box()
+            width = page.viewport_size["width"]
+            clip = {"x": 0, "y": top["y"] - 8, "width": width, "height": plot["y"] + plot["height"] - top["y"] + 16}
             page.screenshot(path=str(out), clip=clip, full_page=True)
         finally:
             browser.close()

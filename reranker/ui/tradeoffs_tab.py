@@ -168,9 +168,10 @@ def tradeoffs_figure(result: SweepResult) -> go.Figure:
     )  # fmt: skip
     budget = result.settings.budget_ms
     if budget is not None and budget <= max(p.p50_ms for p in result.points) * 3:
-        fig.add_vline(x=budget, line={"color": "#dc2626", "width": 1.2, "dash": "dash"},
-                      annotation_text=f"budget {budget:g} ms", annotation_font={"color": "#dc2626", "size": 11},
-                      annotation_position="bottom right")  # fmt: skip
+        fig.add_vline(x=budget, line={"color": "#dc2626", "width": 1.2, "dash": "dash"})
+        # On a log axis an annotation's x is the exponent (add_vline's own label would land off the chart).
+        fig.add_annotation(x=math.log10(budget), y=0, yref="paper", text=f" budget {budget:g} ms", showarrow=False,
+                           xanchor="left", yanchor="bottom", font={"color": "#dc2626", "size": 11})  # fmt: skip
     if result.recommendation is not None:
         chosen = result.recommendation.point
         fig.add_trace(
