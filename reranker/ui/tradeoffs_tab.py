@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 import plotly.graph_objects as go
 
-from reranker.errors import ConfigError
+from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.analysis import EvaluationCancelled
 from reranker.evaluation.export import write_text
 from reranker.evaluation.tradeoffs import (
@@ -323,7 +323,7 @@ def build_tradeoffs_tab(ctx: AppContext) -> None:
     def on_corpus(corpus_key):
         try:
             splits = sorted(view.state.dataset(corpus_key).qrels, key=lambda s: s != "test") if corpus_key else []
-        except Exception:  # a corpus that cannot load says so in the other tabs
+        except RerankLensError:  # a corpus that cannot load says so in the other tabs
             splits = []
         return {split: gr.update(choices=splits or ["test"], value=splits[0] if splits else "test")}
 
