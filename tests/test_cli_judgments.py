@@ -63,8 +63,8 @@ def test_export_writes_the_overlay_as_the_app_s_download_or_merged_over_the_ship
     out_dir = tmp_path / "out"
     code, out, _ = run(capsys, "export", "--dataset", str(topics), "--out", str(out_dir))
     assert code == 0 and "wrote 2 judgments (the overlay)" in out
-    assert (out_dir / "qrels.tsv").read_text() == store.qrels_path.read_text()
-    assert (out_dir / "queries.jsonl").read_text() == store.queries_path.read_text()
+    assert (out_dir / "qrels.tsv").read_text() == f"query-id\tcorpus-id\tscore\nq-penguin\tpenguin\t0\n{new}\tviolin\t3\n"
+    assert json.loads((out_dir / "queries.jsonl").read_text()) == {"_id": new, "text": NEW_QUERY}
     code, _, err = run(capsys, "export", "--dataset", str(topics), "--out", str(out_dir))
     assert code == 2 and err.startswith("error: ") and "pass --overwrite" in err and "Traceback" not in err
     code, out, err = run(capsys, "export", "--dataset", str(topics), "--out", str(out_dir), "--merged", "--overwrite")

@@ -65,7 +65,9 @@ def test_record_writes_beir_qrels_and_the_last_grade_wins(tmp_path):
     assert (report.added, report.changed) == (2, 0)
     _, report = store.record([("q1", "d1", 3)])
     assert (report.added, report.changed) == (0, 1)
-    assert store.qrels_path.read_text() == "query-id\tcorpus-id\tscore\nq1\td1\t3\nq1\td2\t0\n"
+    assert overlay_texts(store.load())[0] == "query-id\tcorpus-id\tscore\nq1\td1\t3\nq1\td2\t0\n"
+    assert [(e.doc, e.grade, e.judge) for e in store.history()] == [("d1", 2, "anonymous"), ("d2", 0, "anonymous"),
+                                                                   ("d1", 3, "anonymous")]  # the history stays
     assert store.load().qrels == {"q1": {"d1": 3, "d2": 0}} and len(store.load()) == 2
     store.record([("u-x", "d1", 1)], {"u-x": "a new query"})
     assert store.load().queries == {"u-x": "a new query"}
@@ -201,7 +203,7 @@ def test_remove_deletes_grades_and_a_new_query_s_text_goes_with_its_last_grade(t
     store.record([("q1", "d1", 2), ("q1", "d2", 0), ("u-x", "d1", 3), ("u-x", "d2", 1)], {"u-x": "a new query"})
     overlay, removed = store.remove("q1", ["d1", "no-such-doc"])
     assert removed == {"d1": 2} and overlay.qrels["q1"] == {"d2": 0}
-    assert store.qrels_path.read_text() == "query-id\tcorpus-id\tscore\nq1\td2\t0\nu-x\td1\t3\nu-x\td2\t1\n"
+    assert overlay_texts(store.load())[0] == "query-id\tcorpus-id\tscore\nq1\td2\t0\nu-x\td1\t3\nu-x\td2\t1\n"
     _, removed = store.remove("u-x", ["d1"])
     assert removed == {"d1": 3} and store.load().queries == {"u-x": "a new query"}  # one grade left: the text stays
     overlay, removed = store.remove("u-x")
@@ -261,11 +263,12 @@ def test_listing_and_exporting_the_overlay_alone_or_merged(topics, tmp_path):
     new = new_query_id("fiddle strings")
     store.record([("q-penguin", "penguin", 0), (new, "violin", 3)], {new: "fiddle strings"})
     assert listed_judgments(store.load(), dataset) == [
-        ListedJudgment("q-penguin", "where do emperor penguins breed", "penguin", 0, 2),
-        ListedJudgment(new, "fiddle strings", "violin", 3, None),
+        ListedJudgment("q-penguin", "where do emperor penguins breed", "penguin", 0, 2, "anonymous"),
+        ListedJudgment(new, "fiddle strings", "violin", 3, None, "anonymous"),
     ]
     qrels, queries = overlay_texts(store.load())
-    assert qrels == store.qrels_path.read_text() and queries == store.queries_path.read_text()
+    assert qrels == f"query-id\tcorpus-id\tscore\nq-penguin\tpenguin\t0\n{new}\tviolin\t3\n"
+    assert queries == f'{{"_id": "{new}", "text": "fiddle strings"}}\n'
     qrels, queries, merged = merged_texts(dataset, store.load())
     assert "q-penguin\tpenguin\t0\n" in qrels and f"{new}\tviolin\t3\n" in qrels and "q-chess\tchess\t2\n" in qrels
     assert queries == f'{{"_id": "{new}", "text": "fiddle strings"}}\n'  # only the query the corpus lacks
