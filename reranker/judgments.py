@@ -405,9 +405,8 @@ class JudgmentStore:
                 mine[(qid, doc)] = grade
                 rows.append((qid, text, doc, grade))
             db.append(conn, self.corpus, rows, judge=judge, origin=origin)
-            overlay = self._overlay(conn)
         report = MergeReport(added=added, changed=changed, unchanged=unchanged, new_queries=len(new_queries))
-        return overlay, report
+        return self.load(), report  # read after the commit: the write lock is held no longer than the write
 
     def remove(
         self, qid: str, docs: Iterable[str] | None = None, *, judge: str = DEFAULT_JUDGE, origin: str = "app"
@@ -422,11 +421,7 @@ class JudgmentStore:
             wanted = list(grades) if docs is None else list(dict.fromkeys(docs))
             removed = {doc: grades[doc] for doc in wanted if doc in grades}
             db.append(conn, self.corpus, [(qid, None, doc, None) for doc in removed], judge=judge, origin=origin)
-            overlay = self._overlay(conn)
-        return overlay, removed
-
-    def _overlay(self, conn) -> Overlay:
-        return build_overlay(db.current_grades(conn), db.query_texts(conn), str(self.folder), self.rule)
+        return self.load(), removed
 
     def migrate(self) -> int:
         """Import an earlier version's overlay files (`qrels.tsv`, `queries.jsonl`) once: as `MIGRATED_JUDGE`'s

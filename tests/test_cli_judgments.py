@@ -47,14 +47,15 @@ def test_list_shows_each_grade_with_its_query_and_the_shipped_grade(capsys, topi
     code, out, _ = run(capsys, "list", "--dataset", str(topics))
     lines = out.splitlines()
     assert code == 0 and lines[0].startswith("2 judgments for 2 queries")
-    assert lines[1].split() == ["qid", "query", "docid", "grade", "shipped"]
-    assert lines[2].split() == ["q-penguin", "where", "do", "emperor", "penguins", "breed", "penguin", "0", "2"]
-    assert lines[3].split() == [new, "fiddle", "strings", "violin", "3", "-"]
+    assert lines[1].split() == ["qid", "query", "docid", "judge", "grade", "shipped"]
+    assert lines[2].split() == ["q-penguin", "where", "do", "emperor", "penguins", "breed", "penguin", "anonymous", "0", "2"]
+    assert lines[3].split() == [new, "fiddle", "strings", "violin", "anonymous", "3", "-"]
     code, out, _ = run(capsys, "list", "--dataset", str(topics), "--json")
     data = json.loads(out)
     assert code == 0 and (data["count"], data["queries"], data["overlay_path"]) == (2, 2, str(store.folder))
     assert data["judgments"][0] == {
-        "qid": "q-penguin", "query": "where do emperor penguins breed", "docid": "penguin", "grade": 0, "shipped": 2,
+        "qid": "q-penguin", "query": "where do emperor penguins breed", "docid": "penguin", "judge": "anonymous",
+        "grade": 0, "shipped": 2,
     }
 
 
