@@ -516,3 +516,19 @@ def test_a_broken_earlier_overlay_says_which_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"qrels.tsv, line 2: score 'high' is not an integer"):
         JudgmentStore(folder).load()
     assert (folder / "qrels.tsv").is_file()  # left where it is, to be fixed
+
+
+def test_the_evaluate_tab_s_agreement_section_shows_the_corpus_s_judges(topics, tmp_path):
+    from reranker.ui import build_demo
+    from reranker.ui.judges_panel import agreement_view
+
+    state = AppState(bundled_dir=topics.parent, data_dirs=[], judgments_dir=tmp_path / "judgments")
+    key = "bundled:knowledge"
+    assert agreement_view(state, "") == "" and "one judge so far" in agreement_view(state, key)
+    store = state.judgments(key)
+    store.record([("q-penguin", "penguin", 0), ("q-chess", "chess", 2)], judge="alice")
+    store.record([("q-penguin", "penguin", 3), ("q-chess", "chess", 2)], judge="bob")
+    page = agreement_view(state, key)
+    assert "Krippendorff" in page and "where do emperor penguins breed" in page and "alice 0, bob 3" in page
+    events = {fn.api_name for fn in build_demo(state).fns.values() if fn.api_visibility == "public"}
+    assert "judges_agreement" in events
