@@ -532,3 +532,17 @@ def test_the_evaluate_tab_s_agreement_section_shows_the_corpus_s_judges(topics, 
     assert "Krippendorff" in page and "where do emperor penguins breed" in page and "alice 0, bob 3" in page
     events = {fn.api_name for fn in build_demo(state).fns.values() if fn.api_visibility == "public"}
     assert "judges_agreement" in events
+
+
+def _use(folder: str, _writer: int) -> None:
+    JudgmentStore(folder).load()
+
+
+def test_eight_first_uses_at_once_migrate_an_earlier_overlay_exactly_once(tmp_path):
+    folder = tmp_path / "overlay"
+    folder.mkdir()
+    (folder / "qrels.tsv").write_text("".join(f"q1\td{i}\t{i % 4}\n" for i in range(30)))
+    _in_threads(_use, folder)
+    store = JudgmentStore(folder)
+    assert len(store.history()) == 30 and store.load().qrels["q1"] == {f"d{i}": i % 4 for i in range(30)}
+    assert sorted(p.name for p in folder.glob("qrels.tsv*")) == ["qrels.tsv.migrated"]
