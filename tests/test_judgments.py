@@ -546,3 +546,19 @@ def test_eight_first_uses_at_once_migrate_an_earlier_overlay_exactly_once(tmp_pa
     store = JudgmentStore(folder)
     assert len(store.history()) == 30 and store.load().qrels["q1"] == {f"d{i}": i % 4 for i in range(30)}
     assert sorted(p.name for p in folder.glob("qrels.tsv*")) == ["qrels.tsv.migrated"]
+
+
+def test_the_rule_comes_from_the_environment_and_the_merge_note_names_it(topics, tmp_path, monkeypatch):
+    dataset = load_dataset(topics)
+    store = JudgmentStore(tmp_path / "overlay")
+    store.record([("q-penguin", "penguin", 0)], judge="alice")
+    store.record([("q-penguin", "penguin", 3)], judge="bob")
+    merged, used = with_overlay(dataset, store.load())
+    assert used == 1 and merged.qrels["test"]["q-penguin"] == {"penguin": 2}
+    assert any("2 judges; 1 pairs they grade differently take the mean" in p and "rule mean" in p for p in merged.problems)
+    monkeypatch.setenv("RERANK_LENS_JUDGMENT_RULE", "latest")
+    assert JudgmentStore(tmp_path / "overlay").load().qrels == {"q-penguin": {"penguin": 3}}
+    assert JudgmentStore(tmp_path / "overlay", rule="majority").load().qrels == {"q-penguin": {"penguin": 3}}
+    monkeypatch.setenv("RERANK_LENS_JUDGMENT_RULE", "loudest")
+    with pytest.raises(ConfigError, match="unknown judgment rule 'loudest'"):
+        JudgmentStore(tmp_path / "overlay")
