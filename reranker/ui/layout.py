@@ -40,6 +40,7 @@ from reranker.ui.settings import (
     user_errors,
 )
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
+from reranker.ui.tradeoffs_tab import build_tradeoffs_tab
 
 ASSETS = bundled("assets")
 CSS_PATH = ASSETS / "app.css"  # the page's one style sheet, every tab's styles included
@@ -57,7 +58,9 @@ INTRO = (
 )
 
 
-DEFAULT_TABS: tuple[TabBuilder, ...] = (build_search_tab, build_chunks_tab, build_compare_tab, build_evaluate_tab)
+DEFAULT_TABS: tuple[TabBuilder, ...] = (
+    build_search_tab, build_chunks_tab, build_compare_tab, build_evaluate_tab, build_tradeoffs_tab
+)
 
 
 def _settings_panel(defaults: Settings) -> list[Component]:
