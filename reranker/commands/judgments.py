@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from reranker.cache import atomic_write_text
+from reranker.commands import judge_next
 from reranker.commands.common import Command, add_dataset_argument, judgment_store, load_cli_dataset
 from reranker.errors import ConfigError, DataError
 from reranker.judgments import (
@@ -31,7 +32,7 @@ QUERY_COLUMN = 48  # characters of a query's text in the `list` table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="{list,export,import,remove}")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{list,export,import,remove,next}")
     for name, help_text, add in (
         ("list", "the grades made in the app (or imported) for a corpus: how many, and each one", _add_list),
         ("export", f"write the overlay, alone or merged over the shipped qrels, as {QRELS_FILE} + {QUERIES_FILE}", _add_export),
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = actions.add_parser(name, help=help_text, description=help_text)
         add_dataset_argument(sub)
         add(sub)
+    judge_next.add_arguments(actions.add_parser("next", help=judge_next.HELP, description=judge_next.HELP))
 
 
 def _add_list(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +78,7 @@ def _add_remove(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    actions = {"list": run_list, "export": run_export, "import": run_import, "remove": run_remove}
+    actions = {"list": run_list, "export": run_export, "import": run_import, "remove": run_remove, "next": judge_next.run}
     return actions[args.action](args)
 
 
