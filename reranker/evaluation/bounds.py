@@ -3,8 +3,9 @@ counted not relevant (the minimum, what `eval` reports) and counted relevant at 
 
 For metric@k only the unjudged documents in the top k matter; the maximum adds them to the query's judgments,
 so the ideal ranking (nDCG's denominator, recall's relevant count) grows with them, as it would if a judge
-graded them so. Metrics without a cutoff use the whole ranking. Both bounds are computed by ranx, like the
-figures they bound.
+graded them so. That can lower nDCG or MAP (a top-grade document below weaker judged ones makes the ranking
+less ideal), so per query the bounds are the lower and the higher of the two figures, then averaged. Metrics
+without a cutoff use the whole ranking. Both figures are computed by ranx, like the figures they bound.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def per_query_bounds(
         high = evaluate_per_query(optimistic_qrels(qrels, run, k, grade), run, group)
         for q in low:
             for m in group:
-                out[q][m] = (low[q][m], high[q][m])
+                pair = (low[q][m], high[q][m])
+                out[q][m] = (min(pair), max(pair))
     return out
 
 
