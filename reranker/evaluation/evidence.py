@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from reranker.evaluation.analysis import EvaluationReport
 from reranker.evaluation.bounds import metric_bounds, top_grade
-from reranker.evaluation.metrics import is_coverage_metric
+from reranker.evaluation.metrics import Run, is_coverage_metric, judged_at
 from reranker.evaluation.uncertainty import RESAMPLES, SEED, PairedEvidence, bootstrap_interval, paired_evidence, resample_indices
 
 COVERAGE = "judged@10"
@@ -49,12 +49,17 @@ def report_evidence(report: EvaluationReport, *, effect: float = EFFECT) -> Repo
     for result in usable:
         values = {m: [result.per_query.get(q, {}).get(m, 0.0) for q in queries] for m in report.metrics}
         ci95[result.name] = {m: bootstrap_interval(v, indices=indices) for m, v in values.items()}
-        if COVERAGE in result.means:
-            judged[result.name] = result.means[COVERAGE]
-        if judged.get(result.name, 1.0) < 1.0:
+        judged[result.name] = result.means.get(COVERAGE, _coverage(report, result.run, queries))
+        if judged[result.name] < 1.0:
             bounds[result.name] = metric_bounds(report.qrels, result.run, ranked, grade)
         if base is not None and result is not base:
             for m in ranked:
                 reference = [base.per_query.get(q, {}).get(m, 0.0) for q in queries]
                 paired[result.name, m] = paired_evidence(values[m], reference, effect=effect, indices=indices)
     return ReportEvidence(ci95, bounds, paired, judged, len(queries), effect, top_grade=grade)
+
+
+def _coverage(report: EvaluationReport, run: Run, queries: list[str]) -> float:
+    """Mean judged@10 when the report did not measure it."""
+    values = [judged_at(report.qrels.get(q, {}), run.get(q) or {}, 10) for q in queries]
+    return sum(values) / len(values) if values else 1.0
