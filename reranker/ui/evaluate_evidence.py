@@ -23,6 +23,7 @@ from reranker.ui.render import esc, shorten
 
 QUEUE_LENGTH = 10
 FIRST_METRIC = "ndcg@10"
+MIN_SLICE_QUERIES = 5  # fewer queries: the interval says little, so the slice is not coloured as a finding
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,9 @@ def slices_html(slices: Sequence[Slice], name: str, before: str = "fused", metri
         feature = s.feature
         width = abs(s.mean_delta) / span * 50
         left = 50 if s.mean_delta >= 0 else 50 - width
-        css = "rl-sig-up" if s.ci95[0] > 0 else "rl-sig-down" if s.ci95[1] < 0 else "rl-sig-none"
+        settled = s.queries >= MIN_SLICE_QUERIES
+        css = "rl-sig-up" if settled and s.ci95[0] > 0 else "rl-sig-down" if settled and s.ci95[1] < 0 else "rl-sig-none"
+        interval = _interval(s.ci95, True) if s.queries > 1 else "— (one query)"
         bar = (
             f"<div class='rl-slice-bar'><span class='rl-slice-axis'></span>"
             f"<span class='rl-slice-fill {'rl-slice-up' if s.mean_delta >= 0 else 'rl-slice-down'}' "
@@ -113,14 +116,15 @@ def slices_html(slices: Sequence[Slice], name: str, before: str = "fused", metri
         )
         rows.append(
             f"<tr>{head}<td>{esc(s.label)}</td><td>{s.queries}</td><td>{s.helped} / {s.hurt}</td>"
-            f"<td class='{css}'>{s.mean_delta:+.3f}</td><td>{_interval(s.ci95, True)}</td><td>{bar}</td></tr>"
+            f"<td class='{css}'>{s.mean_delta:+.3f}</td><td>{interval}</td><td>{bar}</td></tr>"
         )
     return (
         f"<div id='rl-eval-slices'><h4>Where {esc(name)} helps and hurts: change in {esc(metric)} from {esc(before)}, "
         f"by slice of the queries</h4><table class='rl-eval'><tr><th>slice</th><th>bin</th><th>queries</th>"
         f"<th>helped / hurt</th><th>mean Δ</th><th>95% interval</th><th>mean Δ (bar, ±{span:.2f})</th></tr>"
         f"{''.join(rows)}</table><p class='rl-help'>Δ = {esc(name)}'s {esc(metric)} minus {esc(before)}'s for the same "
-        "query (−1 to +1). Green/red: the interval lies wholly above/below 0. Truncation: whether a relevant document "
+        f"query (−1 to +1). Green/red: a slice of at least {MIN_SLICE_QUERIES} queries whose interval lies wholly above/below 0. "
+        "Truncation: whether a relevant document "
         "is longer than the model reads at once and whether the window that decided its score lies past that cut. "
         "Lexical overlap: share of the query's words found in its relevant documents. A slice of few queries has a wide "
         "interval: read it as a lead, not a verdict.</p></div>"
@@ -187,11 +191,12 @@ def reliability_figure(calibrations: Mapping[str, Calibration]) -> go.Figure:
         if c.threshold is not None:
             fig.add_vline(x=c.threshold, line={"color": color, "dash": "dash", "width": 1})
     fig.update_layout(
-        title="Reliability: fraction relevant per sigmoid-score bin (dashed: threshold for the target precision)",
+        title="Reliability: share relevant per score bin<br><sup>dotted: a calibrated model · dashed: each model's threshold "
+        "for the target precision · marker size: documents in the bin</sup>",
         xaxis={"title": "cross-encoder score (sigmoid, 0–1), bin mean", "range": [0, 1]},
         yaxis={"title": "fraction of documents relevant (grade ≥ 1)", "range": [0, 1.02]},
         height=380,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        margin={"l": 50, "r": 20, "t": 70, "b": 40},
         template="plotly_white",
         legend={"orientation": "h", "y": -0.2},
     )
