@@ -59,6 +59,8 @@ def test_eval_json_carries_intervals_bounds_and_mde(beir, capsys):
     assert _inside(entry["delta_ci95"], entry["delta"])
     assert entry["mde"] is None or entry["mde"] >= 0
     assert "bootstrap" in data["uncertainty"]["ci95"]
+    code, out, _ = _run(capsys, "eval", "--dataset", str(beir), "--compare", "bm25,fused")
+    assert code == 0 and "95% intervals" in out and "bounds with unjudged top-k documents" in out and "MDE" in out
 
 
 def test_eval_slices_table_and_json(beir, capsys):
