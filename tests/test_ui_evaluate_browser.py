@@ -75,6 +75,12 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     points.first.wait_for(timeout=60_000)
     assert points.count() == QUERIES  # one point per query
     assert "reranker-hurt flag" in page.locator("#rl-eval-lists").inner_text()
+    # The evidence panels follow the table: how sure, slices, judge-next, the reliability diagram and threshold.
+    page.locator("#rl-eval-thresholds").wait_for(timeout=60_000)
+    assert "95% interval of Δ" in page.locator("#rl-eval-sure").inner_text()
+    assert "query type" in page.locator("#rl-eval-slices").inner_text()
+    assert "Judge next" in page.locator("#rl-eval-queue").inner_text()
+    assert page.locator("#rl-eval-reliability .scatterlayer .trace").count() >= 2  # the diagonal and the model
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "evaluate.png"), full_page=True)
     if os.environ.get("RERANK_LENS_UPDATE_SCREENSHOT"):

@@ -178,3 +178,19 @@ def test_search_settings_follow_the_clicked_configuration():
         "top_n": 5,
     }
     assert search_settings_for("fused") == {}
+
+
+def test_evidence_panels_show_intervals_slices_queue_and_thresholds(report):
+    from reranker.corpus import Corpus
+    from reranker.types import Document
+    from reranker.ui.evaluate_evidence import evidence_view
+
+    corpus = Corpus(tuple(Document(d, f"text of {d}", f"title {d}") for d in "abcxyz"))
+    view = evidence_view(report, corpus, {"q1": "keyword", "q2": "question", "q3": "keyword"})
+    assert "95% interval of Δ" in view.sure and "smallest Δ detectable" in view.sure
+    assert "(judged@10" in view.sure  # x, y, z are unjudged: bounds are shown
+    assert "query type" in view.slices and "keyword" in view.slices and HOSTILE not in view.slices
+    assert "data-qid=" in view.queue and "Judge next" in view.queue  # rows open the query in Search
+    assert "no scored pairs" in view.thresholds  # these hand-made hits carry no sigmoid scores
+    table = metrics_table_html(report)
+    assert "95% " in table and "unjudged: " in table

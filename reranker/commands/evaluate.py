@@ -30,8 +30,10 @@ from reranker.evaluation.analysis import (
     evaluate_configurations,
     parse_configurations,
 )
+from reranker.evaluation.evidence import report_evidence
 from reranker.evaluation.export import per_query_csv, trec_runs_for_report, write_text
-from reranker.evaluation.report import eval_json, format_report, metrics_for, select_queries
+from reranker.evaluation.report import eval_json, format_report, format_slices, metrics_for, select_queries, slices_json
+from reranker.evaluation.slices import query_types_of, report_slices
 from reranker.judgments import with_overlay
 
 COMPARE_HELP = (
@@ -64,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="paired test via ranx: student (two-sided paired t-test), fisher (randomization), tukey (HSD)",
     )
     parser.add_argument("--max-p", type=float, default=0.05, help="p-value below which a difference counts as significant")
+    parser.add_argument(
+        "--slices",
+        action="store_true",
+        help="group the queries by type, length, document length and truncation, lexical overlap and first-stage rank, "
+        "with each group's mean change from reranking (nDCG@10) and its 95%% interval",
+    )
     parser.add_argument("--recall-k", type=int, default=100, help="cutoff for Recall@k (default 100)")
     parser.add_argument("--per-query", metavar="FILE.csv", help="write one row per (query, configuration) to this CSV")
     parser.add_argument("--trec-runs", metavar="DIR", help="write each configuration's run as DIR/<name>.trec")
@@ -115,14 +123,23 @@ def run(args: argparse.Namespace) -> int:
         files["per_query_file"] = str(write_text(args.per_query, per_query_csv(report)))
     if args.trec_runs:
         files["trec_runs"] = trec_runs_for_report(report, args.trec_runs)
+    evidence = report_evidence(report)
+    slices = report_slices(report, pipeline.corpus, query_types_of(dataset.path)) if args.slices else None
     if args.json:
         overlay = {"overlay_judgments": used, "overlay_path": str(store.folder) if used else None}
-        print(json.dumps({**eval_json(report, len(queries), files), **overlay}, indent=2))
+        extra = {"slices": {name: slices_json(items) for name, items in slices.items()}} if slices is not None else {}
+        print(json.dumps({**eval_json(report, len(queries), files, evidence), **overlay, **extra}, indent=2))
     else:
-        print(format_report(report))
+        print(format_report(report, evidence))
+        if slices is not None:
+            print()
+            print("\n\n".join(format_slices(name, items) for name, items in slices.items()) or SLICES_NEED_RERANKING)
         for label, value in files.items():
             print(f"{label.replace('_', ' ')}: {value}")
     return 0
+
+
+SLICES_NEED_RERANKING = "slices: no configuration reranks; add one (e.g. --compare fused,auto) to see where reranking helps"
 
 
 COMMAND = Command(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reranker.cache import atomic_write_text
+from reranker.commands import judge_next
 from reranker.commands.common import Command, add_dataset_argument, judgment_store, load_cli_dataset
 from reranker.errors import ConfigError, DataError
 from reranker.judge_agreement import LEVELS, agreement_report, agreement_text
@@ -49,13 +50,15 @@ class Action:
     help: str
     add: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    takes_dataset: bool = True  # False where `add` declares --dataset itself (with the pipeline's arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="{" + ",".join(a.name for a in ACTIONS) + "}")
     for action in ACTIONS:
         sub = actions.add_parser(action.name, help=action.help, description=action.help)
-        add_dataset_argument(sub)
+        if action.takes_dataset:
+            add_dataset_argument(sub)
         action.add(sub)
 
 
@@ -292,6 +295,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("history", "every grade event, oldest first: who graded or removed what, and when", _add_history, run_history),
     Action("agreement", "how much the judges agree (Krippendorff's alpha) per corpus and per query, the pairs "
                         "they disagree on first", _add_agreement, run_agreement),
+    Action("next", judge_next.HELP, judge_next.add_arguments, judge_next.run, takes_dataset=False),
 )
 
 COMMAND = Command(

@@ -6,4 +6,8 @@
 - `export`: TREC run files, per-query and metrics CSV, JSON, and a self-contained HTML snapshot of a query.
 - `tradeoffs`: quality against latency over rerank depth, model and blend; the Pareto front; a budgeted pick.
 - `report`: what `python -m reranker eval` prints (JSON or a text table) and which queries it reads.
+- `uncertainty`, `bounds`, `evidence`: bootstrap intervals, minimum detectable effect, bounds for unjudged documents.
+- `slices`: where reranking helped and hurt, by query type, length, truncation, lexical overlap, first-stage rank.
+- `judge_next`: the unjudged documents whose grade would move a comparison most.
+- `calibration`: reliability of sigmoid scores against graded relevance, the threshold for a target precision.
 """

@@ -22,7 +22,9 @@ from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
 from reranker.evaluation.compare import movement, rank_biased_overlap, top_k_overlap
+from reranker.evaluation.evidence import ReportEvidence, report_evidence
 from reranker.evaluation.metrics import Run
+from reranker.evaluation.uncertainty import ALPHA, POWER
 from reranker.explain import Explanation
 from reranker.runs import safe_tag, write_run
 from reranker.types import PipelineResult, RankedList
@@ -46,12 +48,22 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return round(float(value), digits)
 
 
-def report_to_json(report: EvaluationReport) -> dict:
-    """The evaluation as plain data: per configuration metrics, latency, significance, errors."""
+def _pair(interval: tuple[float, float]) -> list[float | None]:
+    return [_round(interval[0]), _round(interval[1])]
+
+
+def report_to_json(report: EvaluationReport, evidence: ReportEvidence | None = None) -> dict:
+    """The evaluation as plain data: per configuration metrics with bootstrap 95% intervals (`ci95`), bounds for
+    unjudged documents where judged@10 < 1 (`bounds`), latency, significance (with the difference's interval
+    `delta_ci95`, the minimum detectable effect `mde` and the queries an effect needs), errors."""
+    evidence = evidence or report_evidence(report)
     configurations = {}
     for result in report.configurations:
-        significance = {
-            s.metric: {
+        significance = {}
+        for s in report.significance:
+            if s.name != result.name:
+                continue
+            entry = {
                 "p_value": _round(s.p_value, 6),
                 "significant": s.significant,
                 "delta": _round(s.delta),
@@ -59,18 +71,31 @@ def report_to_json(report: EvaluationReport) -> dict:
                 "ties": s.ties,
                 "losses": s.losses,
             }
-            for s in report.significance
-            if s.name == result.name
-        }
-        configurations[result.name] = {
+            paired = evidence.for_significance(s.name, s.metric)
+            if paired is not None:
+                entry.update(
+                    {
+                        "delta_ci95": _pair(paired.delta_ci95),
+                        "mde": _round(paired.mde),
+                        "sd_delta": _round(paired.sd),
+                        "queries_needed": paired.queries_for_effect,
+                        "queries_needed_observed": paired.queries_for_observed,
+                    }
+                )
+            significance[s.metric] = entry
+        entry_out = {
             "spec": result.config.spec,
             "stage": result.config.stage,
             "cross_encoder": result.model,
             "metrics": {m: _round(v) for m, v in result.means.items()},
+            "ci95": {m: _pair(v) for m, v in evidence.ci95.get(result.name, {}).items()} or None,
             "latency_ms": {s: _round(v, 2) for s, v in result.latency_ms.items()},
             "significance": significance or None,
             "error": result.error,
         }
+        if result.name in evidence.bounds:
+            entry_out["bounds"] = {m: _pair(v) for m, v in evidence.bounds[result.name].items()}
+        configurations[result.name] = entry_out
     return {
         "dataset": report.dataset,
         "split": report.split,
@@ -79,6 +104,12 @@ def report_to_json(report: EvaluationReport) -> dict:
         "baseline": report.baseline,
         "stat_test": report.stat_test,
         "max_p": report.max_p,
+        "uncertainty": {
+            "ci95": f"paired percentile bootstrap over queries, {evidence.resamples} resamples, seed {evidence.seed}",
+            "mde": f"two-sided paired t-test, alpha {ALPHA:g}, power {POWER:g}, observed sd of per-query differences",
+            "effect": evidence.effect,
+            "bounds": f"unjudged documents in a metric's top k counted as grade 0 (min) or {evidence.top_grade} (max)",
+        },
         "configurations": configurations,
         "problems": list(report.problems),
     }

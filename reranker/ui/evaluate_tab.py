@@ -45,6 +45,7 @@ from reranker.evaluation.analysis import (
     query_deltas,
     ranking_changes,
 )
+from reranker.evaluation.evidence import ReportEvidence, report_evidence
 from reranker.evaluation.export import (
     html_snapshot,
     metrics_csv,
@@ -54,11 +55,13 @@ from reranker.evaluation.export import (
     write_json,
     write_text,
 )
+from reranker.evaluation.slices import query_types_of
 from reranker.explain import explain
 from reranker.models import KNOWN_CROSS_ENCODERS, PROJECT_MODELS
 from reranker.pipeline import resolve_cross_encoder_spec
 from reranker.runs import RUN_STAGE, format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
+from reranker.ui.evaluate_evidence import EvidenceView, evidence_view
 from reranker.ui.figures import empty_figure
 from reranker.ui.judges_panel import build_agreement_section
 from reranker.ui.render import esc, notice_html, shorten
@@ -127,8 +130,10 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
-def metrics_table_html(report: EvaluationReport) -> str:
-    """Mean per metric per configuration; Δ and p against the baseline (▲/▼ when significant), latency."""
+def metrics_table_html(report: EvaluationReport, evidence: ReportEvidence | None = None) -> str:
+    """Mean per metric per configuration with its bootstrap 95% interval (and, where judged@10 < 1, the bounds
+    unjudged documents allow); Δ and p against the baseline (▲/▼ when significant), latency."""
+    evidence = evidence or report_evidence(report)
     test = {"student": "paired t-test", "fisher": "randomization test", "tukey": "Tukey HSD"}[report.stat_test]
     head = "".join(f"<th>{esc(m)}</th>" for m in report.metrics)
     rows = []
@@ -153,6 +158,16 @@ def metrics_table_html(report: EvaluationReport) -> str:
                     f" <span class='{css}' title='{esc(test)}: p = {sig.p_value:.4f}; wins/ties/losses "
                     f"{sig.wins}/{sig.ties}/{sig.losses}'>{arrow} {sig.delta:+.4f} (p {_p(sig.p_value)})</span>"
                 )
+            interval = evidence.ci95.get(result.name, {}).get(metric)
+            if interval is not None:
+                low, high = interval
+                extra += f"<div class='rl-eval-model' title='95% bootstrap interval'>95% {low:.3f}–{high:.3f}</div>"
+            bound = evidence.bounds.get(result.name, {}).get(metric)
+            if bound is not None:
+                extra += (
+                    f"<div class='rl-eval-bound' title='with every unjudged top document not relevant … all relevant'>"
+                    f"unjudged: {bound[0]:.3f}–{bound[1]:.3f}</div>"
+                )
             cells.append(f"<td>{value}{extra}</td>")
         latency = result.latency_ms
         stages = ", ".join(f"{esc(s)} {v:.0f}" for s, v in latency.items() if s != "total")
@@ -163,7 +178,8 @@ def metrics_table_html(report: EvaluationReport) -> str:
         f"Δ and p against <b>{esc(report.baseline)}</b>, {esc(test)}; ▲/▼ = significant at p &lt; {report.max_p:g}. "
         "Latency is the mean per query of the stages each configuration needs (model loading excluded). "
         "judged@10 is the share of each top 10 that has a judgment at all: below 1.0 a figure rests partly on "
-        "unjudged documents, which count as not relevant."
+        "unjudged documents, which count as not relevant, and 'unjudged: a–b' gives the figure with all of them not "
+        "relevant … all relevant. '95% a–b' is the paired bootstrap interval of the mean over the queries."
     )
     return (
         f"<div id='rl-eval-table'><table class='rl-eval'><tr><th>configuration</th>{head}<th>latency / query</th></tr>"
@@ -347,6 +363,57 @@ def evaluate_view(
     focus: str | None = None,
 ) -> EvaluateView:
     """Evaluate the configurations (from cache when nothing changed) and render every panel."""
+    request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
+    report = REPORT_CACHE.get(request.key)
+    cached = report is not None
+    if report is None:
+        report = evaluate_configurations(
+            request.pipeline,
+            request.queries,
+            {q: request.qrels[q] for q in request.queries},
+            request.configs,
+            baseline=request.baseline,
+            stat_test=stat_test,  # type: ignore[arg-type]
+            dataset=request.label,
+            split=request.split,
+            problems=request.problems,
+            progress=progress,
+            should_stop=should_stop,
+            run=request.run,
+        )
+        REPORT_CACHE.put(request.key, report)
+    return render_report(report, cached=cached, focus=focus, notes=request.notes)
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What an evaluation of the tab's inputs runs, and its key in the report cache."""
+
+    key: tuple
+    pipeline: Any
+    queries: dict[str, str]
+    qrels: Qrels
+    configs: list[Configuration]
+    baseline: str
+    label: str
+    split: str
+    problems: tuple[str, ...]
+    run: Any
+    notes: list[str]
+    dataset_path: str
+
+
+def evaluation_request(
+    state: AppState,
+    corpus_key: str,
+    split: str,
+    specs: Sequence[str],
+    baseline: str | None,
+    stat_test: str,
+    limit: int | None,
+    base_overrides: dict[str, Any],
+) -> EvaluationRequest:
+    """The checked inputs of an evaluation (queries, configurations, baseline) and the report cache's key for them."""
     if not corpus_key:
         raise ConfigError("Pick a corpus first.")
     specs = [s for s in specs if s and s.strip()]
@@ -380,25 +447,33 @@ def evaluate_view(
     key = REPORT_CACHE.key(
         pipeline, split, queries, configs, baseline, stat_test, judged, label, loaded.digest if loaded else None
     )
-    report = REPORT_CACHE.get(key)
-    cached = report is not None
+    return EvaluationRequest(
+        key, pipeline, queries, qrels, configs, baseline, label, split, tuple(dataset.problems),
+        loaded.run if loaded else None, notes, dataset.path,
+    )  # fmt: skip
+
+
+def evaluation_evidence(
+    state: AppState,
+    corpus_key: str,
+    split: str,
+    specs: Sequence[str],
+    baseline: str | None,
+    stat_test: str,
+    limit: int | None,
+    base_overrides: dict[str, Any],
+    target_precision: float = 0.8,
+    focus: str | None = None,
+) -> EvidenceView | None:
+    """The evidence panels of the evaluation these inputs ran (from the report cache; None when it has not run)."""
+    if not 0 < (target_precision or 0) <= 1:
+        raise ConfigError("The target precision must be above 0 and at most 1, e.g. 0.8.")
+    request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
+    report = REPORT_CACHE.get(request.key)
     if report is None:
-        report = evaluate_configurations(
-            pipeline,
-            queries,
-            {q: qrels[q] for q in queries},
-            configs,
-            baseline=baseline,
-            stat_test=stat_test,  # type: ignore[arg-type]
-            dataset=label,
-            split=split,
-            problems=dataset.problems,
-            progress=progress,
-            should_stop=should_stop,
-            run=loaded.run if loaded else None,
-        )
-        REPORT_CACHE.put(key, report)
-    return render_report(report, cached=cached, focus=focus, notes=notes)
+        return None
+    types = query_types_of(request.dataset_path)
+    return evidence_view(report, request.pipeline.corpus, types, focus=focus, target_precision=target_precision)
 
 
 def _with_run(loaded: LoadedRun, queries: dict[str, str], qrels: Qrels, configs: list[Configuration],
@@ -591,11 +666,23 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         query_compare = gr.HTML(elem_id="rl-eval-query-box")
         notes = gr.HTML(elem_id="rl-eval-notes")
         table = gr.HTML(elem_id="rl-eval-metrics")
+        sure = gr.HTML(elem_id="rl-eval-sure-box")
         plot = gr.Plot(empty_figure("Run an evaluation to see every query before and after reranking."), show_label=False,
                        elem_id="rl-eval-plot")
         lists = gr.HTML(elem_id="rl-eval-lists", js_on_load=PICK_JS)
         changes = gr.HTML(elem_id="rl-eval-changes-box", js_on_load=PICK_JS)
         agreement = gr.HTML(elem_id="rl-eval-agreement-box")
+        slices_box = gr.HTML(elem_id="rl-eval-slices-box")
+        queue_box = gr.HTML(elem_id="rl-eval-queue-box", js_on_load=PICK_JS)
+        with gr.Row():
+            reliability = gr.Plot(
+                empty_figure("Run an evaluation with a cross-encoder to see how its scores relate to relevance."),
+                show_label=False, elem_id="rl-eval-reliability", scale=3,
+            )  # fmt: skip
+            with gr.Column(scale=2):
+                precision = gr.Number(value=0.8, minimum=0.05, maximum=1.0, step=0.05, label="Target precision (0–1)",
+                                      elem_id="rl-eval-precision")  # fmt: skip
+                thresholds = gr.HTML(elem_id="rl-eval-thresholds-box")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
         build_agreement_section(ctx)  # Krippendorff's alpha between the corpus's judges (reranker/ui/judges_panel.py)
@@ -622,6 +709,20 @@ def build_evaluate_tab(ctx: AppContext) -> None:
             gr.Warning(f"Evaluation cancelled ({exc}). Nothing was cached; press Evaluate to start again.")
             return (gr.update(),) * 7
         return view.notes, view.table, view.figure, view.lists, view.changes, view.agreement, view.files
+
+    @named_settings(*CONFIGURATION_NAMES)
+    @user_errors
+    def on_evidence(precision_value, corpus_key, split_value, limit_value, stat_value, baseline_value, *rest):
+        specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
+        view = evaluation_evidence(
+            state, corpus_key, split_value, specs, (baseline_value or "").strip() or None, stat_value,
+            int(limit_value or 0), settings_from(settings_values).overrides(), float(precision_value or 0.8),
+        )  # fmt: skip
+        if view is None:  # cancelled, or not run yet
+            return {sure: gr.update(), slices_box: gr.update(), queue_box: gr.update(), reliability: gr.update(),
+                    thresholds: gr.update()}  # fmt: skip
+        return {sure: view.sure, slices_box: view.slices, queue_box: view.queue, reliability: view.reliability,
+                thresholds: view.thresholds}  # fmt: skip
 
     def on_cancel(request: gr.Request = None):
         _stop_flag(request).set()
@@ -664,9 +765,12 @@ def build_evaluate_tab(ctx: AppContext) -> None:
     inputs = [ctx.corpus, split, limit, stat, baseline, *slots, *ctx.settings]
     outputs = [notes, table, plot, lists, changes, agreement, files]
     # One evaluation at a time (they are CPU-bound); Cancel sets this session's flag, polled between queries.
+    evidence_inputs = [precision, *inputs]
+    evidence_outputs = [sure, slices_box, queue_box, reliability, thresholds]
     run.click(remember, slots, None, api_visibility=PRIVATE, queue=False).then(
         on_evaluate, inputs, outputs, api_name="evaluate", concurrency_limit=1, concurrency_id="evaluate"
-    )
+    ).success(on_evidence, evidence_inputs, evidence_outputs, api_visibility=PRIVATE)
+    precision.submit(on_evidence, evidence_inputs, evidence_outputs, api_visibility=PRIVATE)
     cancel.click(on_cancel, None, None, api_visibility=PRIVATE, queue=False)
     on_query.click(on_compare_query, [ctx.corpus, ctx.query, *slots, *ctx.settings], query_compare, api_name="compare_on_query")
     snapshot.click(on_snapshot, [ctx.corpus, ctx.query, *ctx.settings], files, api_name="snapshot")
