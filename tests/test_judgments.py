@@ -90,11 +90,21 @@ def _write_many(folder: str, writer: int) -> None:
 
 def _in_threads(writer, folder) -> None:
     """`writer(folder, w)` for each of WRITERS writers at once, until all are done."""
-    threads = [threading.Thread(target=writer, args=(str(folder), w)) for w in range(WRITERS)]
+    failures: list[BaseException] = []
+
+    def run(w: int) -> None:
+        try:
+            writer(str(folder), w)
+        except BaseException as exc:  # a writer's error fails the test with its own traceback, not a KeyError later
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(WRITERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
 
 
 def test_concurrent_threads_lose_nothing(tmp_path):
