@@ -210,8 +210,24 @@ def test_extra_tab_can_link_a_query_into_search(app):
 
     plain = build_demo(state)
     extended = build_demo(state, tabs=[*DEFAULT_TABS, extra_tab])
-    tabs, corpus, query = named(extended, "opener")[-1].fn(SEED_QUERY)
+    tabs, corpus, query = named(extended, "opener")[-1].fn(SEED_QUERY).values()  # keyed by component
     assert tabs["selected"] == "search" and corpus["value"] == KEY and query["value"] == SEED_QUERY
     # the link runs the search after switching tabs: one more search event than without the extra tab
     assert len(named(extended, "on_search")) == len(named(plain, "on_search")) + 1
     assert len(named(extended, "opener")) == len(named(plain, "opener")) + 1
+
+
+def test_the_page_without_the_chunks_tab_searches_without_error(app):
+    """Handlers return updates keyed by component: leaving a tab out shifts nobody's outputs."""
+    from reranker.ui import DEFAULT_TABS
+    from reranker.ui.chunks_tab import build_chunks_tab
+
+    _, state = app
+    demo = build_demo(state, tabs=[t for t in DEFAULT_TABS if t is not build_chunks_tab])
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
+    try:
+        returned = Client(url, verbose=False).predict(KEY, SEED_QUERY, *settings(), api_name="/search")
+        assert len(returned) == 5  # summary, notes, lists, journey, latency: no document picker
+        assert final_order(returned[2])[0] == "attention" and "nDCG@10" in returned[0]
+    finally:
+        demo.close()

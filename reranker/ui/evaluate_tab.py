@@ -634,9 +634,8 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         specs = last_specs.get(_session(request), ())
         spec = next((s for s in specs if s.split("=", 1)[0] == config_name or s == config_name), None)
         changes = search_settings_for(spec) if spec else {}
-        tabs, corpus_update, query_update = ctx.show_query(corpus_key, query)
-        settings = [gr.update(value=changes[f]) if f in changes else gr.update() for f in SETTING_FIELDS]
-        return tabs, corpus_update, query_update, *settings
+        settings = {w: gr.update(value=changes[f]) for f, w in zip(SETTING_FIELDS, ctx.settings, strict=True) if f in changes}
+        return {**ctx.show_query(corpus_key, query), **settings}
 
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors

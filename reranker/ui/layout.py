@@ -161,7 +161,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
 
         for link in ctx.links:
 
-            def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = link.fn) -> tuple[Any, Any, Any]:
+            def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = link.fn) -> dict[Component, Any]:
                 return ctx.show_query(*_fn(*args))
 
             wire(link.trigger(opener, link.inputs, [tab_group, corpus, query], api_visibility=PRIVATE, queue=False).then)

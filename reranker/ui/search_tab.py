@@ -308,23 +308,38 @@ def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[t
     return choices, default
 
 
-def search_handler(state: AppState) -> Handler:
-    """The page's search event: (corpus, query, *settings) -> summary, notes, lists, journey, latency, document picker."""
+@dataclass(frozen=True)
+class SearchPanels:
+    """The Search tab's components every search updates (components on the page; any keys in tests)."""
+
+    summary: Any
+    notes: Any
+    lists: Any
+    journey: Any
+    latency: Any
+
+    def updates(self, view: SearchView) -> dict[Any, Any]:
+        return {
+            self.summary: view.summary,
+            self.notes: view.notes,
+            self.lists: view.lists,
+            self.journey: view.journey,
+            self.latency: view.latency,
+        }
+
+
+def search_handler(state: AppState, panels: SearchPanels, fills: Callable[[], Sequence[Any]] = tuple) -> Handler:
+    """The page's search event: (corpus, query, *settings) -> updates keyed by component: the Search tab's
+    `panels`, and whatever other tabs registered with `AppContext.fill_from_search` (`fills()`, read at each
+    search so tabs built after Search count)."""
 
     @named_settings()
     @user_errors
     def on_search(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
         """One query: the fused list before reranking and the cross-encoder's list after it, side by side (HTML),
-        with a summary, notes, the rank journey and per-stage latency (plotly) and the Chunks tab's document picker."""
+        with a summary, notes, the rank journey and per-stage latency (plotly), and what other tabs show of it."""
         view = search_view(state, corpus_key, query, settings_from(rest), progress)
-        return (
-            view.summary,
-            view.notes,
-            view.lists,
-            view.journey,
-            view.latency,
-            gr.update(choices=view.doc_choices, value=view.doc_value),
-        )
+        return {**panels.updates(view), **{f.component: f.fill(view) for f in fills()}}
 
     return on_search
 
@@ -350,21 +365,17 @@ def opening_notice(state: AppState, corpus_key: str) -> str:
     return placeholder_html("Searching for the query above…")
 
 
-def opening_handler(state: AppState, search: Handler, outputs: list[Any], lists: Any) -> Handler:
+def opening_handler(state: AppState, search: Handler, lists: Any) -> Handler:
     """What the page runs when it opens (same inputs and outputs as `search`): the query in the box, the seed
-    query or a deep link's, so the page opens on an answer. The results area first says what is being
-    prepared; without a corpus or a query it asks for one."""
+    query or a deep link's, so the page opens on an answer. The results area (`lists`) first says what is
+    being prepared; without a corpus or a query it asks for one. Updates are keyed by component."""
 
     @named_settings()
     def on_open(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-        updates = [gr.skip() for _ in outputs]
-        at = outputs.index(lists)
         if not corpus_key or not (query or "").strip():
-            updates[at] = placeholder_html(TYPE_A_QUERY)
-            yield tuple(updates)
+            yield {lists: placeholder_html(TYPE_A_QUERY)}
             return
-        updates[at] = opening_notice(state, corpus_key)
-        yield tuple(updates)
+        yield {lists: opening_notice(state, corpus_key)}
         yield search(corpus_key, query, *rest, progress=progress)
 
     return on_open
@@ -381,9 +392,9 @@ HELP = (
 )
 
 
-def grade_handler(state: AppState) -> Handler:
-    """A grade ({view, doc, grade}) or a removal ({view, doc, remove: true}) from the lists' script -> summary,
-    lists, and the refreshed downloads. Both go through this one event, so they are applied in the order made."""
+def grade_handler(state: AppState, panels: SearchPanels, downloads: JudgmentDownloads) -> Handler:
+    """A grade ({view, doc, grade}) or a removal ({view, doc, remove: true}) from the lists' script -> updates of
+    the summary, the lists and the downloads. Both go through this one event, so they are applied in the order made."""
 
     @user_errors
     def on_grade(evt: gr.EventData):
@@ -399,21 +410,30 @@ def grade_handler(state: AppState) -> Handler:
         else:
             summary, lists = grade_view(state, view, doc, grade)
         shown = SHOWN.get(view)
-        return summary, lists, *download_updates(state, shown.corpus_key if shown else "")
+        return {panels.summary: summary, panels.lists: lists,
+                **download_updates(state, shown.corpus_key if shown else "", downloads)}
 
     return on_grade
 
 
-def download_updates(state: AppState, corpus_key: str) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class JudgmentDownloads:
+    """The two download buttons: the overlay's qrels and its new queries."""
+
+    qrels: Any
+    queries: Any
+
+
+def download_updates(state: AppState, corpus_key: str, downloads: JudgmentDownloads) -> dict[Any, Any]:
     """Updates for the two download buttons: the overlay's qrels (with its count) and, when any, its new queries."""
     try:
         qrels, queries, count = judgment_files(state, corpus_key)
     except RerankLensError:
-        return gr.skip(), gr.skip()
-    return (
-        gr.update(value=qrels, label=f"Download judgments ({count}, qrels.tsv)"),
-        gr.update(value=queries, visible=queries is not None),
-    )
+        return {}
+    return {
+        downloads.qrels: gr.update(value=qrels, label=f"Download judgments ({count}, qrels.tsv)"),
+        downloads.queries: gr.update(value=queries, visible=queries is not None),
+    }
 
 
 def build_search_tab(ctx: AppContext) -> None:
@@ -444,23 +464,25 @@ def build_search_tab(ctx: AppContext) -> None:
             latency = gr.Plot(figures.empty_figure("Per-stage latency appears after a search."), show_label=False,
                               label="Latency", elem_id="rl-latency", scale=2)
     # The page wires its search triggers (button, Enter, examples, links) to this handler once every tab is built.
-    ctx.search = search_handler(ctx.state)
-    ctx.search_outputs = [summary, notes, lists, journey, latency]
-    ctx.opening = opening_handler(ctx.state, ctx.search, ctx.search_outputs, lists)
+    panels = SearchPanels(summary, notes, lists, journey, latency)
+    ctx.search = search_handler(ctx.state, panels, lambda: ctx.search_fills)
+    ctx.search_outputs[:0] = [summary, notes, lists, journey, latency]
+    ctx.opening = opening_handler(ctx.state, ctx.search, lists)
 
     # Judging: grades arrive one by one, in order (one at a time for every page, so the last grade wins),
     # and never wait behind a search.
     state = ctx.state
-    downloads = [download, queries_download]
-    lists.submit(grade_handler(state), None, [summary, lists, *downloads], api_visibility=PRIVATE, trigger_mode="multiple",
-                 concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
-    ctx.after_search.append(FollowUp(lambda key: download_updates(state, key), [ctx.corpus], downloads))
+    downloads = JudgmentDownloads(download, queries_download)
+    buttons = [download, queries_download]
+    lists.submit(grade_handler(state, panels, downloads), None, [summary, lists, *buttons], api_visibility=PRIVATE,
+                 trigger_mode="multiple", concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
+    ctx.after_search.append(FollowUp(lambda key: download_updates(state, key, downloads), [ctx.corpus], buttons))
 
     @user_errors
     def on_upload(paths, corpus_key):
         gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []]))
-        return download_updates(state, corpus_key)
+        return download_updates(state, corpus_key, downloads)
 
-    merged = upload.upload(on_upload, [upload, ctx.corpus], downloads, api_visibility=PRIVATE)
+    merged = upload.upload(on_upload, [upload, ctx.corpus], buttons, api_visibility=PRIVATE)
     # Then the query on the page runs again, so its lists show the merged grades.
     ctx.link_to_search(merged.success, lambda corpus_key, query: (corpus_key, query), [ctx.corpus, ctx.query])
