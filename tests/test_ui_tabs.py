@@ -107,7 +107,7 @@ def test_removing_a_grade_through_the_page_s_handler_brings_back_the_shipped_gra
     on_grade = grade_handler(state, PANELS, JudgmentDownloads("qrels", "queries"))
 
     def send(**data):
-        updates = on_grade(gr.EventData(None, data))
+        updates = on_grade("Ada", gr.EventData(None, data))  # the judge named in the page
         return updates["summary"], updates["lists"]
 
     view = search_view(state, KEY, "where do emperor penguins breed", Settings(cross_encoder="none", top_n=3))

@@ -78,6 +78,7 @@ class AppContext:
     doc_picker: gr.Dropdown | None = None  # where a picked document goes (the Chunks tab)
     links: list[SearchLink] = field(default_factory=list)
     search_tab_id: str = "search"
+    judge_name: gr.Textbox | None = None  # the judge's name every grade is saved with
 
     @property
     def inputs(self) -> list[Component]:

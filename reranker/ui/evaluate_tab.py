@@ -27,7 +27,6 @@ from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
-    REPORT_CACHE,
     STAT_TESTS,
     Agreement,
     Configuration,
@@ -97,9 +96,6 @@ const hook = () => {{
 new MutationObserver(hook).observe(document.body, {{childList: true, subtree: true}});
 hook();
 """
-
-_STOP_FLAGS: dict[str, threading.Event] = {}
-
 
 def configuration_choices() -> list[str]:
     """Suggestions for the configuration pickers (any spec can be typed)."""
@@ -376,10 +372,10 @@ def evaluate_view(
     judged = tuple((q, tuple(sorted(qrels[q].items()))) for q in queries)  # grades made since change the report
     # The report names its corpus: another corpus with the same documents (an upload of a bundled one) is evaluated anew.
     label = state.source(corpus_key).label
-    key = REPORT_CACHE.key(
+    key = state.reports.key(
         pipeline, split, queries, configs, baseline, stat_test, judged, label, loaded.digest if loaded else None
     )
-    report = REPORT_CACHE.get(key)
+    report = state.reports.get(key)
     cached = report is not None
     if report is None:
         report = evaluate_configurations(
@@ -396,8 +392,8 @@ def evaluate_view(
             should_stop=should_stop,
             run=loaded.run if loaded else None,
         )
-        REPORT_CACHE.put(key, report)
-    return render_report(report, cached=cached, focus=focus, notes=notes)
+        state.reports.put(key, report)
+    return render_report(report, cached=cached, focus=focus, notes=notes, folder=state.scratch.new_folder("evaluation"))
 
 
 def _with_run(loaded: LoadedRun, queries: dict[str, str], qrels: Qrels, configs: list[Configuration],
@@ -433,7 +429,8 @@ def _with_run(loaded: LoadedRun, queries: dict[str, str], qrels: Qrels, configs:
 
 
 def render_report(
-    report: EvaluationReport, *, cached: bool = False, focus: str | None = None, notes: Sequence[str] = ()
+    report: EvaluationReport, *, cached: bool = False, focus: str | None = None, notes: Sequence[str] = (),
+    folder: Path | None = None,
 ) -> EvaluateView:
     notes = list(notes)
     if cached:
@@ -456,12 +453,13 @@ def render_report(
     agreement = agreement_matrix_html(model_agreement(report, usable)) if len(usable) > 1 else ""
     notes_html = "".join(notice_html(n, "warn") for n in notes)
     table = metrics_table_html(report)
-    return EvaluateView(notes_html, table, figure, lists, changes, agreement, write_downloads(report), report)
+    return EvaluateView(notes_html, table, figure, lists, changes, agreement, write_downloads(report, folder), report)
 
 
-def write_downloads(report: EvaluationReport) -> list[str]:
-    """Per-query CSV, metrics CSV, JSON and a zip of TREC runs in a fresh temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-eval-"))
+def write_downloads(report: EvaluationReport, folder: Path | None = None) -> list[str]:
+    """Per-query CSV, metrics CSV, JSON and a zip of TREC runs in `folder` (the app's scratch folder for this
+    evaluation; a fresh temporary one without it)."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="rerank-lens-eval-"))
     files = [
         write_text(folder / "per_query.csv", per_query_csv(report)),
         write_text(folder / "metrics.csv", metrics_csv(report)),
@@ -534,8 +532,7 @@ def snapshot_file(state: AppState, corpus_key: str, query: str, settings: Settin
         before_heading=before.heading,
         notes=[before.note] if before.note else (),
     )
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-snapshot-"))
-    return str(write_text(folder / snapshot_filename(result.query), page))
+    return str(write_text(state.scratch.new_folder("snapshot") / snapshot_filename(result.query), page))
 
 
 # ---------------------------------------------------------------- wiring
@@ -545,8 +542,8 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "default"
 
 
-def _stop_flag(request: gr.Request | None) -> threading.Event:
-    return _STOP_FLAGS.setdefault(_session(request), threading.Event())
+def _stop_flag(state: AppState, request: gr.Request | None) -> threading.Event:
+    return state.stop_flags.get_or_put(_session(request), threading.Event)
 
 
 HELP = (
@@ -605,7 +602,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
                     progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - Gradio's injection
         specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
         settings = settings_from(settings_values)
-        flag = _stop_flag(request)
+        flag = _stop_flag(state, request)
         flag.clear()
 
         def report_progress(done: int, total: int, label: str) -> None:
@@ -622,7 +619,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         return view.notes, view.table, view.figure, view.lists, view.changes, view.agreement, view.files
 
     def on_cancel(request: gr.Request = None):
-        _stop_flag(request).set()
+        _stop_flag(state, request).set()
 
     @user_errors
     def on_pick(value, corpus_key, request: gr.Request = None):

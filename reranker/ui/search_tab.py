@@ -14,10 +14,6 @@ opens on an answer: `opening_handler` runs the query in the box once the corpus 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +39,7 @@ from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
+from reranker.ui.judging import judge_name
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, BeforeList, progress_listener
 
@@ -73,33 +70,6 @@ class Shown:
     normalized: bool
     models: str
     before_heading: str | None = None  # when the before list is not fusion's (an uploaded run's)
-
-
-class ShownResults:
-    """The results pages show, by view token; the oldest are forgotten first (a page then asks to search again)."""
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self._data: OrderedDict[str, Shown] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def add(self, shown: Shown) -> str:
-        token = secrets.token_hex(8)
-        with self._lock:
-            self._data[token] = shown
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-        return token
-
-    def get(self, token: str) -> Shown | None:
-        with self._lock:
-            shown = self._data.get(token)
-            if shown is not None:
-                self._data.move_to_end(token)
-            return shown
-
-
-SHOWN = ShownResults()
 
 
 def _progress_callback(progress: ProgressFn | None, label: str) -> Callable[[int, int], None] | None:
@@ -179,7 +149,7 @@ def search_view(
     spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
     models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
     shown = Shown(corpus_key, result, settings.normalized, models, before.heading)
-    view = SHOWN.add(shown)
+    view = state.shown.add(shown)
     summary, lists = judged_panels(state, shown, view)
     notes = render.messages_html(result.messages)
     if before.note:
@@ -216,36 +186,35 @@ def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
         view, len(left), len(shown_documents(result)), result.top_n, state.overlay_used(shown.corpus_key)
     )
     lists = render.before_after_html(
-        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine,
+        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=state.can_judge(shown.corpus_key),
+        mine=mine,
         shipped=shipped, before_heading=shown.before_heading,
     )
     return summary, bar + lists
 
 
-def grade_view(state: AppState, view: str, doc_id: str, grade: int) -> tuple[str, str]:
-    """Save a grade for a document of the lists `view` names; the summary and lists redrawn with it."""
-    shown = _shown(view)
-    state.judge(shown.corpus_key, shown.result.query, doc_id, grade)
+def grade_view(state: AppState, view: str, doc_id: str, grade: int, judge: str | None = None) -> tuple[str, str]:
+    """Save a grade, in the `judge`'s name, for a document of the lists `view` names; the summary and lists
+    redrawn with it."""
+    shown = _shown(state, view)
+    state.judge(shown.corpus_key, shown.result.query, doc_id, grade, judge=judge)
     return judged_panels(state, shown, view)
 
 
-def remove_grade_view(state: AppState, view: str, doc_id: str) -> tuple[str, str, str]:
-    """Remove the grade made here for a document of the lists `view` names: the summary and lists redrawn
+def remove_grade_view(state: AppState, view: str, doc_id: str, judge: str | None = None) -> tuple[str, str, str]:
+    """Remove the `judge`'s grade for a document of the lists `view` names: the summary and lists redrawn
     without it (a grade the corpus ships shows again), and what the removal did."""
-    shown = _shown(view)
-    report = state.unjudge(shown.corpus_key, shown.result.query, doc_id)
+    shown = _shown(state, view)
+    report = state.unjudge(shown.corpus_key, shown.result.query, doc_id, judge=judge)
     return *judged_panels(state, shown, view), report.describe()
 
 
-def _shown(view: str) -> Shown:
-    shown = SHOWN.get(view)
+def _shown(state: AppState, view: str) -> Shown:
+    shown = state.shown.get(view)
     if shown is None:
         raise ConfigError("These lists are no longer on the server (it restarted, or many searches ran since): "
                           "press Search, then grade again.")
     return shown
-
-
-_DOWNLOADS: list[Path] = []  # one folder per process for the download copies
 
 
 def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | None, int]:
@@ -257,16 +226,14 @@ def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | 
     overlay = state.judgments(corpus_key).load()
     name = overlay_name(state.source(corpus_key).key)
     qrels_text, queries_text = overlay_texts(overlay)
-    qrels = _download_copy(f"{name}.qrels.tsv", qrels_text)
-    queries = _download_copy(f"{name}.queries.jsonl", queries_text) if queries_text is not None else None
+    qrels = _download_copy(state, f"{name}.qrels.tsv", qrels_text)
+    queries = _download_copy(state, f"{name}.queries.jsonl", queries_text) if queries_text is not None else None
     return qrels, queries, len(overlay)
 
 
-def _download_copy(filename: str, text: str) -> str:
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="rerank-lens-judgments-")))
+def _download_copy(state: AppState, filename: str, text: str) -> str:
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-    path = _DOWNLOADS[0] / digest / filename
+    path = state.scratch.folder(f"judgments-{digest}") / filename
     if not path.is_file():
         atomic_write_text(path, text)
     return str(path)
@@ -279,7 +246,7 @@ def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str])
     if not paths:
         raise ConfigError("Choose a qrels file (.tsv: query-id, corpus-id, score) and, for new queries, its queries.jsonl.")
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-    _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
+    _, report = merge_files(state.writable_judgments(corpus_key), state.shipped_dataset(corpus_key), files)
     return report.message(state.source(corpus_key).label)
 
 
@@ -397,19 +364,20 @@ def grade_handler(state: AppState, panels: SearchPanels, downloads: JudgmentDown
     the summary, the lists and the downloads. Both go through this one event, so they are applied in the order made."""
 
     @user_errors
-    def on_grade(evt: gr.EventData):
+    def on_grade(judge: str | None, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
         try:
             view, doc = str(data["view"]), str(data["doc"])
             grade = None if data.get("remove") else int(data["grade"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"A grade needs a listed document and one of {', '.join(map(str, GRADES))}.") from None
+        judge = getattr(state, "login", None) or judge_name(judge)
         if grade is None:
-            summary, lists, message = remove_grade_view(state, view, doc)
+            summary, lists, message = remove_grade_view(state, view, doc, judge)
             gr.Info(render.esc(message))
         else:
-            summary, lists = grade_view(state, view, doc, grade)
-        shown = SHOWN.get(view)
+            summary, lists = grade_view(state, view, doc, grade, judge)
+        shown = state.shown.get(view)
         return {panels.summary: summary, panels.lists: lists,
                 **download_updates(state, shown.corpus_key if shown else "", downloads)}
 
@@ -474,7 +442,8 @@ def build_search_tab(ctx: AppContext) -> None:
     state = ctx.state
     downloads = JudgmentDownloads(download, queries_download)
     buttons = [download, queries_download]
-    lists.submit(grade_handler(state, panels, downloads), None, [summary, lists, *buttons], api_visibility=PRIVATE,
+    judge = [ctx.judge_name] if ctx.judge_name is not None else []
+    lists.submit(grade_handler(state, panels, downloads), judge or None, [summary, lists, *buttons], api_visibility=PRIVATE,
                  trigger_mode="multiple", concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
     ctx.after_search.append(FollowUp(lambda key: download_updates(state, key, downloads), [ctx.corpus], buttons))
 

@@ -1,0 +1,75 @@
+"""The app's one way to the judgments store (`reranker.judgments`): where a corpus's grades live, the
+corpus with them merged over its shipped qrels (cached until someone grades), and recording or removing a
+grade in a judge's name.
+
+Grades of a shared corpus (bundled, data directory) live in the server's judgments folder, shared by every
+visitor and told apart by judge; grades of a workspace's upload live in that workspace's folder. Every
+grade the page saves names its judge: the name the visitor gave (remembered in the browser) or the login.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reranker.corpus import Dataset
+from reranker.errors import ConfigError
+from reranker.judgments import JudgmentStore, RemovalReport, overlay_name, remove_judgments, with_overlay
+from reranker.ui.corpora import CorpusEntry
+
+MAX_JUDGE_NAME = 80
+
+
+def judge_name(text: object) -> str:
+    """A judge's name as given (spacing tidied); ConfigError when there is none, so every grade names its judge."""
+    name = " ".join(str(text or "").split())[:MAX_JUDGE_NAME]
+    if not name:
+        raise ConfigError("Type your name in “Judge” above the lists first: every grade is saved with its judge's "
+                          "name (this browser remembers it).")
+    return name
+
+
+def store_for(folder: Path, corpus_key: str) -> JudgmentStore:
+    """The judgments of the corpus `corpus_key` kept under `folder`."""
+    return JudgmentStore(Path(folder) / overlay_name(corpus_key))
+
+
+def judged_dataset(entry: CorpusEntry, store: JudgmentStore) -> tuple[Dataset, int]:
+    """The corpus with the store's judgments merged over its shipped qrels, and how many were merged; cached in
+    the entry until the store changes."""
+    shipped = entry.load()
+    stamp = (str(store.folder), store.stamp())
+    cached = entry.judged
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    dataset, used = with_overlay(shipped, store.load())
+    entry.judged = (stamp, dataset, used)
+    return dataset, used
+
+
+@functools.cache
+def _takes_judge(fn: Callable[..., Any]) -> bool:
+    try:
+        return "judge" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _with_judge(fn: Callable[..., Any], judge: str | None) -> dict[str, Any]:
+    """`judge=` for a store function that records judges (the SQLite store does; the TSV overlay did not)."""
+    return {"judge": judge} if judge is not None and _takes_judge(fn) else {}
+
+
+def record_grade(store: JudgmentStore, qid: str, doc_id: str, grade: int, *, judge: str | None,
+                 queries_if_missing: Mapping[str, str]) -> None:
+    """Save one grade in the judge's name."""
+    store.record([(qid, doc_id, grade)], queries_if_missing=queries_if_missing, **_with_judge(type(store).record, judge))
+
+
+def remove_grade(store: JudgmentStore, shipped: Dataset, qid: str, docs: Iterable[str], *,
+                 judge: str | None) -> RemovalReport:
+    """Remove the judge's grade (see `judgments.remove_judgments`)."""
+    return remove_judgments(store, shipped, qid, list(docs), **_with_judge(remove_judgments, judge))
