@@ -350,7 +350,18 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             ctx.chain_after_search(load.then(ctx.opening, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))
         judge_name.change(lambda name: " ".join((name or "").split()), judge_name, judge_state, api_visibility=PRIVATE,
                           queue=False)
+        @user_errors
+        def on_open_share(token, request: gr.Request):
+            """For API clients: open a share link by its token, as `/?share=<token>` does for the page."""
+            opened = app.open_share(request, (token or "").strip())
+            if opened is None:
+                raise ConfigError("This share link is unknown or was revoked: ask its owner for a new one.")
+            return gr.update(choices=state.choices(), value=opened.key)
+
         share.click(on_share, [corpus, query, share_mode], [share_link, share_list], api_name="share")
+        share_token = gr.Textbox(visible=False)
+        describe(share_token, "The token of a share link (what follows share= in it).")
+        share_token.submit(on_open_share, share_token, corpus, api_name="open_share")
         revoke.click(on_revoke, share_list, [share_link, share_list], api_name="revoke_share")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo

@@ -443,16 +443,27 @@ class AppState(Visitor):
         it; else a new one) and the share link it opens, if `share_token` names a live one."""
         username = getattr(request, "username", None)
         workspace = self.workspaces.for_user(username) if username else self.workspaces.adopt(stored)
-        share = self.shares.get(share_token) if share_token else None
         session_id = getattr(request, "session_hash", None)
         if session_id:
             previous = self._sessions.get(session_id)
             opened = list(previous.shares) if previous is not None and previous.workspace == workspace else []
-            if share is not None and share.token not in opened:
-                opened = [*opened, share.token][-MAX_OPENED_SHARES:]
             self._sessions.put(session_id, Session(workspace, opened))
         self._sweep_if_due()
-        return workspace, share
+        return workspace, self.open_share(request, share_token) if share_token else None
+
+    def open_share(self, request: Any, token: object) -> Share | None:
+        """Add the share link `token` names to the request's session (its picker lists it); None when the
+        token names no live link."""
+        share = self.shares.get(token)
+        if share is None:
+            return None
+        session_id = getattr(request, "session_hash", None)
+        if session_id:
+            self.visitor_for(request)  # the session gets its workspace first, if it has none yet
+            session = self._sessions.get(session_id)
+            if session is not None and share.token not in session.shares:
+                session.shares = [*session.shares, share.token][-MAX_OPENED_SHARES:]
+        return share
 
     def visitor_for(self, request: Any) -> Visitor:
         """The visitor a request comes from: a logged-in user's workspace, else its browser session's (a session
