@@ -262,7 +262,7 @@ def test_an_api_client_s_upload_is_its_own_until_it_shares_it(app, tmp_path):
     shared = other.predict(token, api_name="/open_share")["value"]
     assert shared == f"share:{token}"
     assert final_order(other.predict(shared, "merger plans", *settings(), api_name="/search")[2]) == ["m1"]
-    with pytest.raises(Exception, match="not one of your share links|not in the list of choices"):
+    with pytest.raises(Exception, match=r"not one of your share links|not in the list of choices"):
         other.predict(token, api_name="/revoke_share")
     owner.predict(token, api_name="/revoke_share")
     with pytest.raises(Exception, match="revoked"):

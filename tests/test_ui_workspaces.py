@@ -224,3 +224,12 @@ def test_workspace_limits_come_from_the_environment_and_are_checked(monkeypatch)
     monkeypatch.setenv("RERANK_LENS_WORKSPACE_DAYS", "soon")
     with pytest.raises(ConfigError, match="RERANK_LENS_WORKSPACE_DAYS must be a number"):
         WorkspacePolicy.from_env()
+
+
+def test_every_grade_the_page_saves_names_its_judge():
+    from reranker.ui.judging import judge_name
+
+    assert judge_name("  Ada   Lovelace ") == "Ada Lovelace"
+    for missing in ("", "   ", None):
+        with pytest.raises(ConfigError, match="Type your name"):
+            judge_name(missing)
