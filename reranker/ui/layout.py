@@ -46,7 +46,10 @@ from reranker.ui.workspaces import SHARE_MODES
 
 ASSETS = bundled("assets")
 CSS_PATH = ASSETS / "app.css"  # the page's one style sheet, every tab's styles included
-CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))
+CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))  # events run at once (per event kind)
+# Events waiting beyond this are refused at once; the page then says "This application is currently busy.
+# Please try again." (Gradio's words) and an API client gets gradio_client's QueueError, never a traceback.
+QUEUE_SIZE = int(os.environ.get("RERANK_LENS_QUEUE", "64"))
 MAX_UPLOAD = "50mb"
 
 # The lists, plots and badges are designed on white; keep the page light when the OS prefers dark.
@@ -149,7 +152,8 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
     default_key = app.corpora.default_key
     examples = example_queries(app.dataset(default_key)) if default_key else []
     shared_choices = [(s.label, s.key) for s in app.corpora.sources()]  # a visitor's own appear once the page opens
-    with gr.Blocks(title="Rerank Lens", fill_width=False) as demo:
+    # Gradio keeps uploaded and returned files in its own cache: remove those older than a day, hourly.
+    with gr.Blocks(title="Rerank Lens", fill_width=False, delete_cache=(3600, 86400)) as demo:
         gr.HTML(INTRO)
         workspace_state = gr.BrowserState(None, storage_key=WORKSPACE_STORAGE, secret=_browser_secret(app))
         judge_state = gr.BrowserState("", storage_key=JUDGE_STORAGE, secret=_browser_secret(app))
@@ -363,7 +367,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         describe(share_token, "The token of a share link (what follows share= in it).")
         share_token.submit(on_open_share, share_token, corpus, api_name="open_share")
         revoke.click(on_revoke, share_list, [share_link, share_list], api_name="revoke_share")
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
