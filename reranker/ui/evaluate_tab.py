@@ -23,6 +23,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from reranker.cache import BoundedLRU
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.analysis import (
@@ -594,7 +595,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         agreement = gr.HTML(elem_id="rl-eval-agreement-box")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
-    last_specs: dict[str, tuple[str, ...]] = {}  # per browser session: what the clicked names mean
+    last_specs: BoundedLRU[str, tuple[str, ...]] = BoundedLRU(1024)  # per browser session: what the clicked names mean
 
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors
@@ -628,7 +629,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         query = dataset.queries.get(qid)
         if query is None:
             raise ConfigError(f"query {qid!r} is not in this corpus any more; run the evaluation again.")
-        specs = last_specs.get(_session(request), ())
+        specs = last_specs.get(_session(request)) or ()
         spec = next((s for s in specs if s.split("=", 1)[0] == config_name or s == config_name), None)
         changes = search_settings_for(spec) if spec else {}
         settings = {w: gr.update(value=changes[f]) for f, w in zip(SETTING_FIELDS, ctx.settings, strict=True) if f in changes}
@@ -646,7 +647,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         return [snapshot_file(state, corpus_key, query, settings_from(settings_values))]
 
     def remember(*specs, request: gr.Request = None):
-        last_specs[_session(request)] = tuple(s for s in specs if s)
+        last_specs.put(_session(request), tuple(s for s in specs if s))
 
     def on_corpus(corpus_key):
         try:

@@ -224,7 +224,7 @@ def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | 
     if not corpus_key:
         return None, None, 0
     overlay = state.judgments(corpus_key).load()
-    name = overlay_name(state.source(corpus_key).key)
+    name = overlay_name(state.open(corpus_key).base_key)  # a share link's token never names a file
     qrels_text, queries_text = overlay_texts(overlay)
     qrels = _download_copy(state, f"{name}.qrels.tsv", qrels_text)
     queries = _download_copy(state, f"{name}.queries.jsonl", queries_text) if queries_text is not None else None

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from reranker.cache import atomic_write_text
+from reranker.cache import BoundedLRU, atomic_write_text
 from reranker.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ SECRET_FILE = ".secret"
 SEEN_FILE = ".seen"  # its mtime: when the workspace was last used
 SEEN_EVERY_S = 60.0  # a workspace's last use is written at most once a minute
 SWEEP_EVERY_S = 600.0  # idle workspaces are looked for at most every ten minutes
+MAX_ISSUED = 100_000  # ids issued (and last uses) remembered in memory; a folder on disk is known regardless
 
 ShareMode = Literal["read", "judge"]
 SHARE_MODES: tuple[ShareMode, ...] = ("read", "judge")
@@ -145,8 +146,8 @@ class WorkspaceStore:
         self.root = Path(root)
         self.folder_root = self.root / WORKSPACES_FOLDER
         self.policy = policy or WorkspacePolicy()
-        self._issued: set[str] = set()  # ids issued by this process whose folder is not written yet
-        self._seen: dict[str, float] = {}
+        self._issued: BoundedLRU[str, bool] = BoundedLRU(MAX_ISSUED)  # issued by this process, folder not written yet
+        self._seen: BoundedLRU[str, float] = BoundedLRU(MAX_ISSUED)
         self._lock = threading.Lock()
         self._last_sweep = 0.0
         self._secret: bytes | None = None
@@ -166,26 +167,21 @@ class WorkspaceStore:
     def issue(self) -> str:
         """A new workspace id; its folder is made on its first upload."""
         workspace = new_token()
-        with self._lock:
-            self._issued.add(workspace)
+        self._issued.put(workspace, True)
         return workspace
 
     def for_user(self, username: str) -> str:
         """The workspace of a logged-in user: the same id at every login and after a restart."""
         digest = hmac.new(self.secret, b"user:" + username.encode("utf-8"), hashlib.sha256).digest()
         workspace = base64.urlsafe_b64encode(digest[:TOKEN_BYTES]).decode("ascii")
-        with self._lock:
-            self._issued.add(workspace)
+        self._issued.put(workspace, True)
         return workspace
 
     def known(self, workspace: object) -> bool:
         """Whether `workspace` is an id this server issued and has not expired (a folder on disk, or issued now)."""
         if not is_token(workspace):
             return False
-        with self._lock:
-            if workspace in self._issued:
-                return True
-        return self.folder(workspace).is_dir()  # type: ignore[arg-type]
+        return workspace in self._issued or self.folder(workspace).is_dir()  # type: ignore[arg-type]
 
     def adopt(self, stored: object) -> str:
         """The workspace a browser's stored id names when this server knows it, else a new one."""
@@ -194,10 +190,9 @@ class WorkspaceStore:
     def touch(self, workspace: str) -> None:
         """Note a use of the workspace (on disk at most once a minute), so it does not expire while used."""
         now = time.time()
-        with self._lock:
-            if now - self._seen.get(workspace, 0.0) < SEEN_EVERY_S:
-                return
-            self._seen[workspace] = now
+        if now - (self._seen.get(workspace) or 0.0) < SEEN_EVERY_S:
+            return
+        self._seen.put(workspace, now)
         folder = self.folder(workspace)
         if folder.is_dir():
             (folder / SEEN_FILE).touch()
@@ -226,9 +221,8 @@ class WorkspaceStore:
     def remove(self, workspace: str) -> None:
         """Delete the workspace's folder and forget it."""
         shutil.rmtree(self.folder(workspace), ignore_errors=True)
-        with self._lock:
-            self._issued.discard(workspace)
-            self._seen.pop(workspace, None)
+        self._issued.pop(workspace)
+        self._seen.pop(workspace)
 
     def sweep_due(self) -> bool:
         """Whether it is time to look for idle workspaces again (and, if so, note that it is being done)."""
