@@ -233,3 +233,23 @@ def test_every_grade_the_page_saves_names_its_judge():
     for missing in ("", "   ", None):
         with pytest.raises(ConfigError, match="Type your name"):
             judge_name(missing)
+
+
+def test_the_judge_s_name_reaches_a_store_that_records_judges(tmp_path):
+    """The one wrapper passes `judge=` to a store whose `record` takes it (the named-judgments store), and leaves
+    it out for one that does not (the overlay of plain qrels), so both record the grade."""
+    from reranker.judgments import JudgmentStore
+    from reranker.ui.judging import record_grade
+
+    judges: list[str | None] = []
+
+    class NamedStore(JudgmentStore):
+        def record(self, judgments, queries=None, *, queries_if_missing=None, judge=None):
+            judges.append(judge)
+            return super().record(judgments, queries, queries_if_missing=queries_if_missing)
+
+    named, plain = NamedStore(tmp_path / "named"), JudgmentStore(tmp_path / "plain")
+    for store in (named, plain):
+        record_grade(store, "q1", "d1", 2, judge="Ada", queries_if_missing={"q1": "a query"})
+        assert store.load().qrels == {"q1": {"d1": 2}}
+    assert judges == ["Ada"]
