@@ -1,5 +1,5 @@
-"""Command line: `python -m reranker search|eval|rerank-run|models|mine|finetune|export-artifact|explain|judgments|app ...`,
-installed as the `rerank-lens` command.
+"""Command line: `python -m reranker search|eval|rerank-run|models|mine|finetune|export-artifact|explain|judgments|app ...`
+(and `tradeoffs`), installed as the `rerank-lens` command.
 
 The commands live in `reranker.commands`; this module builds the parser from them, configures
 logging and turns package errors into one clear message on stderr with exit code 2.

@@ -1,19 +1,26 @@
-"""Relevance judgments people make (in the app, or uploaded) as an overlay on a corpus's shipped qrels.
+"""Relevance judgments people make (in the app, or uploaded), by name, as an overlay on a corpus's shipped qrels.
 
-Each corpus has its own overlay folder under the judgments directory (`judgments_root()`):
-`qrels.tsv` in BEIR's layout (query-id, corpus-id, score) and `queries.jsonl` for the queries the
-corpus does not ship. The shipped qrels are never rewritten; `with_overlay` merges the overlay over
-them when a dataset is read, so the app's Evaluate tab and `eval` score against both.
+Each corpus has its own folder under the judgments directory (`judgments_root()`), holding an SQLite
+database (`reranker.judgment_db`, WAL mode) that logs every grade event: corpus, query id, the query's text
+when the corpus does not ship it, document id, grade or removal, the judge's name and the time (UTC). The
+history stays; a judge's current grade of a (query, document) is their latest event for it. The shipped
+qrels are never rewritten: `with_overlay` merges the current grades over them when a dataset is read, so
+the app's Evaluate tab and `eval` score against both.
+
+Where judges disagree, one grade per (query, document) is made by a rule (`RULES`): `mean` (the default:
+the mean grade rounded half up), `majority` (the most frequent grade, ties to the higher) or `latest`
+(the grade written last, whoever wrote it). With one judge per pair every rule gives that judge's grade,
+so a single judge sees exactly what the earlier one-file overlay gave: their last grade wins.
 
 Grades follow the TREC Deep Learning track's four-point scale (Craswell et al., TREC 2019 DL overview):
 0 irrelevant, 1 related, 2 highly relevant, 3 perfectly relevant.
 
-Writers never lose each other's work: a write takes the folder's lock (an `flock` on `.lock`, plus a
-thread lock), reads the files as they are on disk, applies only its own changes, and replaces each
-file atomically, so readers never see half a file. The last grade written for a (query, document) wins.
+Removing a grade is an event too and takes away that judge's grade only: a grade the corpus ships stays,
+and applies again once no judge overrides it. A new query's text leaves the overlay with its last grade.
 
-Removing a grade deletes it from the overlay only: a grade the corpus ships stays, and applies again once
-the overlay no longer overrides it. A new query's text leaves the overlay with its last grade.
+A folder written by an earlier version (`qrels.tsv` + `queries.jsonl`) is imported into the database the
+first time the store is used, as judge `MIGRATED_JUDGE` with the file's modification time, and the files
+are renamed `*.migrated` (the database also remembers their content, so they are never imported twice).
 """
 
 from __future__ import annotations
@@ -23,37 +30,50 @@ import json
 import logging
 import os
 import re
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
-from reranker.cache import atomic_write_text
+from reranker import judgment_db as db
 from reranker.corpus import Dataset, Qrels, json_lines
 from reranker.errors import ConfigError, DataError
+from reranker.judgment_db import CurrentGrade, GradeEvent
 from reranker.types import PipelineResult
-
-try:  # POSIX: a lock other processes (app workers, `eval`, a second server) respect
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: writers within this process still serialise
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
 GRADES = (0, 1, 2, 3)
 GRADE_NAMES = {0: "irrelevant", 1: "related", 2: "highly relevant", 3: "perfectly relevant"}
 OVERLAY_SPLIT = "test"  # where judgments of queries no shipped split holds are evaluated
-QRELS_FILE = "qrels.tsv"
+QRELS_FILE = "qrels.tsv"  # an export's file name, and an earlier version's overlay file (migrated)
 QUERIES_FILE = "queries.jsonl"
+TREC_QRELS_FILE = "qrels.txt"
 QRELS_HEADER = "query-id\tcorpus-id\tscore"
 NEW_QUERY_PREFIX = "u-"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MIGRATED_SUFFIX = ".migrated"
+
+DEFAULT_JUDGE = "anonymous"  # grades made without a name: the app before a name is given, the CLI without --judge
+# The earlier overlay kept no names, and it was one anonymous identity whose last grade won. Its grades stay
+# that identity's, so a grade given again without a name replaces a migrated one (as before) instead of
+# being averaged with it; the events' origin ("migrated <file>") keeps where they came from.
+MIGRATED_JUDGE = DEFAULT_JUDGE
+MAX_JUDGE_NAME = 64
+
+Rule = Literal["mean", "majority", "latest"]
+RULES: tuple[Rule, ...] = ("mean", "majority", "latest")
+DEFAULT_RULE: Rule = "mean"
+RULE_ENV = "RERANK_LENS_JUDGMENT_RULE"  # the rule the app and `eval` merge with, when set
+RULE_HELP = {
+    "mean": "the mean of the judges' grades, rounded half up (1.5 -> 2)",
+    "majority": "the grade most judges gave; a tie goes to the higher grade",
+    "latest": "the grade written last, whichever judge wrote it",
+}
 
 Judgment = tuple[str, str, int]  # (query id, document id, grade)
-
-_thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
 
 
 def judgments_root() -> Path:
@@ -127,24 +147,100 @@ def unjudged(result: PipelineResult, grades: Mapping[str, int]) -> list[str]:
     return [doc for doc in shown_documents(result) if doc not in grades]
 
 
+def check_rule(rule: str) -> Rule:
+    """The rule, or ConfigError naming the ones there are."""
+    if rule not in RULES:
+        raise ConfigError(f"unknown judgment rule {rule!r}; pick one of {', '.join(RULES)} ({RULE_ENV} sets the default)")
+    return rule  # type: ignore[return-value]
+
+
+def check_judge(name: str) -> str:
+    """A judge's name with its outer spaces gone, or DataError: empty, too long, or a control character."""
+    if not isinstance(name, str) or not name.strip():
+        raise DataError("the judge's name is empty: give a name (or leave it out to grade as 'anonymous')")
+    name = " ".join(name.split())
+    if len(name) > MAX_JUDGE_NAME:
+        raise DataError(f"the judge's name is {len(name)} characters; at most {MAX_JUDGE_NAME}")
+    if any(ord(c) < 32 for c in name):
+        raise DataError("the judge's name holds a control character")
+    return name
+
+
+def consensus(grades: Sequence[int], rule: Rule = DEFAULT_RULE) -> int:
+    """One grade from the judges' grades of a (query, document), given in the order they were written.
+
+    mean: the mean rounded half up, exactly (integer arithmetic), so [1, 2] -> 2 and [0, 1, 1, 3] -> 1.
+    majority: the most frequent grade; among equally frequent ones the highest, so [0, 0, 3, 3] -> 3.
+    latest: the last grade written.
+    Ties go up in both: a pair that some judges found relevant is not dropped from the relevant ones.
+    """
+    if not grades:
+        raise ValueError("no grades to merge")
+    if rule == "mean":
+        n = len(grades)
+        return (2 * sum(grades) + n) // (2 * n)  # floor(mean + 1/2)
+    if rule == "majority":
+        counts = Counter(grades)
+        top = max(counts.values())
+        return max(grade for grade, count in counts.items() if count == top)
+    if rule == "latest":
+        return grades[-1]
+    raise ConfigError(f"unknown judgment rule {rule!r}; pick one of {', '.join(RULES)}")
+
+
 @dataclass(frozen=True)
 class Overlay:
-    """A corpus's judgments made here: grades by query, and the texts of queries the corpus lacks."""
+    """A corpus's judgments made here: one grade per (query, document) by `rule`, the texts of queries the
+    corpus lacks, and each judge's current grade (query -> document -> judge -> grade)."""
 
     qrels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     queries: Mapping[str, str] = field(default_factory=dict)
     path: str = ""
+    grades: Mapping[str, Mapping[str, Mapping[str, int]]] = field(default_factory=dict)
+    rule: Rule = DEFAULT_RULE
 
     def __len__(self) -> int:
         return sum(len(docs) for docs in self.qrels.values())
+
+    @property
+    def judges(self) -> tuple[str, ...]:
+        return tuple(sorted({judge for docs in self.grades.values() for by in docs.values() for judge in by}))
+
+    def disagreements(self) -> int:
+        """How many (query, document) pairs have different grades from different judges."""
+        return sum(len(set(by.values())) > 1 for docs in self.grades.values() for by in docs.values())
+
+
+def build_overlay(
+    current: Sequence[CurrentGrade],
+    texts: Mapping[str, str],
+    path: str = "",
+    rule: Rule = DEFAULT_RULE,
+    judge: str | None = None,
+) -> Overlay:
+    """The overlay from judges' current grades (in the order written) and query texts: `rule` merges the
+    judges' grades of a pair; `judge` keeps one judge's grades only."""
+    check_rule(rule)
+    grades: dict[str, dict[str, dict[str, int]]] = {}
+    written: dict[tuple[str, str], list[int]] = {}
+    for g in current:
+        if judge is not None and g.judge != judge:
+            continue
+        grades.setdefault(g.qid, {}).setdefault(g.doc, {})[g.judge] = g.grade
+        written.setdefault((g.qid, g.doc), []).append(g.grade)
+    qrels: dict[str, dict[str, int]] = {}
+    for (qid, doc), in_order in written.items():
+        qrels.setdefault(qid, {})[doc] = consensus(in_order, rule)
+    queries = {qid: texts[qid] for qid in qrels if qid in texts}
+    return Overlay(qrels, queries, path, grades, rule)
 
 
 @dataclass(frozen=True)
 class MergeReport:
     """What merging judgments (an upload, or a grade) into an overlay did."""
 
-    added: int = 0  # (query, document) pairs the overlay did not have
-    changed: int = 0  # pairs whose grade changed
+    added: int = 0  # (query, document) pairs the judge had not graded
+    changed: int = 0  # pairs whose grade by the judge changed
     unchanged: int = 0
     unknown_documents: int = 0  # ignored: not in the corpus
     unknown_queries: int = 0  # ignored: no query text anywhere
@@ -169,33 +265,58 @@ class MergeReport:
 
 @dataclass(frozen=True)
 class RemovalReport:
-    """What removing a query's grades from an overlay did, and which shipped grades apply again."""
+    """What removing a judge's grades of a query did, and which grades apply now instead."""
 
     query: str
     removed: Mapping[str, int] = field(default_factory=dict)  # document -> the grade removed
-    shipped: Mapping[str, int] = field(default_factory=dict)  # removed documents the corpus ships a grade for
-    missing: tuple[str, ...] = ()  # documents asked for that the overlay has no grade of
+    shipped: Mapping[str, int] = field(default_factory=dict)  # removed documents whose shipped grade applies again
+    missing: tuple[str, ...] = ()  # documents asked for that the judge has no grade of
+    judge: str = DEFAULT_JUDGE
+    others: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # removed documents -> other judges' grades
 
     def describe(self) -> str:
         removed = ", ".join(f"{doc} (was {grade})" for doc, grade in sorted(self.removed.items()))
         grades = "grade" if len(self.removed) == 1 else "grades"
-        text = f"Removed {len(self.removed)} {grades} of query {self.query} from the overlay: {removed}."
+        by = "" if self.judge == DEFAULT_JUDGE else f" by {self.judge}"
+        text = f"Removed {len(self.removed)} {grades}{by} of query {self.query} from the overlay: {removed}."
+        if self.others:
+            still = ", ".join(
+                f"{doc} ({', '.join(f'{j} {g}' for j, g in sorted(by_judge.items()))})"
+                for doc, by_judge in sorted(self.others.items())
+            )
+            text += f" Other judges' grades still apply to {still}."
         if self.shipped:
             again = ", ".join(f"{doc} ({grade})" for doc, grade in sorted(self.shipped.items()))
             text += f" The corpus ships its own grade for {again}, which applies again (shipped qrels are never rewritten)."
         if self.missing:
-            text += f" The overlay had no grade of {', '.join(self.missing)}."
+            text += f" The overlay had no grade of {', '.join(self.missing)}{by}."
         return text
 
 
 class JudgmentStore:
-    """One corpus's overlay folder: read it, and merge grades into it without losing concurrent writes."""
+    """One corpus's judgments: its folder under the judgments directory and the grade log in it.
 
-    def __init__(self, folder: str | Path) -> None:
+    Every method opens its own database connection, so one store (or many) can be used from any thread or
+    process at once. `rule` is how `load` merges judges who disagree: the argument, else `$RERANK_LENS_JUDGMENT_RULE`,
+    else `DEFAULT_RULE`.
+    """
+
+    def __init__(self, folder: str | Path, *, rule: str | None = None) -> None:
         self.folder = Path(folder)
+        self.rule = check_rule(rule or os.environ.get(RULE_ENV) or DEFAULT_RULE)
+
+    @property
+    def database(self) -> Path:
+        return self.folder / db.DB_FILE
+
+    @property
+    def corpus(self) -> str:
+        """The name the events carry: the folder's (`overlay_name` of the corpus key)."""
+        return self.folder.name
 
     @property
     def qrels_path(self) -> Path:
+        """An earlier version's overlay file, imported by `migrate`."""
         return self.folder / QRELS_FILE
 
     @property
@@ -203,24 +324,36 @@ class JudgmentStore:
         return self.folder / QUERIES_FILE
 
     def stamp(self) -> tuple:
-        """Changes whenever either file is replaced (each write is a new inode): for caching merged views."""
-        out = []
-        for path in (self.qrels_path, self.queries_path):
-            try:
-                st = path.stat()
-                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
-            except FileNotFoundError:
-                out.append(None)
-        return tuple(out)
+        """Changes with every write (the latest event's id): for caching merged views."""
+        self.migrate()
+        with db.reading(self.database) as conn:
+            return (db.last_event(conn),)
 
-    def load(self) -> Overlay:
-        """The overlay as it is on disk now (empty when nothing was judged)."""
-        qrels: dict[str, dict[str, int]] = {}
-        if self.qrels_path.is_file():
-            for qid, doc, grade in parse_qrels(self.qrels_path.read_bytes(), str(self.qrels_path)):
-                qrels.setdefault(qid, {})[doc] = grade
-        queries = parse_queries(self.queries_path.read_bytes(), str(self.queries_path)) if self.queries_path.is_file() else {}
-        return Overlay(qrels, queries, str(self.folder))
+    def load(self, rule: str | None = None, *, judge: str | None = None) -> Overlay:
+        """The overlay as it is now: every judge's current grades merged by `rule` (the store's by default),
+        or only `judge`'s. Empty when nothing was judged."""
+        self.migrate()
+        with db.reading(self.database) as conn:
+            current, texts = db.current_grades(conn), db.query_texts(conn)
+        return build_overlay(current, texts, str(self.folder), check_rule(rule or self.rule), judge)
+
+    def current(self) -> list[CurrentGrade]:
+        """Every judge's current grade of every pair, in the order written (for agreement and listings)."""
+        self.migrate()
+        with db.reading(self.database) as conn:
+            return db.current_grades(conn)
+
+    def texts(self) -> dict[str, str]:
+        """The latest text of each query the grade log names with one (the queries the corpus does not ship)."""
+        self.migrate()
+        with db.reading(self.database) as conn:
+            return db.query_texts(conn)
+
+    def history(self, qid: str | None = None) -> list[GradeEvent]:
+        """Every grade event (one query's, when given), oldest first: grades and removals, by whom and when."""
+        self.migrate()
+        with db.reading(self.database) as conn:
+            return db.events(conn, qid)
 
     def record(
         self,
@@ -228,79 +361,121 @@ class JudgmentStore:
         queries: Mapping[str, str] | None = None,
         *,
         queries_if_missing: Mapping[str, str] | None = None,
+        judge: str = DEFAULT_JUDGE,
+        origin: str = "app",
     ) -> tuple[Overlay, MergeReport]:
-        """Merge grades (and new query texts) into the overlay on disk; the last grade for a pair wins.
+        """Log `judge`'s grades (and texts of queries the corpus lacks); a judge's last grade of a pair wins.
 
-        `queries` replace the overlay's texts; `queries_if_missing` are written only for queries the overlay
-        has no text for (decided under the lock, so a removal that just dropped a text cannot orphan a grade).
+        `queries` replace a query's text; `queries_if_missing` are used only for queries the overlay has no text
+        for (decided in the write transaction, so a removal that just dropped a text cannot orphan a grade).
+        A grade equal to the judge's current one writes nothing. Texts travel with grades: a query's text is
+        the one of its latest event that carries one, while any judge grades it.
         """
+        judge = check_judge(judge)
         judgments = list(judgments)
         for qid, doc, grade in judgments:
             _check_id(qid, "query id")
             _check_id(doc, "document id")
             if not isinstance(grade, int) or isinstance(grade, bool):
                 raise DataError(f"grade {grade!r} for ({qid}, {doc}) is not an integer")
-        with self._locked():
-            current = self.load()
-            qrels = {q: dict(docs) for q, docs in current.qrels.items()}
-            texts = dict(current.queries)
-            added = changed = unchanged = new_queries = 0
-            wanted = {q: t for q, t in (queries_if_missing or {}).items() if q not in texts}
-            for qid, text in {**wanted, **(queries or {})}.items():
-                _check_id(qid, "query id")
-                if texts.get(qid) != text:
-                    new_queries += qid not in texts
-                    texts[qid] = text
+        for qid in (queries or {}):
+            _check_id(qid, "query id")
+        self.migrate()
+        with db.writing(self.database) as conn:
+            current = db.current_grades(conn, {qid for qid, _, _ in judgments})
+            mine = {(g.qid, g.doc): g.grade for g in current if g.judge == judge}
+            live = {g.qid for g in current}
+            texts = {qid: text for qid, text in db.query_texts(conn).items() if qid in live}
+            added = changed = unchanged = 0
+            new_queries: set[str] = set()
+            rows: list[tuple[str, str | None, str, int | None]] = []
             for qid, doc, grade in judgments:
-                before = qrels.setdefault(qid, {}).get(doc)
-                if before is None:
-                    added += 1
-                elif before != grade:
-                    changed += 1
-                else:
-                    unchanged += 1
-                qrels[qid][doc] = grade
-            if texts != current.queries:  # first the texts, so no grade ever names a query without one
-                atomic_write_text(self.queries_path, format_queries(texts))
-            if added or changed:
-                atomic_write_text(self.qrels_path, format_qrels(qrels))
-        report = MergeReport(added=added, changed=changed, unchanged=unchanged, new_queries=new_queries)
-        return Overlay(qrels, texts, str(self.folder)), report
+                given = (queries or {}).get(qid)
+                text = given if given is not None else texts.get(qid, (queries_if_missing or {}).get(qid))
+                before = mine.get((qid, doc))
+                added += before is None
+                changed += before is not None and before != grade
+                unchanged += before == grade
+                if before == grade and (given is None or given == texts.get(qid)):
+                    continue
+                if text is not None and qid not in texts:
+                    new_queries.add(qid)
+                if text is not None:
+                    texts[qid] = text
+                mine[(qid, doc)] = grade
+                rows.append((qid, text, doc, grade))
+            db.append(conn, self.corpus, rows, judge=judge, origin=origin)
+        report = MergeReport(added=added, changed=changed, unchanged=unchanged, new_queries=len(new_queries))
+        return self.load(), report  # read after the commit: the write lock is held no longer than the write
 
-    def remove(self, qid: str, docs: Iterable[str] | None = None) -> tuple[Overlay, dict[str, int]]:
-        """Delete a query's grades (all, or those of `docs`) from the overlay on disk; returns the overlay and
-        the grades removed (document -> grade). A query left without grades loses its text too."""
-        with self._locked():
-            current = self.load()
-            qrels = {q: dict(grades) for q, grades in current.qrels.items()}
-            grades = qrels.get(qid, {})
-            wanted = list(grades) if docs is None else list(docs)
-            removed = {doc: grades.pop(doc) for doc in wanted if doc in grades}
-            if not grades:
-                qrels.pop(qid, None)
-            texts = dict(current.queries)
-            if removed and qid not in qrels:
-                texts.pop(qid, None)
-            if removed:  # first the grades, so no grade ever names a query without a text
-                atomic_write_text(self.qrels_path, format_qrels(qrels))
-            if texts != current.queries:
-                atomic_write_text(self.queries_path, format_queries(texts))
-        return Overlay(qrels, texts, str(self.folder)), removed
+    def remove(
+        self, qid: str, docs: Iterable[str] | None = None, *, judge: str = DEFAULT_JUDGE, origin: str = "app"
+    ) -> tuple[Overlay, dict[str, int]]:
+        """Log the removal of `judge`'s grades of a query (all, or those of `docs`); returns the overlay and the
+        grades removed (document -> grade). Other judges' grades stay. A query left without any judge's grades
+        loses its text too."""
+        judge = check_judge(judge)
+        self.migrate()
+        with db.writing(self.database) as conn:
+            grades = {g.doc: g.grade for g in db.current_grades(conn, [qid]) if g.judge == judge}
+            wanted = list(grades) if docs is None else list(dict.fromkeys(docs))
+            removed = {doc: grades[doc] for doc in wanted if doc in grades}
+            db.append(conn, self.corpus, [(qid, None, doc, None) for doc in removed], judge=judge, origin=origin)
+        return self.load(), removed
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        key = str(self.folder.resolve())
-        with _thread_locks_guard:
-            thread_lock = _thread_locks.setdefault(key, threading.Lock())
-        with thread_lock, open(self.folder / ".lock", "a+") as handle:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                if fcntl is not None:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    def migrate(self) -> int:
+        """Import an earlier version's overlay files (`qrels.tsv`, `queries.jsonl`) once: as `MIGRATED_JUDGE`'s
+        grades at the files' modification time, skipping a pair that judge has graded since. The files are then
+        renamed `*.migrated`. Returns how many events it wrote (0 when there was nothing to import)."""
+        legacy = [path for path in (self.qrels_path, self.queries_path) if path.is_file()]
+        if not legacy:
+            return 0
+        try:
+            data = {path: path.read_bytes() for path in legacy}
+            mtime = max(path.stat().st_mtime for path in legacy)
+        except FileNotFoundError:  # another thread or process is migrating them right now
+            return 0
+        qrels_bytes, queries_bytes = data.get(self.qrels_path, b""), data.get(self.queries_path, b"")
+        latest: dict[tuple[str, str], int] = {}
+        for qid, doc, grade in parse_qrels(qrels_bytes, str(self.qrels_path)):
+            latest[(qid, doc)] = grade  # a pair written twice: the later line, as the old loader did
+        texts = parse_queries(queries_bytes, str(self.queries_path)) if queries_bytes else {}
+        digest = hashlib.sha1(qrels_bytes + b"\0" + queries_bytes).hexdigest()
+        at = db.utc_iso(datetime.fromtimestamp(mtime, UTC))
+        count = 0
+        with db.writing(self.database) as conn:
+            if not db.migrated(conn, str(self.folder), digest):
+                current = db.current_grades(conn)
+                mine = {(g.qid, g.doc): g.grade for g in current if g.judge == MIGRATED_JUDGE}
+                since = db.latest_event_at(conn, MIGRATED_JUDGE)
+                live = {g.qid for g in current}
+                known = {qid: text for qid, text in db.query_texts(conn).items() if qid in live}
+                rows = [
+                    (qid, known.get(qid, texts.get(qid)), doc, grade)
+                    for (qid, doc), grade in latest.items()
+                    if mine.get((qid, doc)) != grade and since.get((qid, doc), "") <= at
+                ]
+                count = db.append(conn, self.corpus, rows, judge=MIGRATED_JUDGE, origin=f"migrated {self.qrels_path}", at=at)
+                db.record_migration(conn, str(self.folder), digest, count)
+        for path in legacy:
+            _set_aside(path, data[path])
+        logger.info("imported %d grades of the earlier overlay %s into %s", count, self.folder, self.database)
+        return count
+
+
+def _set_aside(path: Path, imported: bytes) -> None:
+    """Rename a migrated file to `NAME.migrated` (or `.migrated.2`, ...), unless it changed since it was read."""
+    try:
+        if path.read_bytes() != imported:
+            return  # written again meanwhile (an older server still running): the next use imports that too
+        target = path.with_name(path.name + MIGRATED_SUFFIX)
+        n = 2
+        while target.exists():
+            target = path.with_name(f"{path.name}{MIGRATED_SUFFIX}.{n}")
+            n += 1
+        os.replace(path, target)
+    except FileNotFoundError:
+        pass  # another process set it aside first
 
 
 def _check_id(value: object, what: str) -> None:
@@ -313,6 +488,11 @@ def format_qrels(qrels: Mapping[str, Mapping[str, int]]) -> str:
     lines = [QRELS_HEADER]
     lines += [f"{qid}\t{doc}\t{qrels[qid][doc]}" for qid in sorted(qrels) for doc in sorted(qrels[qid])]
     return "\n".join(lines) + "\n"
+
+
+def format_trec_qrels(qrels: Mapping[str, Mapping[str, int]]) -> str:
+    """TREC qrels (`query-id 0 doc-id grade`, space separated, as trec_eval reads them), sorted like `format_qrels`."""
+    return "".join(f"{qid} 0 {doc} {qrels[qid][doc]}\n" for qid in sorted(qrels) for doc in sorted(qrels[qid]))
 
 
 def format_queries(queries: Mapping[str, str]) -> str:
@@ -393,8 +573,13 @@ def with_overlay(dataset: Dataset, overlay: Overlay) -> tuple[Dataset, int]:
             target[qid] = {**target.get(qid, {}), **known}
     problems = list(dataset.problems)
     if used:
+        judges = overlay.judges
+        who = ""
+        if len(judges) > 1:
+            who = (f" ({len(judges)} judges; {overlay.disagreements()} pairs they grade differently take "
+                   f"{RULE_HELP[overlay.rule]}, rule {overlay.rule})")
         problems.append(
-            f"{used} overlay judgments (made in the app or uploaded) merged over the shipped qrels, from {overlay.path}"
+            f"{used} overlay judgments (made in the app or uploaded) merged over the shipped qrels, from {overlay.path}{who}"
         )
     if unknown_docs or unknown_queries:
         problems.append(
@@ -405,14 +590,16 @@ def with_overlay(dataset: Dataset, overlay: Overlay) -> tuple[Dataset, int]:
 
 
 def merge_files(
-    store: JudgmentStore, dataset: Dataset, files: Sequence[tuple[str, bytes]]
+    store: JudgmentStore, dataset: Dataset, files: Sequence[tuple[str, bytes]], *, judge: str = DEFAULT_JUDGE
 ) -> tuple[Overlay, MergeReport]:
-    """Merge uploaded files into a corpus's overlay: qrels (.tsv, .txt, .qrels) and query texts (.jsonl).
+    """Merge uploaded files into a corpus's judgments as `judge`'s grades: qrels (.tsv, .txt, .qrels) and query
+    texts (.jsonl).
 
     `dataset` is the corpus as shipped (no overlay): judgments for documents it lacks are ignored, and so
     are judgments for queries whose text is nowhere (the corpus, the overlay, an uploaded queries.jsonl).
     Nothing is written when a file cannot be read.
     """
+    judge = check_judge(judge)
     judgments: list[Judgment] = []
     uploaded_queries: dict[str, str] = {}
     for name, data in files:
@@ -434,39 +621,55 @@ def merge_files(
         else:
             kept.append((qid, doc, grade))
     new_texts = {qid: text for qid, text in uploaded_queries.items() if qid not in dataset.queries}
-    overlay, report = store.record(kept, new_texts)
+    origin = "import " + ", ".join(name for name, _ in files)
+    overlay, report = store.record(kept, new_texts, judge=judge, origin=origin[:200])
     return overlay, replace(report, unknown_documents=unknown_docs, unknown_queries=unknown_queries)
 
 
 def remove_judgments(
-    store: JudgmentStore, dataset: Dataset, qid: str, docs: Sequence[str] | None = None
+    store: JudgmentStore, dataset: Dataset, qid: str, docs: Sequence[str] | None = None, *, judge: str = DEFAULT_JUDGE
 ) -> RemovalReport:
-    """Remove a query's grades made here (all of them, or those of `docs`) from a corpus's overlay.
+    """Remove `judge`'s grades of a query (all of them, or those of `docs`) from a corpus's judgments.
 
-    `dataset` is the corpus as shipped: where it grades a removed document too, its grade applies again,
-    and the report says so. Raises ConfigError, naming what the overlay holds, when there is nothing to remove.
+    `dataset` is the corpus as shipped: where it grades a removed document too and no other judge does, its
+    grade applies again, and the report says so (as it says which other judges' grades still apply). Raises
+    ConfigError, naming what the judgments hold, when the judge has nothing to remove.
     """
-    _, removed = store.remove(qid, docs)
+    judge = check_judge(judge)
+    overlay, removed = store.remove(qid, docs, judge=judge)
     shipped = grades_of(dataset, qid)
     if not removed:
-        raise ConfigError(_nothing_to_remove(store, shipped, qid, docs))
+        raise ConfigError(_nothing_to_remove(store, overlay, shipped, qid, docs, judge))
     missing = tuple(doc for doc in dict.fromkeys(docs or ()) if doc not in removed)
-    again = {doc: shipped[doc] for doc in removed if doc in shipped}
-    return RemovalReport(qid, removed, again, missing)
+    graded = overlay.grades.get(qid, {})
+    others = {doc: dict(graded[doc]) for doc in removed if graded.get(doc)}
+    again = {doc: shipped[doc] for doc in removed if doc in shipped and doc not in others}
+    return RemovalReport(qid, removed, again, missing, judge, others)
 
 
-def _nothing_to_remove(store: JudgmentStore, shipped: Mapping[str, int], qid: str, docs: Sequence[str] | None) -> str:
+def _nothing_to_remove(
+    store: JudgmentStore, overlay: Overlay, shipped: Mapping[str, int], qid: str, docs: Sequence[str] | None, judge: str
+) -> str:
     where = f"the overlay of grades made in the app or imported ({store.folder})"
+    graded = overlay.grades.get(qid, {})
+    others = sorted({j for doc, by in graded.items() if not docs or doc in docs for j in by})
+    by_others = (
+        f"; {' and '.join(others)} graded {'them' if not docs or len(docs) > 1 else 'it'}: only "
+        f"{'they' if len(others) > 1 else 'that judge'} can remove {'those grades' if len(others) > 1 else 'that grade'}"
+        if others else ""
+    )
     if docs:
         shipped_only = {doc: shipped[doc] for doc in docs if doc in shipped}
-        text = f"{where} holds no grade of {', '.join(docs)} for query {qid!r}"
-        if shipped_only:
+        text = f"{where} holds no grade of {', '.join(docs)} for query {qid!r} by {judge}" + by_others
+        if shipped_only and not others:
             grades = ", ".join(f"{doc} ({grade})" for doc, grade in shipped_only.items())
             text += (
                 f"; the grade of {grades} comes with the corpus, whose qrels are never rewritten: "
                 "grade it again to override it"
             )
         return text
+    if others:
+        return f"{where} holds no grades for query {qid!r} by {judge}" + by_others
     if shipped:
         return (
             f"{where} holds no grades for query {qid!r}; its {len(shipped)} grades come with the corpus, whose qrels "
@@ -477,29 +680,33 @@ def _nothing_to_remove(store: JudgmentStore, shipped: Mapping[str, int], qid: st
 
 @dataclass(frozen=True)
 class ListedJudgment:
-    """One grade of an overlay with its query's text and the grade the corpus ships for the pair, if any."""
+    """One judge's grade with its query's text and the grade the corpus ships for the pair, if any."""
 
     qid: str
     query: str | None
     doc: str
     grade: int
     shipped: int | None
+    judge: str = DEFAULT_JUDGE
 
 
 def listed_judgments(overlay: Overlay, dataset: Dataset) -> list[ListedJudgment]:
-    """The overlay's grades, by query id then document id; `dataset` is the corpus as shipped."""
+    """Each judge's current grades, by query id, document id and judge; `dataset` is the corpus as shipped.
+    An overlay built by hand without judges lists its merged grades as `DEFAULT_JUDGE`'s."""
     rows = []
     for qid in sorted(overlay.qrels):
         shipped = grades_of(dataset, qid)
         text = dataset.queries.get(qid, overlay.queries.get(qid))
         for doc in sorted(overlay.qrels[qid]):
-            rows.append(ListedJudgment(qid, text, doc, overlay.qrels[qid][doc], shipped.get(doc)))
+            by_judge = overlay.grades.get(qid, {}).get(doc) or {DEFAULT_JUDGE: overlay.qrels[qid][doc]}
+            for judge in sorted(by_judge):
+                rows.append(ListedJudgment(qid, text, doc, by_judge[judge], shipped.get(doc), judge))
     return rows
 
 
 def overlay_texts(overlay: Overlay) -> tuple[str, str | None]:
-    """The overlay as file texts: its qrels.tsv and, when it holds queries the corpus lacks, their queries.jsonl
-    (what the app's download buttons hold)."""
+    """The overlay as file texts: its qrels.tsv (one grade per pair, by the overlay's rule) and, when it holds
+    queries the corpus lacks, their queries.jsonl (what the app's download buttons hold)."""
     return format_qrels(overlay.qrels), (format_queries(overlay.queries) if overlay.queries else None)
 
 

@@ -235,21 +235,19 @@ def test_every_grade_the_page_saves_names_its_judge():
             judge_name(missing)
 
 
-def test_the_judge_s_name_reaches_a_store_that_records_judges(tmp_path):
-    """The one wrapper passes `judge=` to a store whose `record` takes it (the named-judgments store), and leaves
-    it out for one that does not (the overlay of plain qrels), so both record the grade."""
-    from reranker.judgments import JudgmentStore
-    from reranker.ui.judging import record_grade
-
-    judges: list[str | None] = []
-
-    class NamedStore(JudgmentStore):
-        def record(self, judgments, queries=None, *, queries_if_missing=None, judge=None):
-            judges.append(judge)
-            return super().record(judgments, queries, queries_if_missing=queries_if_missing)
-
-    named, plain = NamedStore(tmp_path / "named"), JudgmentStore(tmp_path / "plain")
-    for store in (named, plain):
-        record_grade(store, "q1", "d1", 2, judge="Ada", queries_if_missing={"q1": "a query"})
-        assert store.load().qrels == {"q1": {"d1": 2}}
-    assert judges == ["Ada"]
+def test_grades_made_through_a_visitor_carry_the_judge_s_name(app, tmp_path):
+    """Two judges grade the same pair through the app's one recording path: both grades are kept, by name."""
+    _, ada = visitor(app, "session-a")
+    _, bea = visitor(app, "session-b")
+    query, relevant = TOPIC_QUERIES["q-volcano"]
+    ada.judge(KEY, query, relevant, 2, judge="Ada")
+    bea.judge(KEY, query, relevant, 0, judge="Bea")
+    store = app.judgments(KEY)
+    assert store.load(judge="Ada").qrels["q-volcano"] == {relevant: 2}
+    assert store.load(judge="Bea").qrels["q-volcano"] == {relevant: 0}
+    bea.unjudge(KEY, query, relevant, judge="Bea")  # a removal takes away that judge's grade only
+    assert store.load(judge="Ada").qrels["q-volcano"] == {relevant: 2} and "q-volcano" not in store.load(judge="Bea").qrels
+    # With a login, the user's name is the judge, whatever the page sent.
+    user = app.visitor_for(Request("laptop", "carol"))
+    user.judge(KEY, query, relevant, 1, judge="someone else")
+    assert store.load(judge="carol").qrels["q-volcano"] == {relevant: 1}

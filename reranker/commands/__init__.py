@@ -8,7 +8,7 @@ edit. A new command is a module here and one entry in `COMMANDS`.
 
 from __future__ import annotations
 
-from reranker.commands import app, evaluate, explain, finetune, judgments, mine, models, rerank_run, search
+from reranker.commands import app, evaluate, explain, finetune, judgments, mine, models, rerank_run, search, tradeoffs
 from reranker.commands.common import Command
 
 COMMANDS: tuple[Command, ...] = (
@@ -22,6 +22,7 @@ COMMANDS: tuple[Command, ...] = (
     app.COMMAND,
     explain.COMMAND,
     judgments.COMMAND,
+    tradeoffs.COMMAND,
 )
 
 __all__ = ["COMMANDS", "Command"]

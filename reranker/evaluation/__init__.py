@@ -4,5 +4,6 @@
 - `compare`: how two rankings differ (movement badges, Kendall's tau, top-k overlap, rank-biased overlap).
 - `analysis`: named configurations over a query set, paired significance, helped/hurt queries, agreement.
 - `export`: TREC run files, per-query and metrics CSV, JSON, and a self-contained HTML snapshot of a query.
+- `tradeoffs`: quality against latency over rerank depth, model and blend; the Pareto front; a budgeted pick.
 - `report`: what `python -m reranker eval` prints (JSON or a text table) and which queries it reads.
 """

@@ -60,6 +60,7 @@ from reranker.pipeline import resolve_cross_encoder_spec
 from reranker.runs import RUN_STAGE, format_run
 from reranker.ui.context import PRIVATE, AppContext, describe, tab
 from reranker.ui.figures import empty_figure
+from reranker.ui.judges_panel import build_agreement_section
 from reranker.ui.render import esc, notice_html, shorten
 from reranker.ui.search_tab import ProgressFn, run_search
 from reranker.ui.settings import SETTING_FIELDS, Settings, named_settings, settings_from, user_errors
@@ -595,6 +596,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         agreement = gr.HTML(elem_id="rl-eval-agreement-box")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
+        build_agreement_section(ctx)  # Krippendorff's alpha between the corpus's judges (reranker/ui/judges_panel.py)
     last_specs: BoundedLRU[str, tuple[str, ...]] = BoundedLRU(1024)  # per browser session: what the clicked names mean
 
     @named_settings(*CONFIGURATION_NAMES)

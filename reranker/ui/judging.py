@@ -9,18 +9,24 @@ grade the page saves names its judge: the name the visitor gave (remembered in t
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from reranker.corpus import Dataset
 from reranker.errors import ConfigError
-from reranker.judgments import JudgmentStore, RemovalReport, overlay_name, remove_judgments, with_overlay
+from reranker.judgments import (
+    DEFAULT_JUDGE,
+    MAX_JUDGE_NAME,
+    JudgmentStore,
+    MergeReport,
+    RemovalReport,
+    check_judge,
+    merge_files,
+    overlay_name,
+    remove_judgments,
+    with_overlay,
+)
 from reranker.ui.corpora import CorpusEntry
-
-MAX_JUDGE_NAME = 80
 
 
 def judge_name(text: object) -> str:
@@ -29,7 +35,7 @@ def judge_name(text: object) -> str:
     if not name:
         raise ConfigError("Type your name in “Judge” above the lists first: every grade is saved with its judge's "
                           "name (this browser remembers it).")
-    return name
+    return check_judge(name)
 
 
 def store_for(folder: Path, corpus_key: str) -> JudgmentStore:
@@ -50,26 +56,19 @@ def judged_dataset(entry: CorpusEntry, store: JudgmentStore) -> tuple[Dataset, i
     return dataset, used
 
 
-@functools.cache
-def _takes_judge(fn: Callable[..., Any]) -> bool:
-    try:
-        return "judge" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _with_judge(fn: Callable[..., Any], judge: str | None) -> dict[str, Any]:
-    """`judge=` for a store function that records judges (the SQLite store does; the TSV overlay did not)."""
-    return {"judge": judge} if judge is not None and _takes_judge(fn) else {}
-
-
 def record_grade(store: JudgmentStore, qid: str, doc_id: str, grade: int, *, judge: str | None,
                  queries_if_missing: Mapping[str, str]) -> None:
-    """Save one grade in the judge's name."""
-    store.record([(qid, doc_id, grade)], queries_if_missing=queries_if_missing, **_with_judge(type(store).record, judge))
+    """Save one grade in the judge's name (`judgments.DEFAULT_JUDGE` without one: scripts and tests)."""
+    store.record([(qid, doc_id, grade)], queries_if_missing=queries_if_missing, judge=judge or DEFAULT_JUDGE)
 
 
 def remove_grade(store: JudgmentStore, shipped: Dataset, qid: str, docs: Iterable[str], *,
                  judge: str | None) -> RemovalReport:
     """Remove the judge's grade (see `judgments.remove_judgments`)."""
-    return remove_judgments(store, shipped, qid, list(docs), **_with_judge(remove_judgments, judge))
+    return remove_judgments(store, shipped, qid, list(docs), judge=judge or DEFAULT_JUDGE)
+
+
+def merge_grade_files(store: JudgmentStore, shipped: Dataset, files: list[tuple[str, bytes]], *,
+                      judge: str | None) -> MergeReport:
+    """Merge uploaded qrels and queries files as the judge's grades (see `judgments.merge_files`)."""
+    return merge_files(store, shipped, files, judge=judge or DEFAULT_JUDGE)[1]

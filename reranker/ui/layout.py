@@ -42,6 +42,7 @@ from reranker.ui.settings import (
     user_errors,
 )
 from reranker.ui.state import UPLOAD_SUFFIXES, AppState, RequestScoped, example_queries
+from reranker.ui.tradeoffs_tab import build_tradeoffs_tab
 from reranker.ui.workspaces import SHARE_MODES
 
 ASSETS = bundled("assets")
@@ -63,7 +64,9 @@ INTRO = (
 )
 
 
-DEFAULT_TABS: tuple[TabBuilder, ...] = (build_search_tab, build_chunks_tab, build_compare_tab, build_evaluate_tab)
+DEFAULT_TABS: tuple[TabBuilder, ...] = (
+    build_search_tab, build_chunks_tab, build_compare_tab, build_evaluate_tab, build_tradeoffs_tab
+)
 
 
 def _settings_panel(defaults: Settings) -> list[Component]:

@@ -28,7 +28,6 @@ from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.judgments import (
     GRADES,
     grades_of,
-    merge_files,
     overlay_name,
     overlay_texts,
     query_judgments,
@@ -39,7 +38,7 @@ from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
-from reranker.ui.judging import judge_name
+from reranker.ui.judging import judge_name, merge_grade_files
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, BeforeList, progress_listener
 
@@ -239,14 +238,16 @@ def _download_copy(state: AppState, filename: str, text: str) -> str:
     return str(path)
 
 
-def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str]) -> str:
-    """Merge uploaded qrels (.tsv/.txt) and queries (.jsonl) into the corpus's overlay; says what changed."""
+def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str], judge: str | None = None) -> str:
+    """Merge uploaded qrels (.tsv/.txt) and queries (.jsonl) into the corpus's judgments as the `judge`'s grades;
+    says what changed."""
     if not corpus_key:
         raise ConfigError("Pick a corpus first: judgments belong to one corpus.")
     if not paths:
         raise ConfigError("Choose a qrels file (.tsv: query-id, corpus-id, score) and, for new queries, its queries.jsonl.")
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-    _, report = merge_files(state.writable_judgments(corpus_key), state.shipped_dataset(corpus_key), files)
+    report = merge_grade_files(state.writable_judgments(corpus_key), state.shipped_dataset(corpus_key), files,
+                               judge=getattr(state, "login", None) or judge)
     return report.message(state.source(corpus_key).label)
 
 
@@ -448,10 +449,11 @@ def build_search_tab(ctx: AppContext) -> None:
     ctx.after_search.append(FollowUp(lambda key: download_updates(state, key, downloads), [ctx.corpus], buttons))
 
     @user_errors
-    def on_upload(paths, corpus_key):
-        gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []]))
+    def on_upload(paths, corpus_key, name=None):
+        judge = getattr(state, "login", None) or judge_name(name) if ctx.judge_name is not None else None
+        gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []], judge))
         return download_updates(state, corpus_key, downloads)
 
-    merged = upload.upload(on_upload, [upload, ctx.corpus], buttons, api_visibility=PRIVATE)
+    merged = upload.upload(on_upload, [upload, ctx.corpus, *judge], buttons, api_visibility=PRIVATE)
     # Then the query on the page runs again, so its lists show the merged grades.
     ctx.link_to_search(merged.success, lambda corpus_key, query: (corpus_key, query), [ctx.corpus, ctx.query])
