@@ -390,12 +390,15 @@ def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_
             other_after.nth(docs.index(doc_b)).locator(f'.rl-grade[data-grade="{grade_b}"]').click()
         expected = {first: 3, **mine, **theirs}
         assert _wait_for_overlay(state, key, expected, qid) == expected
-        # The same document graded in both: the last grade wins.
+        # The same document graded by both: each judge's grade is kept under their name, and the merged grade
+        # follows the store's rule (mean by default: (1 + 3) / 2 = 2).
         after.nth(6).locator('.rl-grade[data-grade="1"]').click()
         assert _wait_for_overlay(state, key, {docs[6]: 1}, qid)[docs[6]] == 1
         other_after.nth(6).locator('.rl-grade[data-grade="3"]').click()
-        expected[docs[6]] = 3
+        store = state.judgments(key)
+        expected[docs[6]] = {"mean": 2, "majority": 3, "latest": 3}[store.rule]
         assert _wait_for_overlay(state, key, expected, qid) == expected
+        assert store.load(judge="Ada").qrels[qid][docs[6]] == 1 and store.load(judge="Bea").qrels[qid][docs[6]] == 3
         # Reloaded, the second browser shows every grade, the first browser's included.
         _open_judge_query(other, url, judge="Bea")
         other.wait_for_function(
