@@ -89,6 +89,17 @@ def test_a_visitors_uploads_and_runs_are_invisible_to_another(app, tmp_path):
     with pytest.raises(DataError, match="unknown corpus"):
         b.pipeline(secret.key)
     assert Path(secret.path).is_relative_to(app.workspaces.folder(a_id))
+    # Downloads: A's grades of its upload are A's files; B cannot ask for them, and B's shared downloads lack them.
+    from reranker.ui.search_tab import judgment_files
+
+    doc = a.dataset(secret.key).corpus.documents[0].id
+    a.judge(secret.key, "merger plans", doc, 2, judge="Ada")
+    qrels, _, count = judgment_files(a, secret.key)
+    assert count == 1 and doc in Path(qrels).read_text()
+    with pytest.raises(DataError, match="unknown corpus"):
+        judgment_files(b, secret.key)
+    assert judgment_files(b, KEY)[2] == 0
+    assert not list(app.judgments_dir.glob("upload-*"))  # an upload's grades live in its workspace
     # A run uploaded by A for the shared corpus is A's before list only.
     qid, (query, _) = next(iter(TOPIC_QUERIES.items()))
     run = text_file(tmp_path, "prod.trec", format_run({qid: {d: float(len(TOPICS) - i) for i, d in enumerate(TOPICS)}}, "p"))
