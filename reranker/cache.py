@@ -10,8 +10,10 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -78,3 +80,79 @@ def atomic_directory(target: Path, write: Callable[[Path], None], *, complete: s
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedLRU(Generic[K, V]):
+    """A thread-safe mapping that forgets its least recently used entries beyond `max_entries`.
+
+    `get` and `put` count as a use. `on_evict(key, value)`, when given, runs (outside the lock) for each
+    entry forgotten to stay within the bound, e.g. to delete files the entry owns.
+    """
+
+    def __init__(self, max_entries: int, on_evict: Callable[[K, V], None] | None = None) -> None:
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, not {max_entries}")
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._max = max_entries
+        self._on_evict = on_evict
+        self._lock = threading.Lock()
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        with self._lock:
+            if key not in self._data:
+                return default
+            self._data.move_to_end(key)
+            return self._data[key]
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            evicted = self._trim()
+        self._evicted(evicted)
+
+    def get_or_put(self, key: K, make: Callable[[], V]) -> V:
+        """The entry for `key`, made (under the lock, so once) and stored when missing."""
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+            value = self._data[key] = make()
+            evicted = self._trim()
+        self._evicted(evicted)
+        return value
+
+    def pop(self, key: K, default: V | None = None) -> V | None:
+        with self._lock:
+            return self._data.pop(key, default)
+
+    def values(self) -> list[V]:
+        with self._lock:
+            return list(self._data.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._data
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def _trim(self) -> list[tuple[K, V]]:
+        evicted = []
+        while len(self._data) > self._max:
+            evicted.append(self._data.popitem(last=False))
+        return evicted
+
+    def _evicted(self, evicted: list[tuple[K, V]]) -> None:
+        if self._on_evict is not None:
+            for key, value in evicted:
+                self._on_evict(key, value)

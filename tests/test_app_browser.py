@@ -12,6 +12,7 @@ the README's and docs' pictures.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -167,8 +168,12 @@ def spy_on_chunk_views(monkeypatch) -> list[str]:
     modes: list[str] = []
     real = chunks_tab.chunk_view
 
+    signature = inspect.signature(real)
+
     def spy(*args, **kwargs):
-        modes.append(kwargs.get("explain_mode", args[6] if len(args) > 6 else "sentence"))
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        modes.append(bound.arguments["explain_mode"])  # by name, wherever the caller puts it
         return real(*args, **kwargs)
 
     monkeypatch.setattr(chunks_tab, "chunk_view", spy)
@@ -264,10 +269,22 @@ def test_compare_two_models_and_unavailable_model_error(page, url):
     page.screenshot(path=str(ARTIFACTS / "error.png"), full_page=True)
 
 
-def _open_judge_query(page, url):
+def _open_judge_query(page, url, judge: str = "Ada"):
     page.goto(f"{url}?q={quote(JUDGE_QUERY)}")
     page.locator("#rl-lists .rl-judge-bar").wait_for(timeout=LONG_WAIT)
+    _name_the_judge(page, judge)
     return page.locator("#rl-lists .rl-col-after tr[data-doc]")
+
+
+def _name_the_judge(page, judge: str) -> None:
+    """Every grade the page saves names its judge: type the name once (the browser remembers it)."""
+    box = page.locator("#rl-judge-name textarea, #rl-judge-name input").first
+    if not box.is_visible():
+        page.locator("#rl-share").get_by_text("Share & judge").click()
+    box.wait_for()
+    if box.input_value() != judge:
+        box.fill(judge)
+        box.press("Tab")
 
 
 def _ndcg(page) -> tuple[float, float] | None:
@@ -365,7 +382,7 @@ def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_
     other_context = page.context.browser.new_context(viewport={"width": 1440, "height": 1000})
     try:
         other = other_context.new_page()
-        other_after = _open_judge_query(other, url)
+        other_after = _open_judge_query(other, url, judge="Bea")
         mine = {docs[2]: 1, docs[4]: 0}
         theirs = {docs[3]: 2, docs[5]: 3}
         for (doc_a, grade_a), (doc_b, grade_b) in zip(mine.items(), theirs.items(), strict=True):
@@ -373,14 +390,17 @@ def test_judge_documents_kept_over_a_reload_downloaded_and_not_lost_to_a_second_
             other_after.nth(docs.index(doc_b)).locator(f'.rl-grade[data-grade="{grade_b}"]').click()
         expected = {first: 3, **mine, **theirs}
         assert _wait_for_overlay(state, key, expected, qid) == expected
-        # The same document graded in both: the last grade wins.
+        # The same document graded by both: each judge's grade is kept under their name, and the merged grade
+        # follows the store's rule (mean by default: (1 + 3) / 2 = 2).
         after.nth(6).locator('.rl-grade[data-grade="1"]').click()
         assert _wait_for_overlay(state, key, {docs[6]: 1}, qid)[docs[6]] == 1
         other_after.nth(6).locator('.rl-grade[data-grade="3"]').click()
-        expected[docs[6]] = 3
+        store = state.judgments(key)
+        expected[docs[6]] = {"mean": 2, "majority": 3, "latest": 3}[store.rule]
         assert _wait_for_overlay(state, key, expected, qid) == expected
+        assert store.load(judge="Ada").qrels[qid][docs[6]] == 1 and store.load(judge="Bea").qrels[qid][docs[6]] == 3
         # Reloaded, the second browser shows every grade, the first browser's included.
-        _open_judge_query(other, url)
+        _open_judge_query(other, url, judge="Bea")
         other.wait_for_function(
             "doc => document.querySelector(`#rl-lists .rl-col-after tr[data-doc=\"${doc}\"] .rl-grade.rl-on`)",
             arg=docs[6], timeout=GRADE_WAIT,

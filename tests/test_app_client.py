@@ -210,8 +210,60 @@ def test_extra_tab_can_link_a_query_into_search(app):
 
     plain = build_demo(state)
     extended = build_demo(state, tabs=[*DEFAULT_TABS, extra_tab])
-    tabs, corpus, query = named(extended, "opener")[-1].fn(SEED_QUERY)
+    tabs, corpus, query = named(extended, "opener")[-1].fn(SEED_QUERY).values()  # keyed by component
     assert tabs["selected"] == "search" and corpus["value"] == KEY and query["value"] == SEED_QUERY
     # the link runs the search after switching tabs: one more search event than without the extra tab
     assert len(named(extended, "on_search")) == len(named(plain, "on_search")) + 1
     assert len(named(extended, "opener")) == len(named(plain, "opener")) + 1
+
+
+def test_the_page_without_the_chunks_tab_searches_without_error(app):
+    """Handlers return updates keyed by component: leaving a tab out shifts nobody's outputs."""
+    from reranker.ui import DEFAULT_TABS
+    from reranker.ui.chunks_tab import build_chunks_tab
+
+    _, state = app
+    demo = build_demo(state, tabs=[t for t in DEFAULT_TABS if t is not build_chunks_tab])
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
+    try:
+        returned = Client(url, verbose=False).predict(KEY, SEED_QUERY, *settings(), api_name="/search")
+        assert len(returned) == 5  # summary, notes, lists, journey, latency: no document picker
+        assert final_order(returned[2])[0] == "attention" and "nDCG@10" in returned[0]
+    finally:
+        demo.close()
+
+
+def test_an_api_client_s_upload_is_its_own_until_it_shares_it(app, tmp_path):
+    """Two API clients are two sessions, each with its own workspace: one's upload is invisible to the other, a
+    share link opens it read-only, a revoked, guessed or path-like key gets nothing."""
+    url, _ = app
+    owner, other = Client(url, verbose=False), Client(url, verbose=False)
+    secret = tmp_path / "secret.csv"
+    secret.write_text("id,title,text\nm1,Merger,Confidential merger plans for the next quarter.\n")
+    update = owner.predict(handle_file(str(secret)), KEY, api_name="/upload")
+    key = update["value"]
+    assert final_order(owner.predict(key, "merger plans", *settings(), api_name="/search")[2]) == ["m1"]
+    refused = "unknown corpus|not in the list of choices"  # Gradio itself refuses a key this session was never given
+    with pytest.raises(Exception, match=refused):
+        other.predict(key, "merger plans", *settings(), api_name="/search")
+    note = tmp_path / "note.md"
+    note.write_text("# Note\nThe other client's own note.")
+    choices = other.predict(handle_file(str(note)), KEY, api_name="/upload")["choices"]
+    assert key not in {value for _, value in choices} and len([v for _, v in choices if v.startswith("upload:")]) == 1
+    link, links = owner.predict(key, "merger plans", "read", api_name="/share")
+    token = link.rsplit("share=", 1)[1]
+    assert len(token) == 32 and links["value"] == token
+    for hostile in ("A" * 32, "../../../etc/passwd", token[:-1], token + "x", f"{token}/.."):
+        with pytest.raises(Exception, match="unknown or was revoked"):
+            other.predict(hostile, api_name="/open_share")
+    for hostile in ("share:" + "A" * 32, "share:../../../etc/passwd", f"upload:{'0' * 12}", "../" + key, key + "/.."):
+        with pytest.raises(Exception, match=refused):
+            other.predict(hostile, "merger plans", *settings(), api_name="/search")
+    shared = other.predict(token, api_name="/open_share")["value"]
+    assert shared == f"share:{token}"
+    assert final_order(other.predict(shared, "merger plans", *settings(), api_name="/search")[2]) == ["m1"]
+    with pytest.raises(Exception, match=r"not one of your share links|not in the list of choices"):
+        other.predict(token, api_name="/revoke_share")
+    owner.predict(token, api_name="/revoke_share")
+    with pytest.raises(Exception, match="revoked"):
+        other.predict(shared, "merger plans", *settings(), api_name="/search")

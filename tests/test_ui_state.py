@@ -98,12 +98,11 @@ def test_concurrent_first_use_builds_one_pipeline(folders, tmp_path):
         state.pipeline("bundled:nope")
 
 
-def test_only_the_latest_uploads_are_kept(folders, tmp_path, monkeypatch):
-    from reranker.ui import state as state_module
+def test_only_the_latest_uploads_are_kept(folders, tmp_path):
+    from reranker.ui.workspaces import WorkspacePolicy
 
-    monkeypatch.setattr(state_module, "MAX_UPLOADS", 2)
     bundled, _data = folders
-    state = AppState(bundled_dir=bundled, data_dirs=[])
+    state = AppState(bundled_dir=bundled, data_dirs=[], upload_dir=tmp_path / "uploads", policy=WorkspacePolicy(max_uploads=2))
     keys = []
     for i in range(3):
         file = tmp_path / f"f{i}.txt"

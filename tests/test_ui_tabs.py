@@ -21,6 +21,8 @@ from reranker.ui.compare_tab import compare_view
 from reranker.ui.search_tab import (
     PREPARING,
     TYPE_A_QUERY,
+    JudgmentDownloads,
+    SearchPanels,
     grade_handler,
     grade_view,
     judgment_files,
@@ -38,6 +40,7 @@ LONG = " ".join(f"Paragraph {i} discusses harbour logistics, cranes and containe
 LONG += " The transformer attention mechanism also appears here once, near the end."
 KEY = "bundled:knowledge"
 CROSS = Settings(cross_encoder=BUNDLED_MODEL, chunk_tokens=64, chunk_overlap=16, top_n=5)
+PANELS = SearchPanels("summary", "notes", "lists", "journey", "latency")  # the handlers' updates, keyed by these
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +103,12 @@ def test_removing_a_grade_through_the_page_s_handler_brings_back_the_shipped_gra
     state, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setattr(state, "judgments_dir", tmp_path)
-    on_grade = grade_handler(state)  # the handler the lists' script triggers, for grades and removals alike
+    # the handler the lists' script triggers, for grades and removals alike
+    on_grade = grade_handler(state, PANELS, JudgmentDownloads("qrels", "queries"))
 
     def send(**data):
-        summary, lists, *_downloads = on_grade(gr.EventData(None, data))
-        return summary, lists
+        updates = on_grade("Ada", gr.EventData(None, data))  # the judge named in the page
+        return updates["summary"], updates["lists"]
 
     view = search_view(state, KEY, "where do emperor penguins breed", Settings(cross_encoder="none", top_n=3))
     assert after_ids(view.lists)[0] == "penguin" and "nDCG@10 1.000 → " in view.summary  # shipped: penguin 2
@@ -195,7 +199,7 @@ def test_compare_two_cross_encoders_and_two_bi_encoders(state):
 
 
 def test_errors_become_gr_errors_with_the_fix_and_no_traceback(state):
-    on_search = search_handler(state)
+    on_search = search_handler(state, PANELS)
     values = [getattr(CROSS, f) for f in ui_settings.SETTING_FIELDS]
     with pytest.raises(gr.Error, match="query is empty"):
         on_search(KEY, "   ", *values, progress=None)
@@ -246,20 +250,19 @@ def test_the_opening_query_says_what_it_prepares_then_answers(tmp_path):
 
     folder = write_topics(tmp_path / "corpora" / "knowledge")
     cold = AppState(bundled_dir=folder.parent, data_dirs=[], cache_dir=str(tmp_path / "emb"))
-    search = search_handler(cold)
-    outputs = ["summary", "notes", "lists", "journey", "latency", "document"]
-    on_open = opening_handler(cold, search, outputs, "lists")
+    search = search_handler(cold, PANELS)
+    on_open = opening_handler(cold, search, "lists")
     values = [getattr(Settings(cross_encoder="none", top_n=5), f) for f in ui_settings.SETTING_FIELDS]
 
     nothing = list(on_open(KEY, "  ", *values, progress=None))
-    assert len(nothing) == 1 and TYPE_A_QUERY in nothing[0][2]  # no query: ask for one, search nothing
+    assert len(nothing) == 1 and TYPE_A_QUERY in nothing[0]["lists"]  # no query: ask for one, search nothing
     steps = on_open(KEY, SEED_QUERY, *values, progress=None)
     first = next(steps)
-    assert PREPARING in first[2] and "knowledge (bundled)" in first[2]  # nothing built yet
-    assert all(isinstance(update, dict) and update.get("__type__") == "update" for i, update in enumerate(first) if i != 2)
+    assert PREPARING in first["lists"] and "knowledge (bundled)" in first["lists"]  # nothing built yet
+    assert list(first) == ["lists"]  # the other outputs are left as they are
     answer = next(steps)
-    assert after_ids(answer[2])[0] == "attention" and "nDCG@10" in answer[0]
-    assert "Searching for the query above" in next(on_open(KEY, SEED_QUERY, *values, progress=None))[2]  # warm now
+    assert after_ids(answer["lists"])[0] == "attention" and "nDCG@10" in answer["summary"]
+    assert "Searching for the query above" in next(on_open(KEY, SEED_QUERY, *values, progress=None))["lists"]  # warm now
 
     # While the server's warm-up prepares a corpus, a request says so and waits for it.
     done = cold.mark_warming(KEY)

@@ -18,7 +18,6 @@ from reranker.cross_encoder import SCORE_CACHE
 from reranker.errors import ConfigError, DataError
 from reranker.evaluation.export import report_to_json
 from reranker.runs import format_run
-from reranker.ui import state as state_module
 from reranker.ui.compare_tab import compare_view
 from reranker.ui.evaluate_tab import evaluate_view, query_comparison_view, snapshot_file
 from reranker.ui.kept_runs import kept_run_folder
@@ -26,6 +25,7 @@ from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import grade_view, search_view
 from reranker.ui.settings import Settings
 from reranker.ui.state import AppState
+from reranker.ui.workspaces import WorkspacePolicy
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
 from tests.support import TOPICS, documents, write_beir, zip_folder
 
@@ -134,16 +134,21 @@ def test_a_bad_beir_zip_is_refused_by_name_and_nothing_is_lost(state, key, tmp_p
     assert len(state.dataset(key).corpus) == 13  # the earlier upload is untouched
 
 
-def test_forgotten_uploads_take_their_folders_and_kept_runs_with_them(tmp_path, beir_zip, monkeypatch):
-    monkeypatch.setattr(state_module, "MAX_UPLOADS", 1)
+def test_forgotten_uploads_take_their_folders_and_kept_runs_with_them(tmp_path, beir_zip):
     uploads = tmp_path / "uploads"
-    state = AppState(bundled_dir=tmp_path / "none", data_dirs=[], upload_dir=uploads)
+    state = AppState(bundled_dir=tmp_path / "none", data_dirs=[], upload_dir=uploads, policy=WorkspacePolicy(max_uploads=1))
     first = state.add_upload(beir_zip, "mini.zip")
     state.load_run(first.key, write(tmp_path / "r.trec", run_text()), "prod.trec")
     assert (kept_run_folder(uploads, first.key) / "run.json").is_file()
-    second = state.add_upload(write(tmp_path / "notes.txt", "A single note."), "notes.txt")
-    assert [key for _, key in state.choices()] == [second.key]
-    assert not Path(first.path).exists() and [p.relative_to(uploads) for p in uploads.rglob("*")] == [Path("runs")]
+    added = state.upload(write(tmp_path / "notes.txt", "A single note."), "notes.txt")
+    assert [key for _, key in state.choices()] == [added.source.key]
+    assert added.forgotten == (first.label,) and f"forgot: {first.label}" in added.message()
+    # The documents are kept as uploaded (so a restart finds them); the forgotten zip's folder and run are gone.
+    kept = sorted(str(p.relative_to(uploads)) for p in uploads.rglob("*") if p.is_file())
+    folder = f"notes-{added.source.key.split(':')[1]}"
+    assert kept == [f"{folder}/documents.txt", f"{folder}/upload.json"]
+    assert not Path(first.path).exists()
+    assert restarted(state).choices() == [("notes (upload, 1 docs)", added.source.key)]
 
 
 def test_evaluate_on_an_uploaded_beir_zip_equals_the_cli_on_its_folder(state, key, capsys):

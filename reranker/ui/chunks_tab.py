@@ -13,6 +13,7 @@ import dataclasses
 
 import gradio as gr
 import plotly.graph_objects as go
+from gradio.components import Component
 
 from reranker.errors import ConfigError
 from reranker.explain import explain
@@ -50,14 +51,16 @@ reveal();
 
 
 
-def defer_while_hidden_js(inputs: int) -> str:
-    """Browser code run before the after-search scoring: the explain mode (the 4th of `inputs` values) is
-    off unless the tab is on screen; opening the tab explains. Gradio passes inputs then outputs; only inputs go on."""
+def defer_while_hidden_js(inputs: list[Component], mode: Component) -> str:
+    """Browser code run before the after-search scoring: the explain `mode` (one of `inputs`, found by identity,
+    not by a fixed place) is off unless the tab is on screen; opening the tab explains. Gradio passes inputs
+    then outputs; only inputs go on."""
+    at = next(i for i, c in enumerate(inputs) if c is mode)
     return f"""
 (...args) => {{
-  const values = args.slice(0, {inputs});
+  const values = args.slice(0, {len(inputs)});
   const plot = document.querySelector('#rl-chunk-plot');
-  if (!plot || plot.offsetParent === null) values[3] = '{OFF}';
+  if (!plot || plot.offsetParent === null) values[{at}] = '{OFF}';
   return values;
 }}
 """
@@ -168,15 +171,16 @@ def build_chunks_tab(ctx: AppContext) -> None:
     @user_errors
     def on_chunks(corpus_key, query, doc_id, explain_mode, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
         # rest: the settings in SETTING_FIELDS order
-        view = chunk_view(state, corpus_key, query, doc_id, settings_from(tuple(rest)), progress, explain_mode)
-        return view.figure, view.text, view.info
+        view = chunk_view(state, corpus_key, query, doc_id, settings_from(tuple(rest)), progress, explain_mode=explain_mode)
+        return {fig: view.figure, text: view.text, info: view.info}
 
     inputs = [ctx.corpus, ctx.query, doc, mode, *ctx.settings]
     outputs = [fig, text, info]
     show.click(on_chunks, inputs, outputs, api_name="chunks")
     doc.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
     mode.input(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
-    ctx.search_outputs.append(doc)  # the search fills the picker with its results
+    # The search fills the picker with its results.
+    ctx.fill_from_search(doc, lambda view: gr.update(choices=view.doc_choices, value=view.doc_value))
     chunks_tab.select(on_chunks, inputs, outputs, api_visibility=PRIVATE, show_progress="minimal")
-    ctx.after_search.append(FollowUp(on_chunks, inputs, outputs, js=defer_while_hidden_js(len(inputs))))
+    ctx.after_search.append(FollowUp(on_chunks, inputs, outputs, js=defer_while_hidden_js(inputs, mode)))
     ctx.doc_picker = doc

@@ -163,12 +163,12 @@ def build_compare_tab(ctx: AppContext) -> None:
     @user_errors
     def on_compare(corpus_key, query, kind_value, model_a, model_b, *rest, progress=gr.Progress()):  # noqa: B008
         view = compare_view(state, corpus_key, query, kind_value, model_a, model_b, settings_from(rest), progress)
-        return view.agreement, view.lists, view.latency
+        return {agreement: view.agreement, lists: view.lists, latency: view.latency}
 
     @user_errors
     def on_kind(kind_value):
         pair_choices, a, b = model_pair(kind_value)
-        return gr.update(choices=pair_choices, value=a), gr.update(choices=pair_choices, value=b)
+        return {model_a: gr.update(choices=pair_choices, value=a), model_b: gr.update(choices=pair_choices, value=b)}
 
     kind.change(on_kind, kind, [model_a, model_b], api_visibility=PRIVATE)
     run.click(on_compare, [ctx.corpus, ctx.query, kind, model_a, model_b, *ctx.settings], [agreement, lists, latency],

@@ -37,6 +37,14 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
+class SearchFill:
+    """A component of another tab that every search updates: `fill(view)` is its update."""
+
+    component: Component
+    fill: Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
 class SearchLink:
     """An event that opens the Search tab on a corpus and a query, then searches."""
 
@@ -51,7 +59,8 @@ class AppContext:
 
     `settings` are the settings widgets in `settings.SETTING_FIELDS` order. The Search tab sets
     `search` (the handler), `search_outputs` and `opening` (what the page runs when it opens: the query
-    in the box, i.e. the seed query or a deep link's); other tabs may add outputs to the search, follow-ups
+    in the box, i.e. the seed query or a deep link's). Every handler returns its updates keyed by component,
+    never by position; other tabs may show part of each search (`fill_from_search`), follow-ups
     run after it, lists whose row clicks pick a document, and links that open Search.
     """
 
@@ -62,21 +71,34 @@ class AppContext:
     tabs: gr.Tabs
     search: Handler | None = None
     search_outputs: list[Component] = field(default_factory=list)
+    search_fills: list[SearchFill] = field(default_factory=list)  # what other tabs show of every search
     opening: Handler | None = None  # same inputs and outputs as `search`
     after_search: list[FollowUp] = field(default_factory=list)
     doc_lists: list[gr.HTML] = field(default_factory=list)  # lists whose row clicks pick a document
     doc_picker: gr.Dropdown | None = None  # where a picked document goes (the Chunks tab)
     links: list[SearchLink] = field(default_factory=list)
     search_tab_id: str = "search"
+    judge_name: gr.Textbox | None = None  # the judge's name every grade is saved with
 
     @property
     def inputs(self) -> list[Component]:
         """The search's inputs: corpus, query, then every setting."""
         return [self.corpus, self.query, *self.settings]
 
-    def show_query(self, corpus_key: str, query: str) -> tuple[Any, Any, Any]:
-        """Updates for (tabs, corpus, query) that select the Search tab with a corpus and a query."""
-        return gr.update(selected=self.search_tab_id), gr.update(value=corpus_key), gr.update(value=query)
+    def show_query(self, corpus_key: str, query: str) -> dict[Component, Any]:
+        """Updates, keyed by component, that select the Search tab with a corpus and a query."""
+        return {
+            self.tabs: gr.update(selected=self.search_tab_id),
+            self.corpus: gr.update(value=corpus_key),
+            self.query: gr.update(value=query),
+        }
+
+    def fill_from_search(self, component: Component, fill: Callable[[Any], Any]) -> None:
+        """Show part of every search's answer in `component` (another tab's): `fill(view)` gives its update
+        from the Search tab's `SearchView`. The search returns its updates keyed by component, so a tab
+        added or removed never shifts another tab's outputs."""
+        self.search_fills.append(SearchFill(component, fill))
+        self.search_outputs.append(component)
 
     def link_to_search(self, trigger: Callable[..., Any], fn: CorpusAndQuery, inputs: list[Component]) -> None:
         """Make an event open Search and run it: `trigger` is e.g. `table.select`, `fn(*inputs)` returns

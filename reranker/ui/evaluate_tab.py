@@ -23,11 +23,11 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from reranker.cache import BoundedLRU
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.analysis import (
     MAX_CONFIGURATIONS,
-    REPORT_CACHE,
     STAT_TESTS,
     Agreement,
     Configuration,
@@ -101,9 +101,6 @@ const hook = () => {{
 new MutationObserver(hook).observe(document.body, {{childList: true, subtree: true}});
 hook();
 """
-
-_STOP_FLAGS: dict[str, threading.Event] = {}
-
 
 def configuration_choices() -> list[str]:
     """Suggestions for the configuration pickers (any spec can be typed)."""
@@ -364,7 +361,7 @@ def evaluate_view(
 ) -> EvaluateView:
     """Evaluate the configurations (from cache when nothing changed) and render every panel."""
     request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
-    report = REPORT_CACHE.get(request.key)
+    report = state.reports.get(request.key)
     cached = report is not None
     if report is None:
         report = evaluate_configurations(
@@ -381,8 +378,8 @@ def evaluate_view(
             should_stop=should_stop,
             run=request.run,
         )
-        REPORT_CACHE.put(request.key, report)
-    return render_report(report, cached=cached, focus=focus, notes=request.notes)
+        state.reports.put(request.key, report)
+    return render_report(report, cached=cached, focus=focus, notes=request.notes, folder=state.scratch.new_folder("evaluation"))
 
 
 @dataclass(frozen=True)
@@ -444,7 +441,7 @@ def evaluation_request(
     judged = tuple((q, tuple(sorted(qrels[q].items()))) for q in queries)  # grades made since change the report
     # The report names its corpus: another corpus with the same documents (an upload of a bundled one) is evaluated anew.
     label = state.source(corpus_key).label
-    key = REPORT_CACHE.key(
+    key = state.reports.key(
         pipeline, split, queries, configs, baseline, stat_test, judged, label, loaded.digest if loaded else None
     )
     return EvaluationRequest(
@@ -469,7 +466,7 @@ def evaluation_evidence(
     if not 0 < (target_precision or 0) <= 1:
         raise ConfigError("The target precision must be above 0 and at most 1, e.g. 0.8.")
     request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
-    report = REPORT_CACHE.get(request.key)
+    report = state.reports.get(request.key)
     if report is None:
         return None
     types = query_types_of(request.dataset_path)
@@ -509,7 +506,8 @@ def _with_run(loaded: LoadedRun, queries: dict[str, str], qrels: Qrels, configs:
 
 
 def render_report(
-    report: EvaluationReport, *, cached: bool = False, focus: str | None = None, notes: Sequence[str] = ()
+    report: EvaluationReport, *, cached: bool = False, focus: str | None = None, notes: Sequence[str] = (),
+    folder: Path | None = None,
 ) -> EvaluateView:
     notes = list(notes)
     if cached:
@@ -532,12 +530,13 @@ def render_report(
     agreement = agreement_matrix_html(model_agreement(report, usable)) if len(usable) > 1 else ""
     notes_html = "".join(notice_html(n, "warn") for n in notes)
     table = metrics_table_html(report)
-    return EvaluateView(notes_html, table, figure, lists, changes, agreement, write_downloads(report), report)
+    return EvaluateView(notes_html, table, figure, lists, changes, agreement, write_downloads(report, folder), report)
 
 
-def write_downloads(report: EvaluationReport) -> list[str]:
-    """Per-query CSV, metrics CSV, JSON and a zip of TREC runs in a fresh temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-eval-"))
+def write_downloads(report: EvaluationReport, folder: Path | None = None) -> list[str]:
+    """Per-query CSV, metrics CSV, JSON and a zip of TREC runs in `folder` (the app's scratch folder for this
+    evaluation; a fresh temporary one without it)."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="rerank-lens-eval-"))
     files = [
         write_text(folder / "per_query.csv", per_query_csv(report)),
         write_text(folder / "metrics.csv", metrics_csv(report)),
@@ -610,8 +609,7 @@ def snapshot_file(state: AppState, corpus_key: str, query: str, settings: Settin
         before_heading=before.heading,
         notes=[before.note] if before.note else (),
     )
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-snapshot-"))
-    return str(write_text(folder / snapshot_filename(result.query), page))
+    return str(write_text(state.scratch.new_folder("snapshot") / snapshot_filename(result.query), page))
 
 
 # ---------------------------------------------------------------- wiring
@@ -621,8 +619,8 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "default"
 
 
-def _stop_flag(request: gr.Request | None) -> threading.Event:
-    return _STOP_FLAGS.setdefault(_session(request), threading.Event())
+def _stop_flag(state: AppState, request: gr.Request | None) -> threading.Event:
+    return state.stop_flags.get_or_put(_session(request), threading.Event)
 
 
 HELP = (
@@ -686,7 +684,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="rl-eval-files")
         pick = gr.Textbox(visible="hidden", elem_id=PICK_ID)
         build_agreement_section(ctx)  # Krippendorff's alpha between the corpus's judges (reranker/ui/judges_panel.py)
-    last_specs: dict[str, tuple[str, ...]] = {}  # per browser session: what the clicked names mean
+    last_specs: BoundedLRU[str, tuple[str, ...]] = BoundedLRU(1024)  # per browser session: what the clicked names mean
 
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors
@@ -694,7 +692,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
                     progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - Gradio's injection
         specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
         settings = settings_from(settings_values)
-        flag = _stop_flag(request)
+        flag = _stop_flag(state, request)
         flag.clear()
 
         def report_progress(done: int, total: int, label: str) -> None:
@@ -725,7 +723,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
                 thresholds: view.thresholds}  # fmt: skip
 
     def on_cancel(request: gr.Request = None):
-        _stop_flag(request).set()
+        _stop_flag(state, request).set()
 
     @user_errors
     def on_pick(value, corpus_key, request: gr.Request = None):
@@ -734,12 +732,11 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         query = dataset.queries.get(qid)
         if query is None:
             raise ConfigError(f"query {qid!r} is not in this corpus any more; run the evaluation again.")
-        specs = last_specs.get(_session(request), ())
+        specs = last_specs.get(_session(request)) or ()
         spec = next((s for s in specs if s.split("=", 1)[0] == config_name or s == config_name), None)
         changes = search_settings_for(spec) if spec else {}
-        tabs, corpus_update, query_update = ctx.show_query(corpus_key, query)
-        settings = [gr.update(value=changes[f]) if f in changes else gr.update() for f in SETTING_FIELDS]
-        return tabs, corpus_update, query_update, *settings
+        settings = {w: gr.update(value=changes[f]) for f, w in zip(SETTING_FIELDS, ctx.settings, strict=True) if f in changes}
+        return {**ctx.show_query(corpus_key, query), **settings}
 
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors
@@ -753,7 +750,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         return [snapshot_file(state, corpus_key, query, settings_from(settings_values))]
 
     def remember(*specs, request: gr.Request = None):
-        last_specs[_session(request)] = tuple(s for s in specs if s)
+        last_specs.put(_session(request), tuple(s for s in specs if s))
 
     def on_corpus(corpus_key):
         try:

@@ -1,10 +1,10 @@
 """The copies of uploaded TREC runs kept on disk, so that a corpus's run survives a server restart.
 
-One folder per corpus under the upload folder, `<upload_dir>/runs/<hash of the corpus key>/` (the key holds
+One folder per corpus under the workspace's folder, `<workspace>/runs/<hash of the corpus key>/` (the key holds
 ':' and '/' and, for a data folder, any name at all, so it never names a path), holding the run file as
 uploaded, `run-<digest>.trec`, and `run.json` with the corpus key, the name as uploaded and the digest. A
 copy that no longer fits its corpus is set aside in `<folder>.unmatched` rather than deleted, so the file
-the user uploaded is not lost. Checking a run against its corpus is `AppState`'s (reranker.ui.state).
+the user uploaded is not lost. Checking a run against its corpus is `RunStore`'s (reranker.ui.run_store).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ clicks that open a document in Chunks. Every input of a public endpoint is descr
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -39,12 +41,16 @@ from reranker.ui.settings import (
     page_message,
     user_errors,
 )
-from reranker.ui.state import UPLOAD_SUFFIXES, AppState, example_queries
+from reranker.ui.state import UPLOAD_SUFFIXES, AppState, RequestScoped, example_queries
 from reranker.ui.tradeoffs_tab import build_tradeoffs_tab
+from reranker.ui.workspaces import SHARE_MODES
 
 ASSETS = bundled("assets")
 CSS_PATH = ASSETS / "app.css"  # the page's one style sheet, every tab's styles included
-CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))
+CONCURRENCY = int(os.environ.get("RERANK_LENS_CONCURRENCY", "4"))  # events run at once (per event kind)
+# Events waiting beyond this are refused at once; the page then says "This application is currently busy.
+# Please try again." (Gradio's words) and an API client gets gradio_client's QueueError, never a traceback.
+QUEUE_SIZE = int(os.environ.get("RERANK_LENS_QUEUE", "64"))
 MAX_UPLOAD = "50mb"
 
 # The lists, plots and badges are designed on white; keep the page light when the OS prefers dark.
@@ -115,16 +121,49 @@ def _settings_panel(defaults: Settings) -> list[Component]:
     return [describe(widgets[name], SETTING_HELP[name]) for name in SETTING_FIELDS]
 
 
+SHARE_CHOICES = [("read-only", "read"), ("with judging", "judge")]
+WORKSPACE_STORAGE = "rerank-lens-workspace"  # the browser's localStorage keys
+JUDGE_STORAGE = "rerank-lens-judge"
+
+
+def _browser_secret(app: AppState) -> str:
+    """The key the browser's copy of the workspace id is encrypted with: stable across restarts (Gradio's
+    default is random per process, which would lose every workspace at a restart)."""
+    return hmac.new(app.workspaces.secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
+
+
+def _share_choices(visitor: Any) -> list[tuple[str, str]]:
+    return [(share.describe(), share.token) for share in visitor.shares()]
+
+
+def _page_url(request: gr.Request | None) -> str:
+    """The page's address as the browser has it (behind a proxy too), without its query string."""
+    headers = getattr(request, "headers", None) or {}
+    referer = headers.get("referer") or ""
+    if referer.startswith(("http://", "https://")):
+        return referer.split("?", 1)[0].split("#", 1)[0]
+    return "/"
+
+
 def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAULT_TABS) -> gr.Blocks:
-    """The whole app as a gr.Blocks with its queue configured; launch with `launch_options()`."""
-    state = state or AppState()
-    default_key = state.default_key
-    examples = example_queries(state.dataset(default_key)) if default_key else []
-    with gr.Blocks(title="Rerank Lens", fill_width=False) as demo:
+    """The whole app as a gr.Blocks with its queue configured; launch with `launch_options()`.
+
+    Every request works on its visitor's view of `state` (`RequestScoped`): the shared corpora, the
+    visitor's own workspace and the share links they opened."""
+    app = state or AppState()
+    state = RequestScoped(app)  # type: ignore[assignment]
+    default_key = app.corpora.default_key
+    examples = example_queries(app.dataset(default_key)) if default_key else []
+    shared_choices = [(s.label, s.key) for s in app.corpora.sources()]  # a visitor's own appear once the page opens
+    # Gradio keeps uploaded and returned files in its own cache: remove those older than a day, hourly.
+    with gr.Blocks(title="Rerank Lens", fill_width=False, delete_cache=(3600, 86400)) as demo:
         gr.HTML(INTRO)
+        workspace_state = gr.BrowserState(None, storage_key=WORKSPACE_STORAGE, secret=_browser_secret(app))
+        judge_state = gr.BrowserState("", storage_key=JUDGE_STORAGE, secret=_browser_secret(app))
         with gr.Row(equal_height=False, elem_id="rl-corpus-row"):
-            corpus = gr.Dropdown(state.choices(), value=default_key, label="Corpus", scale=4, elem_id="rl-corpus",
-                                 info="Bundled corpora, BEIR folders found in the data directory, and your uploads.")
+            corpus = gr.Dropdown(shared_choices, value=default_key, label="Corpus", scale=4, elem_id="rl-corpus",
+                                 info="Bundled corpora, BEIR folders found in the data directory, and your uploads "
+                                      "(only you see them).")
             upload = gr.UploadButton("Upload documents…", file_types=list(UPLOAD_SUFFIXES), file_count="single",
                                      type="filepath", scale=1, min_width=180, elem_id="rl-upload", variant="secondary")
             # Run files often have no extension of their own (run.bm25.dev): any file, checked line by line.
@@ -141,6 +180,22 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                              "from the corpus's queries.jsonl): its lists become the before list of the queries it "
                              "ranks, in Search and Evaluate, in place of BM25 + dense fusion.")
         corpus_info = gr.HTML(elem_id="rl-corpus-info")
+        with gr.Accordion("Share & judge", open=False, elem_id="rl-share"):
+            with gr.Row(equal_height=False):
+                judge_name = gr.Textbox(label="Judge", placeholder="Your name: every grade you give is saved with it",
+                                        scale=2, max_lines=1, elem_id="rl-judge-name",
+                                        info="Asked once; this browser remembers it (with a login, the user name).")
+                share_mode = gr.Radio(SHARE_CHOICES, value="read", label="Share the corpus, its run and the query",
+                                      scale=2, elem_id="rl-share-mode")
+                share = gr.Button("Share", scale=0, min_width=100, elem_id="rl-share-button", variant="secondary")
+            with gr.Row(equal_height=False):
+                share_link = gr.Textbox(label="Share link", interactive=False, scale=3, buttons=["copy"],
+                                        elem_id="rl-share-link",
+                                        info="Whoever holds it opens this corpus, its run and the query, until you revoke it.")
+                share_list = gr.Dropdown([], value=None, label="Your share links", scale=2, elem_id="rl-share-list")
+                revoke = gr.Button("Revoke", scale=0, min_width=100, elem_id="rl-revoke", variant="stop")
+        describe(share_mode, f"What whoever holds the link may do: {' or '.join(SHARE_MODES)} (grade too).")
+        describe(share_list, "The token of one of your share links.")
         with gr.Row(equal_height=False, elem_id="rl-query-row"):
             query = gr.Textbox(label="Query", placeholder="Ask something about the corpus…", scale=5, elem_id="rl-query",
                                max_lines=3, value=examples[0] if examples else "", info="Press Enter or Search.")
@@ -150,7 +205,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
         describe(query, "The question to search the corpus for.")
         settings = _settings_panel(Settings())
         with gr.Tabs(selected="search") as tab_group:
-            ctx = AppContext(state, corpus, query, settings, tab_group)
+            ctx = AppContext(state, corpus, query, settings, tab_group, judge_name=judge_name)
             for builder in tabs:
                 builder(ctx)
         if ctx.search is None:
@@ -164,7 +219,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
 
         for link in ctx.links:
 
-            def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = link.fn) -> tuple[Any, Any, Any]:
+            def opener(*args: Any, _fn: Callable[..., tuple[str, str]] = link.fn) -> dict[Component, Any]:
                 return ctx.show_query(*_fn(*args))
 
             wire(link.trigger(opener, link.inputs, [tab_group, corpus, query], api_visibility=PRIVATE, queue=False).then)
@@ -223,12 +278,31 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                 return gr.update()
             path = getattr(file, "name", file)
             try:
-                source = state.add_upload(path, os.path.basename(str(path)))
+                added = state.upload(path, os.path.basename(str(path)))
             except RerankLensError as exc:
                 gr.Warning(f"Upload rejected; the previous corpus stays selected.<br>{page_message(exc)}", duration=30)
                 return gr.update(value=current_key)
-            gr.Info(f"Loaded {source.label}.")
-            return gr.update(choices=state.choices(), value=source.key)
+            if added.forgotten:
+                gr.Warning(esc(added.message()), duration=30)
+            else:
+                gr.Info(esc(added.message()))
+            return gr.update(choices=state.choices(), value=added.source.key)
+
+        @user_errors
+        def on_share(corpus_key, query_text, mode, request: gr.Request):
+            made = state.share(corpus_key, query_text, mode)
+            gr.Info("Share link made: whoever holds it opens this corpus, its run and the query. Revoke it below.")
+            return {share_link: f"{_page_url(request)}?share={made.token}",
+                    share_list: gr.update(choices=_share_choices(state), value=made.token)}
+
+        @user_errors
+        def on_revoke(token):
+            if not token:
+                raise ConfigError("Pick one of your share links to revoke.")
+            if not state.revoke(token):
+                raise ConfigError("That is not one of your share links (or it was revoked already).")
+            gr.Info("Revoked: the link opens nothing any more.")
+            return {share_link: "", share_list: gr.update(choices=_share_choices(state), value=None)}
 
         wire(search.click, "search")
         wire(query.submit)
@@ -245,26 +319,58 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
             ctx.chain_after_search(changed.success(ctx.opening or on_search, ctx.inputs, ctx.search_outputs,
                                                    api_visibility=PRIVATE))
 
-        def on_load(request: gr.Request):
-            """`/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and query (then runs it)."""
+        def on_load(stored_workspace, stored_judge, request: gr.Request):
+            """Opens the visitor's workspace (the id its browser kept, or a new one; with a login, the user's).
+            `/?corpus=<key>&q=<query>[&tab=chunks]` opens the app on that corpus and query (then runs it);
+            `/?share=<token>` on a share link's corpus and query."""
             params = dict(request.query_params) if request else {}
-            state.refresh()  # corpora written since the server started appear on reload
-            choices = state.choices()
+            workspace, opened_share = app.begin_session(request, stored_workspace, params.get("share"))
+            visitor = app.visitor_for(request)
+            visitor.refresh()  # corpora written since the server started appear on reload
+            choices = visitor.choices()
             known = {value for _, value in choices}
+            linked_corpus = params.get("corpus") if params.get("corpus") in known else None
+            linked_query = params.get("q")
+            if opened_share is not None:
+                linked_corpus, linked_query = opened_share.key, linked_query or opened_share.query
+            elif params.get("share"):
+                gr.Warning("This share link is unknown or was revoked: ask its owner for a new one.")
             # Without a deep link, leave query and tab alone: a user who clicked a tab or typed while the
             # page was loading must not be snapped back.
-            linked_corpus = params.get("corpus") if params.get("corpus") in known else None
             corpus_update = gr.update(choices=choices, value=linked_corpus) if linked_corpus else gr.update(choices=choices)
-            query_update = gr.update(value=params["q"]) if params.get("q") else gr.skip()
-            tab = params.get("tab") or ("search" if params.get("q") else None)
-            tab_update = gr.update(selected=tab) if tab else gr.skip()
-            return corpus_update, query_update, tab_update
+            tab = params.get("tab") or ("search" if linked_query else None)
+            login = getattr(request, "username", None)
+            return {
+                corpus: corpus_update,
+                query: gr.update(value=linked_query) if linked_query else gr.skip(),
+                tab_group: gr.update(selected=tab) if tab else gr.skip(),
+                workspace_state: workspace,
+                judge_name: gr.update(value=login, interactive=False) if login else gr.update(value=stored_judge or ""),
+                share_list: gr.update(choices=_share_choices(visitor)),
+            }
 
-        load = demo.load(on_load, None, [corpus, query, tab_group], api_visibility=PRIVATE, queue=False)
+        load = demo.load(on_load, [workspace_state, judge_state],
+                         [corpus, query, tab_group, workspace_state, judge_name, share_list],
+                         api_visibility=PRIVATE, queue=False)
         load = load.then(on_corpus, corpus, [example, corpus_info, drop_run], api_visibility=PRIVATE)
         if ctx.opening is not None:  # the page opens on an answer: the seed query's, or the deep link's
             ctx.chain_after_search(load.then(ctx.opening, ctx.inputs, ctx.search_outputs, api_visibility=PRIVATE))
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+        judge_name.change(lambda name: " ".join((name or "").split()), judge_name, judge_state, api_visibility=PRIVATE,
+                          queue=False)
+        @user_errors
+        def on_open_share(token, request: gr.Request):
+            """For API clients: open a share link by its token, as `/?share=<token>` does for the page."""
+            opened = app.open_share(request, (token or "").strip())
+            if opened is None:
+                raise ConfigError("This share link is unknown or was revoked: ask its owner for a new one.")
+            return gr.update(choices=state.choices(), value=opened.key)
+
+        share.click(on_share, [corpus, query, share_mode], [share_link, share_list], api_name="share")
+        share_token = gr.Textbox(visible=False)
+        describe(share_token, "The token of a share link (what follows share= in it).")
+        share_token.submit(on_open_share, share_token, corpus, api_name="open_share")
+        revoke.click(on_revoke, share_list, [share_link, share_list], api_name="revoke_share")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 

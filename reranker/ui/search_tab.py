@@ -14,10 +14,6 @@ opens on an answer: `opening_handler` runs the query in the box once the corpus 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +28,6 @@ from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.judgments import (
     GRADES,
     grades_of,
-    merge_files,
     overlay_name,
     overlay_texts,
     query_judgments,
@@ -43,6 +38,7 @@ from reranker.pipeline import Pipeline, resolve_cross_encoder_spec
 from reranker.types import PipelineResult, StageTiming
 from reranker.ui import figures, render
 from reranker.ui.context import PRIVATE, AppContext, FollowUp, Handler, help_text, tab
+from reranker.ui.judging import judge_name, merge_grade_files
 from reranker.ui.settings import Settings, named_settings, settings_from, user_errors
 from reranker.ui.state import AppState, BeforeList, progress_listener
 
@@ -73,33 +69,6 @@ class Shown:
     normalized: bool
     models: str
     before_heading: str | None = None  # when the before list is not fusion's (an uploaded run's)
-
-
-class ShownResults:
-    """The results pages show, by view token; the oldest are forgotten first (a page then asks to search again)."""
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self._data: OrderedDict[str, Shown] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def add(self, shown: Shown) -> str:
-        token = secrets.token_hex(8)
-        with self._lock:
-            self._data[token] = shown
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-        return token
-
-    def get(self, token: str) -> Shown | None:
-        with self._lock:
-            shown = self._data.get(token)
-            if shown is not None:
-                self._data.move_to_end(token)
-            return shown
-
-
-SHOWN = ShownResults()
 
 
 def _progress_callback(progress: ProgressFn | None, label: str) -> Callable[[int, int], None] | None:
@@ -179,7 +148,7 @@ def search_view(
     spec = resolve_cross_encoder_spec(settings.overrides()["cross_encoder"])
     models = f"{settings.bi_encoder} → {spec or 'no cross-encoder'}"
     shown = Shown(corpus_key, result, settings.normalized, models, before.heading)
-    view = SHOWN.add(shown)
+    view = state.shown.add(shown)
     summary, lists = judged_panels(state, shown, view)
     notes = render.messages_html(result.messages)
     if before.note:
@@ -216,36 +185,35 @@ def judged_panels(state: AppState, shown: Shown, view: str) -> tuple[str, str]:
         view, len(left), len(shown_documents(result)), result.top_n, state.overlay_used(shown.corpus_key)
     )
     lists = render.before_after_html(
-        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=True, mine=mine,
+        result, dataset.corpus, normalized=shown.normalized, judgments=grades, grading=state.can_judge(shown.corpus_key),
+        mine=mine,
         shipped=shipped, before_heading=shown.before_heading,
     )
     return summary, bar + lists
 
 
-def grade_view(state: AppState, view: str, doc_id: str, grade: int) -> tuple[str, str]:
-    """Save a grade for a document of the lists `view` names; the summary and lists redrawn with it."""
-    shown = _shown(view)
-    state.judge(shown.corpus_key, shown.result.query, doc_id, grade)
+def grade_view(state: AppState, view: str, doc_id: str, grade: int, judge: str | None = None) -> tuple[str, str]:
+    """Save a grade, in the `judge`'s name, for a document of the lists `view` names; the summary and lists
+    redrawn with it."""
+    shown = _shown(state, view)
+    state.judge(shown.corpus_key, shown.result.query, doc_id, grade, judge=judge)
     return judged_panels(state, shown, view)
 
 
-def remove_grade_view(state: AppState, view: str, doc_id: str) -> tuple[str, str, str]:
-    """Remove the grade made here for a document of the lists `view` names: the summary and lists redrawn
+def remove_grade_view(state: AppState, view: str, doc_id: str, judge: str | None = None) -> tuple[str, str, str]:
+    """Remove the `judge`'s grade for a document of the lists `view` names: the summary and lists redrawn
     without it (a grade the corpus ships shows again), and what the removal did."""
-    shown = _shown(view)
-    report = state.unjudge(shown.corpus_key, shown.result.query, doc_id)
+    shown = _shown(state, view)
+    report = state.unjudge(shown.corpus_key, shown.result.query, doc_id, judge=judge)
     return *judged_panels(state, shown, view), report.describe()
 
 
-def _shown(view: str) -> Shown:
-    shown = SHOWN.get(view)
+def _shown(state: AppState, view: str) -> Shown:
+    shown = state.shown.get(view)
     if shown is None:
         raise ConfigError("These lists are no longer on the server (it restarted, or many searches ran since): "
                           "press Search, then grade again.")
     return shown
-
-
-_DOWNLOADS: list[Path] = []  # one folder per process for the download copies
 
 
 def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | None, int]:
@@ -255,31 +223,31 @@ def judgment_files(state: AppState, corpus_key: str) -> tuple[str | None, str | 
     if not corpus_key:
         return None, None, 0
     overlay = state.judgments(corpus_key).load()
-    name = overlay_name(state.source(corpus_key).key)
+    name = overlay_name(state.open(corpus_key).base_key)  # a share link's token never names a file
     qrels_text, queries_text = overlay_texts(overlay)
-    qrels = _download_copy(f"{name}.qrels.tsv", qrels_text)
-    queries = _download_copy(f"{name}.queries.jsonl", queries_text) if queries_text is not None else None
+    qrels = _download_copy(state, f"{name}.qrels.tsv", qrels_text)
+    queries = _download_copy(state, f"{name}.queries.jsonl", queries_text) if queries_text is not None else None
     return qrels, queries, len(overlay)
 
 
-def _download_copy(filename: str, text: str) -> str:
-    if not _DOWNLOADS:
-        _DOWNLOADS.append(Path(tempfile.mkdtemp(prefix="rerank-lens-judgments-")))
+def _download_copy(state: AppState, filename: str, text: str) -> str:
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-    path = _DOWNLOADS[0] / digest / filename
+    path = state.scratch.folder(f"judgments-{digest}") / filename
     if not path.is_file():
         atomic_write_text(path, text)
     return str(path)
 
 
-def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str]) -> str:
-    """Merge uploaded qrels (.tsv/.txt) and queries (.jsonl) into the corpus's overlay; says what changed."""
+def merge_judgment_files(state: AppState, corpus_key: str, paths: Sequence[str], judge: str | None = None) -> str:
+    """Merge uploaded qrels (.tsv/.txt) and queries (.jsonl) into the corpus's judgments as the `judge`'s grades;
+    says what changed."""
     if not corpus_key:
         raise ConfigError("Pick a corpus first: judgments belong to one corpus.")
     if not paths:
         raise ConfigError("Choose a qrels file (.tsv: query-id, corpus-id, score) and, for new queries, its queries.jsonl.")
     files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-    _, report = merge_files(state.judgments(corpus_key), state.shipped_dataset(corpus_key), files)
+    report = merge_grade_files(state.writable_judgments(corpus_key), state.shipped_dataset(corpus_key), files,
+                               judge=getattr(state, "login", None) or judge)
     return report.message(state.source(corpus_key).label)
 
 
@@ -308,23 +276,38 @@ def document_choices(result: PipelineResult, pipeline: Pipeline) -> tuple[list[t
     return choices, default
 
 
-def search_handler(state: AppState) -> Handler:
-    """The page's search event: (corpus, query, *settings) -> summary, notes, lists, journey, latency, document picker."""
+@dataclass(frozen=True)
+class SearchPanels:
+    """The Search tab's components every search updates (components on the page; any keys in tests)."""
+
+    summary: Any
+    notes: Any
+    lists: Any
+    journey: Any
+    latency: Any
+
+    def updates(self, view: SearchView) -> dict[Any, Any]:
+        return {
+            self.summary: view.summary,
+            self.notes: view.notes,
+            self.lists: view.lists,
+            self.journey: view.journey,
+            self.latency: view.latency,
+        }
+
+
+def search_handler(state: AppState, panels: SearchPanels, fills: Callable[[], Sequence[Any]] = tuple) -> Handler:
+    """The page's search event: (corpus, query, *settings) -> updates keyed by component: the Search tab's
+    `panels`, and whatever other tabs registered with `AppContext.fill_from_search` (`fills()`, read at each
+    search so tabs built after Search count)."""
 
     @named_settings()
     @user_errors
     def on_search(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
         """One query: the fused list before reranking and the cross-encoder's list after it, side by side (HTML),
-        with a summary, notes, the rank journey and per-stage latency (plotly) and the Chunks tab's document picker."""
+        with a summary, notes, the rank journey and per-stage latency (plotly), and what other tabs show of it."""
         view = search_view(state, corpus_key, query, settings_from(rest), progress)
-        return (
-            view.summary,
-            view.notes,
-            view.lists,
-            view.journey,
-            view.latency,
-            gr.update(choices=view.doc_choices, value=view.doc_value),
-        )
+        return {**panels.updates(view), **{f.component: f.fill(view) for f in fills()}}
 
     return on_search
 
@@ -350,21 +333,17 @@ def opening_notice(state: AppState, corpus_key: str) -> str:
     return placeholder_html("Searching for the query above…")
 
 
-def opening_handler(state: AppState, search: Handler, outputs: list[Any], lists: Any) -> Handler:
+def opening_handler(state: AppState, search: Handler, lists: Any) -> Handler:
     """What the page runs when it opens (same inputs and outputs as `search`): the query in the box, the seed
-    query or a deep link's, so the page opens on an answer. The results area first says what is being
-    prepared; without a corpus or a query it asks for one."""
+    query or a deep link's, so the page opens on an answer. The results area (`lists`) first says what is
+    being prepared; without a corpus or a query it asks for one. Updates are keyed by component."""
 
     @named_settings()
     def on_open(corpus_key, query, *rest, progress=gr.Progress()):  # noqa: B008 - Gradio's progress injection
-        updates = [gr.skip() for _ in outputs]
-        at = outputs.index(lists)
         if not corpus_key or not (query or "").strip():
-            updates[at] = placeholder_html(TYPE_A_QUERY)
-            yield tuple(updates)
+            yield {lists: placeholder_html(TYPE_A_QUERY)}
             return
-        updates[at] = opening_notice(state, corpus_key)
-        yield tuple(updates)
+        yield {lists: opening_notice(state, corpus_key)}
         yield search(corpus_key, query, *rest, progress=progress)
 
     return on_open
@@ -381,39 +360,49 @@ HELP = (
 )
 
 
-def grade_handler(state: AppState) -> Handler:
-    """A grade ({view, doc, grade}) or a removal ({view, doc, remove: true}) from the lists' script -> summary,
-    lists, and the refreshed downloads. Both go through this one event, so they are applied in the order made."""
+def grade_handler(state: AppState, panels: SearchPanels, downloads: JudgmentDownloads) -> Handler:
+    """A grade ({view, doc, grade}) or a removal ({view, doc, remove: true}) from the lists' script -> updates of
+    the summary, the lists and the downloads. Both go through this one event, so they are applied in the order made."""
 
     @user_errors
-    def on_grade(evt: gr.EventData):
+    def on_grade(judge: str | None, evt: gr.EventData):
         data = getattr(evt, "_data", None) or {}
         try:
             view, doc = str(data["view"]), str(data["doc"])
             grade = None if data.get("remove") else int(data["grade"])
         except (KeyError, TypeError, ValueError):
             raise ConfigError(f"A grade needs a listed document and one of {', '.join(map(str, GRADES))}.") from None
+        judge = getattr(state, "login", None) or judge_name(judge)
         if grade is None:
-            summary, lists, message = remove_grade_view(state, view, doc)
+            summary, lists, message = remove_grade_view(state, view, doc, judge)
             gr.Info(render.esc(message))
         else:
-            summary, lists = grade_view(state, view, doc, grade)
-        shown = SHOWN.get(view)
-        return summary, lists, *download_updates(state, shown.corpus_key if shown else "")
+            summary, lists = grade_view(state, view, doc, grade, judge)
+        shown = state.shown.get(view)
+        return {panels.summary: summary, panels.lists: lists,
+                **download_updates(state, shown.corpus_key if shown else "", downloads)}
 
     return on_grade
 
 
-def download_updates(state: AppState, corpus_key: str) -> tuple[Any, Any]:
+@dataclass(frozen=True)
+class JudgmentDownloads:
+    """The two download buttons: the overlay's qrels and its new queries."""
+
+    qrels: Any
+    queries: Any
+
+
+def download_updates(state: AppState, corpus_key: str, downloads: JudgmentDownloads) -> dict[Any, Any]:
     """Updates for the two download buttons: the overlay's qrels (with its count) and, when any, its new queries."""
     try:
         qrels, queries, count = judgment_files(state, corpus_key)
     except RerankLensError:
-        return gr.skip(), gr.skip()
-    return (
-        gr.update(value=qrels, label=f"Download judgments ({count}, qrels.tsv)"),
-        gr.update(value=queries, visible=queries is not None),
-    )
+        return {}
+    return {
+        downloads.qrels: gr.update(value=qrels, label=f"Download judgments ({count}, qrels.tsv)"),
+        downloads.queries: gr.update(value=queries, visible=queries is not None),
+    }
 
 
 def build_search_tab(ctx: AppContext) -> None:
@@ -444,23 +433,27 @@ def build_search_tab(ctx: AppContext) -> None:
             latency = gr.Plot(figures.empty_figure("Per-stage latency appears after a search."), show_label=False,
                               label="Latency", elem_id="rl-latency", scale=2)
     # The page wires its search triggers (button, Enter, examples, links) to this handler once every tab is built.
-    ctx.search = search_handler(ctx.state)
-    ctx.search_outputs = [summary, notes, lists, journey, latency]
-    ctx.opening = opening_handler(ctx.state, ctx.search, ctx.search_outputs, lists)
+    panels = SearchPanels(summary, notes, lists, journey, latency)
+    ctx.search = search_handler(ctx.state, panels, lambda: ctx.search_fills)
+    ctx.search_outputs[:0] = [summary, notes, lists, journey, latency]
+    ctx.opening = opening_handler(ctx.state, ctx.search, lists)
 
     # Judging: grades arrive one by one, in order (one at a time for every page, so the last grade wins),
     # and never wait behind a search.
     state = ctx.state
-    downloads = [download, queries_download]
-    lists.submit(grade_handler(state), None, [summary, lists, *downloads], api_visibility=PRIVATE, trigger_mode="multiple",
-                 concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
-    ctx.after_search.append(FollowUp(lambda key: download_updates(state, key), [ctx.corpus], downloads))
+    downloads = JudgmentDownloads(download, queries_download)
+    buttons = [download, queries_download]
+    judge = [ctx.judge_name] if ctx.judge_name is not None else []
+    lists.submit(grade_handler(state, panels, downloads), judge or None, [summary, lists, *buttons], api_visibility=PRIVATE,
+                 trigger_mode="multiple", concurrency_limit=1, concurrency_id="judge", show_progress="hidden")
+    ctx.after_search.append(FollowUp(lambda key: download_updates(state, key, downloads), [ctx.corpus], buttons))
 
     @user_errors
-    def on_upload(paths, corpus_key):
-        gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []]))
-        return download_updates(state, corpus_key)
+    def on_upload(paths, corpus_key, name=None):
+        judge = getattr(state, "login", None) or judge_name(name) if ctx.judge_name is not None else None
+        gr.Info(merge_judgment_files(state, corpus_key, [str(getattr(p, "name", p)) for p in paths or []], judge))
+        return download_updates(state, corpus_key, downloads)
 
-    merged = upload.upload(on_upload, [upload, ctx.corpus], downloads, api_visibility=PRIVATE)
+    merged = upload.upload(on_upload, [upload, ctx.corpus, *judge], buttons, api_visibility=PRIVATE)
     # Then the query on the page runs again, so its lists show the merged grades.
     ctx.link_to_search(merged.success, lambda corpus_key, query: (corpus_key, query), [ctx.corpus, ctx.query])

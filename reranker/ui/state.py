@@ -1,82 +1,82 @@
-"""Process-wide registry of corpora and pipelines shared by every browser session.
+"""The app's state, split into stores with one job each, and the `Visitor` through which a page sees them.
 
-Corpora come from three places: the project's bundled corpora (`corpora/<name>/corpus.jsonl`),
-BEIR folders under data directories (e.g. `../shared/datasets/scifact`), and uploads. A corpus
-is loaded and indexed once per process; concurrent users of the same corpus share one
-`Pipeline`, and switching back to a corpus is instant. `dataset(key)` is the corpus with the
-judgments people made in the app merged over its shipped qrels (`reranker.judgments`), read
-again whenever someone grades.
+- `SharedCorpora` (`reranker.ui.corpora`): bundled and data-directory corpora, read-only, one dataset and
+  one pipeline per corpus per process, shared by every visitor; `WarmUps` says which one the server is
+  preparing.
+- `WorkspaceStore` and `ShareStore` (`reranker.ui.workspaces`): one workspace per visitor (an opaque id the
+  browser keeps, or the login), idle ones expiring; share links the owner can revoke.
+- `Workspace`: one workspace in memory: its uploads (`reranker.ui.uploads.UploadShelf`, within its quota)
+  and its TREC runs (`reranker.ui.run_store.RunStore`), both kept in its folder.
+- Judgments go through `reranker.ui.judging` (one place that records a grade with its judge's name).
+- What the page keeps between requests (the results shown, evaluation reports, stop flags, files to
+  download) is owned here too, bounded, and the temporary files live in one folder (`Scratch`) removed
+  with the app.
 
-An uploaded file of documents is read in memory. An uploaded BEIR zip (corpus, queries, qrels) is
-extracted safely (`reranker.archives`) into a folder of its own under the upload folder
-(`default_upload_dir`), so its splits can be evaluated, and it is found there again after a restart;
-at most `MAX_UPLOADS` uploads are kept, the oldest (and its folder) forgotten first. A TREC run uploaded
-for a corpus (`load_run`) becomes the "before" list of the corpus queries it ranks, for every session; a copy
-is kept under the upload folder (`reranker.ui.kept_runs`) and, checked against the corpus again, restored the first
-time the corpus's run is asked for after a restart.
+`AppState` holds the stores; `AppState.visitor_for(request)` is the `Visitor` of one request: the shared
+corpora, that visitor's own uploads and runs, and the share links they opened, and nothing else.
+`AppState` is itself the visitor of a local workspace (the upload folder itself), for scripts, the
+command line and tests that use it without a server.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import os
-import re
+import secrets
 import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Generic, TypeVar
 
-from reranker.archives import BeirLayout, extract_beir_zip, is_beir_zip
-from reranker.corpus import Corpus, Dataset, load_beir, load_dataset, load_documents
-from reranker.distribution import bundled
-from reranker.errors import DataError
-from reranker.judgments import (
-    GRADES,
-    JudgmentStore,
-    RemovalReport,
-    judgments_root,
-    normalise_query,
-    overlay_name,
-    query_judgments,
-    remove_judgments,
-    with_overlay,
-)
+from reranker.cache import BoundedLRU
+from reranker.corpus import Dataset
+from reranker.errors import ConfigError, DataError
+from reranker.evaluation.analysis import ReportCache
+from reranker.judgments import GRADES, JudgmentStore, RemovalReport, judgments_root, query_judgments
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
-from reranker.runs import TrecRun, check_run, read_run
-from reranker.ui.kept_runs import has_kept_run, keep_run, kept_run_folder, read_kept_run, set_aside, set_aside_folder
+from reranker.ui import judging
+from reranker.ui.corpora import (
+    BUNDLED_DIR,
+    DEFAULT_CORPUS,
+    REPO_ROOT,
+    CorpusEntry,
+    CorpusSource,
+    ProgressFn,
+    SharedCorpora,
+    WarmUps,
+    default_data_dirs,
+    discover,
+    progress_listener,
+)
+from reranker.ui.run_store import BeforeList, LoadedRun, RunCorpus, RunStore
+from reranker.ui.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, AddedUpload, UploadShelf
+from reranker.ui.workspaces import Share, ShareMode, ShareStore, WorkspacePolicy, WorkspaceStore
+
+__all__ = [
+    "BUNDLED_DIR", "DEFAULT_CORPUS", "MAX_UPLOAD_BYTES", "REPO_ROOT", "UPLOAD_SUFFIXES", "AddedUpload", "AppState",
+    "BeforeList", "CorpusSource", "LoadedRun", "Visitor", "default_data_dirs", "discover", "progress_listener",
+]
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_DIR = bundled("corpora")
-DEFAULT_CORPUS = "knowledge"
 SEED_QUERY = "What is transformer attention mechanism?"
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-UPLOAD_SUFFIXES = (".jsonl", ".csv", ".txt", ".md", ".zip")
 MAX_EXAMPLES = 8
-MAX_UPLOADS = 10  # uploaded corpora kept per process; the oldest is forgotten first
-_UPLOAD_FOLDER = re.compile(r"^(?P<stem>.+)-(?P<digest>[0-9a-f]{12})$")  # <name>-<content hash>
+LOCAL = "local"  # the workspace of AppState used directly; no visitor's id can take this shape
+SHARE_PREFIX = "share:"
+MAX_OPEN_WORKSPACES = 64  # workspaces held in memory (their uploads' indexes); others are read again from disk
+MAX_SESSIONS = 10_000  # browser sessions whose workspace is remembered in memory (the browser keeps it too)
+MAX_OPENED_SHARES = 16  # share links one session keeps in its picker
 
-SourceKind = Literal["bundled", "data", "upload"]
-ProgressFn = Callable[[int, int], None]
-
-
-def default_data_dirs() -> list[Path]:
-    """Folders scanned for BEIR datasets: $RERANK_LENS_DATA (os.pathsep-separated), else ../shared/datasets."""
-    env = os.environ.get("RERANK_LENS_DATA")
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
-    return [REPO_ROOT.parent / "shared" / "datasets"]
+T = TypeVar("T")
 
 
 def default_upload_dir() -> Path:
-    """Where uploaded BEIR zips are extracted, one folder each: $RERANK_LENS_UPLOADS, else the app's data
-    folder, $XDG_DATA_HOME (or ~/.local/share) /rerank-lens/uploads."""
+    """Where uploads and workspaces are kept: $RERANK_LENS_UPLOADS, else the app's data folder,
+    $XDG_DATA_HOME (or ~/.local/share) /rerank-lens/uploads."""
     env = os.environ.get("RERANK_LENS_UPLOADS")
     if env:
         return Path(env).expanduser()
@@ -84,121 +84,294 @@ def default_upload_dir() -> Path:
     return Path(data_home) / "rerank-lens" / "uploads"
 
 
-@dataclass(frozen=True)
-class CorpusSource:
-    """Where a corpus can be loaded from, and how the picker names it."""
+class Scratch:
+    """The app's temporary files (download copies, evaluation files, snapshots) under one folder: at most
+    `max_folders` kept (the oldest removed first), and the whole folder removed with the app."""
 
-    key: str
-    label: str
-    path: str
-    kind: SourceKind
+    def __init__(self, max_folders: int = 64) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="rerank-lens-app-"))
+        self._folders: BoundedLRU[str, Path] = BoundedLRU(max_folders, on_evict=lambda _, f: shutil.rmtree(f, True))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.root), True)
+
+    def folder(self, name: str) -> Path:
+        """A folder of the scratch area by name (made once; content-named copies go in one)."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"not a scratch folder name: {name!r}")
+        folder = self.root / name
+        self._folders.get_or_put(name, lambda: folder).mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def new_folder(self, prefix: str) -> Path:
+        """A fresh folder for one evaluation's or snapshot's files."""
+        return self.folder(f"{prefix}-{secrets.token_hex(6)}")
+
+    def close(self) -> None:
+        self._cleanup()
+
+
+class ShownResults(Generic[T]):
+    """What pages show, by an unguessable view token, so a grade redraws it without searching again; the
+    oldest are forgotten first (a page then asks to search again)."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._data: BoundedLRU[str, T] = BoundedLRU(max_entries)
+
+    def add(self, shown: T) -> str:
+        token = secrets.token_urlsafe(12)
+        self._data.put(token, shown)
+        return token
+
+    def get(self, token: str) -> T | None:
+        return self._data.get(token)
+
+
+class Workspace:
+    """One workspace in memory: its uploads (within the quota) and runs, kept in `folder`. Its uploads'
+    judgments live in `judgments_dir` (None: the app's judgments folder, for the local workspace)."""
+
+    def __init__(self, workspace_id: str, folder: Path, policy: WorkspacePolicy, judgments_dir: Path | None) -> None:
+        self.id = workspace_id
+        self.folder = folder
+        self.judgments_dir = judgments_dir
+        self.runs = RunStore(folder)
+        self.uploads = UploadShelf(folder, policy, on_forget=self.runs.forget)
 
 
 @dataclass
-class _Entry:
-    source: CorpusSource
-    lock: threading.Lock = field(default_factory=threading.Lock)  # guards loading the dataset
-    build_lock: threading.Lock = field(default_factory=threading.Lock)  # guards building the pipeline (slow)
-    dataset: Dataset | None = None  # as shipped (or uploaded)
-    pipeline: Pipeline | None = None
-    judged: tuple[tuple, Dataset, int] | None = None  # (overlay stamp, dataset with the overlay, judgments used)
-    run: LoadedRun | None = None  # an uploaded TREC run: the "before" list of the queries it ranks
-    run_lock: threading.Lock = field(default_factory=threading.Lock)  # guards `run`, its kept copy, `run_restored`
-    run_restored: bool = False  # whether a run kept by an earlier process was looked for (done once, lazily)
+class Session:
+    """A browser session (a page load, or an API client) on this server: its workspace and the share links it opened."""
+
+    workspace: str
+    shares: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class LoadedRun:
-    """A TREC run uploaded for a corpus, checked against it: every query in its queries, every document in it."""
+class Opened:
+    """A corpus key as one visitor may use it: the corpus, where its runs and judgments are, and what they may change."""
 
-    name: str  # the file name as uploaded
-    run: TrecRun
-    digest: str
-
-    @property
-    def label(self) -> str:
-        return f"uploaded run {self.name}"
-
-
-@dataclass(frozen=True)
-class BeforeList:
-    """The list a query's reranking starts from: the uploaded run's list when the corpus has a run that ranks
-    the query (`qid`), else BM25 + dense fusion. Search, Compare, the HTML snapshot and Evaluate's comparison
-    on the current query all take it from `AppState.before_list`, so they agree and say the same."""
-
-    loaded: LoadedRun | None = None  # the run uploaded for the corpus, if any
-    qid: str | None = None  # the run's query id for this query, when the run ranks it
+    key: str  # as the visitor names it (`share:<token>` for a shared link)
+    base_key: str  # as the owner's workspace names it
+    entry: CorpusEntry
+    source: CorpusSource  # as the visitor's picker shows it
+    runs: RunStore
+    judgments_dir: Path
+    share: Share | None = None
 
     @property
-    def run(self) -> TrecRun | None:
-        """The run whose list is the before list; None when it is fusion."""
-        return self.loaded.run if self.loaded is not None and self.qid is not None else None
+    def can_judge(self) -> bool:
+        return self.share is None or self.share.can_judge
 
     @property
-    def heading(self) -> str | None:
-        """The before column's heading when it is not fusion's."""
-        return f"Before: {self.loaded.label}" if self.loaded is not None and self.qid is not None else None
+    def can_change_run(self) -> bool:
+        return self.share is None
+
+
+class Visitor:
+    """What one visitor sees and may do: the shared corpora, their workspace's uploads and runs, and the share
+    links they opened. `login` is the logged-in user's name, when the server asks for a login."""
+
+    def __init__(self, app: AppState, workspace: Workspace, *, opened_shares: Iterable[str] = (),
+                 login: str | None = None) -> None:
+        self.app = app
+        self.workspace = workspace
+        self.opened_shares = tuple(opened_shares)
+        self.login = login
+        # What the page keeps between requests, owned by the app.
+        self.config: PipelineConfig = app.config
+        self.cache_dir: str | None = app.cache_dir
+        self.shown: ShownResults[Any] = app.shown
+        self.reports: ReportCache = app.reports
+        self.scratch: Scratch = app.scratch
+        self.stop_flags: BoundedLRU[str, threading.Event] = app.stop_flags
+
+    # ------------------------------------------------------------ corpora
+
+    def refresh(self) -> list[CorpusSource]:
+        """Re-scan the bundled, data and workspace folders (corpora written after start appear)."""
+        self.app.corpora.refresh()
+        self.workspace.uploads.refresh()
+        return self.sources()
+
+    def sources(self) -> list[CorpusSource]:
+        """The shared corpora, this workspace's uploads, then the share links this visitor opened."""
+        shared = []
+        for token in self.opened_shares:
+            try:
+                shared.append(self.open(SHARE_PREFIX + token).source)
+            except DataError:
+                continue  # revoked or expired: gone from the picker
+        return [*self.app.corpora.sources(), *self.workspace.uploads.sources(), *shared]
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, key) pairs for a dropdown."""
+        return [(s.label, s.key) for s in self.sources()]
 
     @property
-    def note(self) -> str | None:
-        """What the before list is, when a run is uploaded for the corpus (without one, fusion goes unsaid)."""
-        if self.loaded is None:
+    def default_key(self) -> str | None:
+        return self.app.corpora.default_key
+
+    def open(self, key: str) -> Opened:
+        """The corpus `key` as this visitor may use it; DataError when it is none of theirs."""
+        key = key or ""
+        if key.startswith(SHARE_PREFIX):
+            share = self.app.shares.get(key[len(SHARE_PREFIX):])
+            if share is None:
+                raise DataError("this share link is unknown or was revoked; ask its owner for a new one")
+            owner = self.app.open_workspace(share.workspace)
+            try:
+                base = self.app.open_in(owner, share.corpus_key, key)
+            except DataError:
+                raise DataError("the corpus of this share link is gone (its owner's upload was forgotten)") from None
+            mode = "with judging" if share.can_judge else "read-only"
+            source = CorpusSource(key, f"{base.source.label} — shared by link, {mode}", base.source.path, base.source.kind)
+            return Opened(key, base.base_key, base.entry, source, base.runs, base.judgments_dir, share)
+        return self.app.open_in(self.workspace, key, key)
+
+    def source(self, key: str) -> CorpusSource:
+        return self.open(key).source
+
+    def shipped_dataset(self, key: str) -> Dataset:
+        """The corpus as shipped (or uploaded): its own qrels only."""
+        return self.open(key).entry.load()
+
+    def dataset(self, key: str) -> Dataset:
+        """The corpus with the judgments made here merged over its qrels (see `judgments.with_overlay`)."""
+        return self._judged(key)[0]
+
+    def overlay_used(self, key: str) -> int:
+        """How many judgments made here `dataset(key)` merged in."""
+        return self._judged(key)[1]
+
+    def _judged(self, key: str) -> tuple[Dataset, int]:
+        opened = self.open(key)
+        return judging.judged_dataset(opened.entry, judging.store_for(opened.judgments_dir, opened.base_key))
+
+    def judgments(self, key: str) -> JudgmentStore:
+        """The corpus's judgments made in the app (or uploaded)."""
+        opened = self.open(key)
+        return judging.store_for(opened.judgments_dir, opened.base_key)
+
+    def can_judge(self, key: str) -> bool:
+        """Whether this visitor may grade in the corpus (not in a read-only shared view)."""
+        return self.open(key).can_judge
+
+    def writable_judgments(self, key: str) -> JudgmentStore:
+        """The corpus's judgments, to change: refused in a read-only shared view."""
+        opened = self.open(key)
+        if not opened.can_judge:
+            raise ConfigError("This shared view is read-only: its owner did not allow judging.")
+        return judging.store_for(opened.judgments_dir, opened.base_key)
+
+    def judge(self, key: str, query: str, doc_id: str, grade: int, judge: str | None = None) -> str:
+        """Save one grade (0-3) for a document and a query text, in the judge's name (the login, when there is
+        one); returns the query id. A query the corpus does not ship gets a stable id from its text, and its
+        text is saved with the judgments."""
+        if grade not in GRADES:
+            raise DataError(f"grade {grade!r} is not one of {', '.join(map(str, GRADES))}")
+        store = self.writable_judgments(key)
+        shipped = self.shipped_dataset(key)
+        if doc_id not in shipped.corpus:
+            raise DataError(f"document {doc_id!r} is not in {self.source(key).label}; search again and grade a listed one")
+        qid = self._judged_query(key, query)
+        new_text = {} if qid in shipped.queries else {qid: " ".join(query.split())}
+        judging.record_grade(store, qid, doc_id, grade, judge=self.login or judge, queries_if_missing=new_text)
+        return qid
+
+    def unjudge(self, key: str, query: str, doc_id: str, judge: str | None = None) -> RemovalReport:
+        """Remove the grade made here for a document and a query text. A grade the corpus ships cannot be
+        removed: it applies again, and the report says so (see `judgments.remove_judgments`)."""
+        store = self.writable_judgments(key)
+        qid = self._judged_query(key, query)
+        return judging.remove_grade(store, self.shipped_dataset(key), qid, [doc_id], judge=self.login or judge)
+
+    def _judged_query(self, key: str, query: str) -> str:
+        """The query id grades of this text go under: a shipped query's, one judged here before, or a new one."""
+        text = " ".join(query.split())
+        if not text:
+            raise DataError("the query is empty: search first, then grade the listed documents")
+        return query_judgments(self.dataset(key), text)[0]
+
+    # ------------------------------------------------------------ pipelines and warm-up
+
+    def is_ready(self, key: str) -> bool:
+        return self.open(key).entry.pipeline is not None
+
+    def is_warming(self, key: str) -> bool:
+        """Whether the server's warm-up of this corpus is still running."""
+        return self.app.warmups.running(self.open(key).base_key)
+
+    def wait_warm(self, key: str, timeout: float | None = None) -> bool:
+        """Wait for a running warm-up of `key` to end; True when none is running (any more)."""
+        return self.app.warmups.wait(self.open(key).base_key, timeout)
+
+    def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
+        """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
+        return self.open(key).entry.build(self.config, self.cache_dir, progress)
+
+    # ------------------------------------------------------------ uploads and runs
+
+    def upload(self, path: str | Path, display_name: str | None = None) -> AddedUpload:
+        """Keep an uploaded file in this workspace and register it (see `UploadShelf.add`), and say which of
+        the workspace's older uploads its quota forgot; raises DataError (file and line) and keeps nothing."""
+        return self.workspace.uploads.add(path, display_name)
+
+    def add_upload(self, path: str | Path, display_name: str | None = None) -> CorpusSource:
+        return self.upload(path, display_name).source
+
+    def _run_corpus(self, opened: Opened) -> RunCorpus:
+        return RunCorpus(opened.base_key, opened.source.label, lambda: self.dataset(opened.key))
+
+    def load_run(self, key: str, path: str | Path, display_name: str | None = None) -> LoadedRun:
+        """Check an uploaded TREC run against the corpus and make it the corpus's "before" list, in this
+        workspace only, for the queries it ranks (see `RunStore.load`)."""
+        opened = self.open(key)
+        if not opened.can_change_run:
+            raise ConfigError("A shared view cannot change the run: its owner's run is the before list.")
+        return opened.runs.load(self._run_corpus(opened), path, display_name)
+
+    def run_for(self, key: str) -> LoadedRun | None:
+        """The run uploaded for the corpus in this workspace (or, for a share link, its owner's), if any."""
+        try:
+            opened = self.open(key)
+        except DataError:
             return None
-        if self.qid is not None:
-            return f"before: {self.loaded.label} (its list for this query), reranked by the cross-encoder."
-        return (
-            f"before: BM25 + dense fused — the {self.loaded.label} has no list for this query "
-            "(pick one of the corpus queries it ranks)."
-        )
+        return opened.runs.run_for(self._run_corpus(opened))
+
+    def drop_run(self, key: str) -> None:
+        """Go back to BM25 + dense fusion as the corpus's before list, deleting the run's kept copy."""
+        opened = self.open(key)
+        if not opened.can_change_run:
+            raise ConfigError("A shared view cannot change the run: its owner's run is the before list.")
+        opened.runs.drop(opened.base_key)
+
+    def before_list(self, key: str, query: str) -> BeforeList:
+        """Where the query's reranking starts: the corpus's run, when one is loaded and ranks a corpus query
+        with this text (ignoring case, spacing and a final "?"), else fusion."""
+        opened = self.open(key)
+        return opened.runs.before_list(self._run_corpus(opened), query)
+
+    # ------------------------------------------------------------ sharing
+
+    def share(self, key: str, query: str, mode: ShareMode) -> Share:
+        """A share link to this workspace's corpus `key` (its run included) and `query`: read-only or with judging."""
+        if self.workspace.id == LOCAL:
+            raise ConfigError("Sharing needs a workspace: open the app in a browser.")
+        opened = self.open(key)
+        if opened.share is not None:
+            raise ConfigError("This corpus is shared with you by link; only its owner can share it.")
+        self.workspace.folder.mkdir(parents=True, exist_ok=True)  # a workspace that shares is kept (and can expire)
+        return self.app.shares.create(self.workspace.id, opened.base_key, query, mode, opened.source.label)
+
+    def shares(self) -> list[Share]:
+        return self.app.shares.of(self.workspace.id) if self.workspace.id != LOCAL else []
+
+    def revoke(self, token: str) -> bool:
+        """Revoke one of this workspace's share links; False when it is not one of them."""
+        return self.workspace.id != LOCAL and self.app.shares.revoke(self.workspace.id, token)
 
 
-_progress_local = threading.local()
-
-
-def _forward_progress(done: int, total: int) -> None:
-    """Pipelines report encoding progress here; it goes to whichever request is building in this thread."""
-    listener = getattr(_progress_local, "listener", None)
-    if listener is not None:
-        listener(done, total)
-
-
-def _has_beir(folder: Path) -> bool:
-    return (folder / "corpus.jsonl").is_file()
-
-
-def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]:
-    """Bundled corpora first (the default one at the top), then BEIR folders under the data dirs."""
-    found: list[CorpusSource] = []
-    if bundled_dir.is_dir():
-        names = sorted(p.name for p in bundled_dir.iterdir() if p.is_dir() and _has_beir(p))
-        names.sort(key=lambda n: n != DEFAULT_CORPUS)
-        found += [CorpusSource(f"bundled:{n}", f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
-    for root in data_dirs:
-        if not root.is_dir():
-            continue
-        candidates = [root] if _has_beir(root) else sorted(p for p in root.iterdir() if p.is_dir() and _has_beir(p))
-        for folder in candidates:
-            key = f"data:{folder.resolve()}"
-            if all(s.key != key for s in found):
-                found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
-    return found
-
-
-def discover_uploads(upload_dir: Path) -> list[CorpusSource]:
-    """BEIR folders extracted from earlier uploads (`<name>-<hash>/`), oldest first."""
-    if not upload_dir.is_dir():
-        return []
-    found = []
-    folders = [p for p in upload_dir.iterdir() if not p.is_symlink() and p.is_dir() and _has_beir(p)]
-    for folder in sorted(folders, key=lambda p: (p.stat().st_mtime, p.name)):
-        match = _UPLOAD_FOLDER.match(folder.name)
-        if match:
-            found.append(CorpusSource(f"upload:{match['digest']}", f"{match['stem']} (upload, BEIR)", str(folder), "upload"))
-    return found
-
-
-class AppState:
-    """Corpora, their datasets and pipelines; safe to share between threads."""
+class AppState(Visitor):
+    """The stores of one server (see the module's docstring), and the visitor of its local workspace."""
 
     def __init__(
         self,
@@ -210,362 +383,140 @@ class AppState:
         start_corpus: str | None = None,
         judgments_dir: Path | str | None = None,
         upload_dir: Path | str | None = None,
+        policy: WorkspacePolicy | None = None,
     ) -> None:
         self.config = config or PipelineConfig()
         self.judgments_dir = Path(judgments_dir) if judgments_dir is not None else judgments_root()
-        self.bundled_dir = Path(bundled_dir)
-        self.data_dirs = [Path(d) for d in (default_data_dirs() if data_dirs is None else data_dirs)]
         self.upload_dir = Path(upload_dir) if upload_dir is not None else default_upload_dir()
         self.cache_dir = cache_dir
-        self.start_corpus = start_corpus if start_corpus is not None else os.environ.get("RERANK_LENS_CORPUS")
-        self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
-        self._warming: dict[str, threading.Event] = {}  # corpus key -> set when its warm-up ends
-        self._warned_start_corpus = False
-        self.refresh()
-
-    def refresh(self) -> list[CorpusSource]:
-        """Re-scan the bundled, data and upload folders (corpora written after start appear)."""
-        sources = discover(self.bundled_dir, self.data_dirs)
-        uploads = discover_uploads(self.upload_dir)
-        with self._lock:
-            for source in sources:
-                self._entries.setdefault(source.key, _Entry(source))
-            for source in uploads:
-                self._entries.setdefault(source.key, _Entry(source))
-            forgotten = self._forget_old_uploads()
-        self._delete_folders(forgotten)
-        return self.sources()
-
-    def sources(self) -> list[CorpusSource]:
-        with self._lock:
-            return [entry.source for entry in self._entries.values()]
-
-    def choices(self) -> list[tuple[str, str]]:
-        """(label, key) pairs for a dropdown."""
-        return [(s.label, s.key) for s in self.sources()]
+        start = start_corpus if start_corpus is not None else os.environ.get("RERANK_LENS_CORPUS")
+        dirs = default_data_dirs() if data_dirs is None else [Path(d) for d in data_dirs]
+        self.corpora = SharedCorpora(Path(bundled_dir), dirs, start)
+        self.policy = policy or WorkspacePolicy.from_env()
+        self.workspaces = WorkspaceStore(self.upload_dir, self.policy)
+        self.shares = ShareStore(self.upload_dir)
+        self.warmups = WarmUps()
+        self.shown: ShownResults[Any] = ShownResults()
+        self.reports = ReportCache()
+        self.stop_flags: BoundedLRU[str, threading.Event] = BoundedLRU(1024)
+        self.scratch = Scratch()
+        self._open: BoundedLRU[str, Workspace] = BoundedLRU(MAX_OPEN_WORKSPACES)
+        self._sessions: BoundedLRU[str, Session] = BoundedLRU(MAX_SESSIONS)
+        super().__init__(self, Workspace(LOCAL, self.upload_dir, self.policy, None))
 
     @property
-    def default_key(self) -> str | None:
-        """The start-up corpus: `start_corpus` (a key, or a corpus folder's name) if it names one, else the first."""
-        sources = self.sources()
-        wanted = (self.start_corpus or "").strip()
-        if wanted:
-            for source in sources:
-                if wanted in (source.key, Path(source.path).name):
-                    return source.key
-            if not self._warned_start_corpus:
-                names = ", ".join(Path(s.path).name for s in sources)
-                logger.warning("start corpus %r not found (available: %s); starting on the default", wanted, names)
-                self._warned_start_corpus = True
-        return sources[0].key if sources else None
+    def bundled_dir(self) -> Path:
+        return self.corpora.bundled_dir
 
-    def source(self, key: str) -> CorpusSource:
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is None:
-            raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
-        return entry.source
-
-    def _entry(self, key: str) -> _Entry:
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is None:
-            raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
-        return entry
-
-    def shipped_dataset(self, key: str) -> Dataset:
-        """The corpus as shipped (or uploaded): its own qrels only."""
-        entry = self._entry(key)
-        with entry.lock:
-            if entry.dataset is None:
-                entry.dataset = _load(entry.source)
-            return entry.dataset
-
-    def dataset(self, key: str) -> Dataset:
-        """The corpus with the overlay of judgments made here merged over its qrels (see `judgments.with_overlay`)."""
-        return self._judged(key)[0]
-
-    def overlay_used(self, key: str) -> int:
-        """How many overlay judgments `dataset(key)` merged in."""
-        return self._judged(key)[1]
-
-    def judgments(self, key: str) -> JudgmentStore:
-        """The corpus's overlay of judgments made in the app (or uploaded)."""
-        return JudgmentStore(self.judgments_dir / overlay_name(self._entry(key).source.key))
-
-    def _judged(self, key: str) -> tuple[Dataset, int]:
-        shipped = self.shipped_dataset(key)
-        entry = self._entry(key)
-        store = self.judgments(key)
-        stamp = store.stamp()
-        cached = entry.judged
-        if cached is not None and cached[0] == stamp:
-            return cached[1], cached[2]
-        dataset, used = with_overlay(shipped, store.load())
-        entry.judged = (stamp, dataset, used)
-        return dataset, used
-
-    def judge(self, key: str, query: str, doc_id: str, grade: int) -> str:
-        """Save one grade (0-3) for a document and a query text in the corpus's overlay; returns the query id.
-
-        A query the corpus does not ship gets a stable id from its text, and its text goes into the overlay.
-        """
-        if grade not in GRADES:
-            raise DataError(f"grade {grade!r} is not one of {', '.join(map(str, GRADES))}")
-        shipped = self.shipped_dataset(key)
-        if doc_id not in shipped.corpus:
-            raise DataError(f"document {doc_id!r} is not in {self.source(key).label}; search again and grade a listed one")
-        qid = self._judged_query(key, query)
-        new_text = {} if qid in shipped.queries else {qid: " ".join(query.split())}
-        self.judgments(key).record([(qid, doc_id, grade)], queries_if_missing=new_text)
-        return qid
-
-    def unjudge(self, key: str, query: str, doc_id: str) -> RemovalReport:
-        """Remove the grade made here for a document and a query text from the corpus's overlay. A grade the
-        corpus ships cannot be removed: it applies again, and the report says so (see `judgments.remove_judgments`)."""
-        qid = self._judged_query(key, query)
-        return remove_judgments(self.judgments(key), self.shipped_dataset(key), qid, [doc_id])
-
-    def _judged_query(self, key: str, query: str) -> str:
-        """The query id grades of this text go under: a shipped query's, one judged here before, or a new one."""
-        text = " ".join(query.split())
-        if not text:
-            raise DataError("the query is empty: search first, then grade the listed documents")
-        return query_judgments(self.dataset(key), text)[0]
-
-    def is_ready(self, key: str) -> bool:
-        entry = self._entry(key)
-        return entry.pipeline is not None
+    @property
+    def data_dirs(self) -> list[Path]:
+        return self.corpora.data_dirs
 
     def mark_warming(self, key: str) -> threading.Event:
         """Mark a warm-up of `key` (indexing it, loading the default cross-encoder) as running until the
         returned event is set: meanwhile a request for `key` says the corpus and model are being prepared
         and waits for them instead of building them a second time."""
-        done = threading.Event()
-        with self._lock:
-            self._warming[key] = done
-        return done
+        return self.warmups.mark(key)
 
-    def is_warming(self, key: str) -> bool:
-        """Whether a warm-up of `key` is still running."""
-        with self._lock:
-            done = self._warming.get(key)
-        return done is not None and not done.is_set()
+    # ------------------------------------------------------------ workspaces
 
-    def wait_warm(self, key: str, timeout: float | None = None) -> bool:
-        """Wait for a running warm-up of `key` to end; True when none is running (any more)."""
-        with self._lock:
-            done = self._warming.get(key)
-        return done is None or done.wait(timeout)
+    def open_workspace(self, workspace_id: str) -> Workspace:
+        """The workspace `workspace_id` (a valid id; see `WorkspaceStore.folder`), read from disk when not in memory."""
+        folder = self.workspaces.folder(workspace_id)
+        return self._open.get_or_put(
+            workspace_id, lambda: Workspace(workspace_id, folder, self.policy, folder / "judgments")
+        )
 
-    def pipeline(self, key: str, progress: ProgressFn | None = None) -> Pipeline:
-        """The corpus's pipeline, building BM25 and the dense index on first use (once per process)."""
-        entry = self._entry(key)
-        dataset = self.shipped_dataset(key)  # the dataset stays readable (examples, judgments) while indexes build
-        with entry.build_lock:
-            if entry.pipeline is None:
-                with progress_listener(progress):
-                    entry.pipeline = Pipeline(dataset.corpus, self.config, progress=_forward_progress, cache_dir=self.cache_dir)
-            return entry.pipeline
-
-    def add_upload(self, path: str | Path, display_name: str | None = None) -> CorpusSource:
-        """Validate an uploaded file and register it; raises DataError (file and line) and registers nothing.
-
-        A .zip holding corpus.jsonl (with queries.jsonl and qrels/<split>.tsv) is a BEIR dataset: extracted
-        into its own folder under `upload_dir`, its judgments kept for the Evaluate tab. Any other file, or
-        zip of files, is read as plain documents."""
-        path = Path(path)
-        name = display_name or path.name
-        if path.suffix.lower() not in UPLOAD_SUFFIXES:
-            raise DataError(f"unsupported file type; upload one of {', '.join(UPLOAD_SUFFIXES)}", path=name)
-        digest = _digest(path, name)
-        stem = re.sub(r"[^\w.\- ]+", "_", Path(name).stem)[:60].strip() or "upload"
-        if path.suffix.lower() == ".zip" and is_beir_zip(path):
-            dataset = self._extract_beir(path, name, f"{stem}-{digest}")
-            splits = ", ".join(sorted(dataset.qrels))
-            label = f"{stem} (upload, {len(dataset.corpus)} docs" + (f", judged: {splits})" if splits else ")")
-            where = dataset.path
-        else:
-            try:
-                corpus = load_documents(path, name=stem)
-            except DataError as exc:
-                # Name the file as the user knows it, not by its temporary path.
-                raise DataError(str(exc).replace(str(path), name)) from None
-            dataset = Dataset(corpus=corpus, path=name)
-            label = f"{stem} (upload, {len(corpus)} docs)"
-            where = str(path)
-        source = CorpusSource(f"upload:{digest}", label, where, "upload")
-        with self._lock:
-            entry = self._entries.pop(source.key, None) or _Entry(source)
-            entry.source = source
-            self._entries[source.key] = entry  # the newest upload, last to be forgotten
-            forgotten = self._forget_old_uploads()
-        self._delete_folders(forgotten)
-        with entry.lock:
-            if entry.dataset is None:
-                entry.dataset = dataset
-        return entry.source
-
-    def _extract_beir(self, path: Path, name: str, folder_name: str) -> Dataset:
-        """Extract (or reuse) and load an uploaded BEIR zip; on any problem its new folder is removed."""
-        folder = self.upload_dir / folder_name
-        existed = (folder / "corpus.jsonl").is_file()
-        layout: BeirLayout | None = None
-        try:
-            layout = extract_beir_zip(path, folder, label=name)
-            dataset = load_beir(folder)
-        except DataError as exc:
-            if not existed:
-                shutil.rmtree(folder, ignore_errors=True)
-            raise DataError(_as_uploaded(str(exc), folder, name, layout)) from None
-        if existed:
-            os.utime(folder)  # uploaded again: the newest, last to be forgotten
-        problems = tuple(_as_uploaded(p, folder, name, layout) for p in dataset.problems)
-        corpus = Corpus(dataset.corpus.documents, Path(name).stem)
-        return dataclasses.replace(dataset, corpus=corpus, problems=problems)
-
-    def _forget_old_uploads(self) -> list[Path]:
-        """Forget the oldest uploads beyond MAX_UPLOADS (call with the lock held); their extracted folders and
-        the folders of the runs kept for them."""
-        uploads = [key for key, e in self._entries.items() if e.source.kind == "upload"]
-        folders = []
-        for key in uploads[: max(0, len(uploads) - MAX_UPLOADS)]:
-            logger.info("forgetting the oldest upload %s (at most %d are kept)", key, MAX_UPLOADS)
-            extracted = Path(self._entries.pop(key).source.path)
-            if extracted.parent.resolve() == self.upload_dir.resolve() and extracted.is_dir():
-                folders.append(extracted)
-            kept = kept_run_folder(self.upload_dir, key)
-            folders += [kept, set_aside_folder(kept)]
-        return folders
-
-    @staticmethod
-    def _delete_folders(folders: Iterable[Path]) -> None:
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    # ------------------------------------------------------------ uploaded runs
-
-    def load_run(self, key: str, path: str | Path, display_name: str | None = None) -> LoadedRun:
-        """Check an uploaded TREC run against the corpus `key` and make it the corpus's "before" list for the
-        queries it ranks, keeping a copy under the upload folder so that it is restored after a restart.
-        Raises DataError naming the file (as uploaded) and line; the corpus's previous run, if any, then stays."""
-        path = Path(path)
-        name = display_name or path.name
-        entry = self._entry(key)
-        loaded = self._checked_run(key, path, name)
-        with entry.run_lock:
-            try:
-                keep_run(kept_run_folder(self.upload_dir, key), key, path, loaded.name, loaded.digest)
-            except OSError as exc:
-                raise DataError(
-                    f"the server could not keep a copy of the run ({exc.strerror or type(exc).__name__}), so the "
-                    "before list is unchanged: free some space in its upload folder, or set RERANK_LENS_UPLOADS to "
-                    "a writable one, then upload again",
-                    path=name,
-                ) from None
-            entry.run = loaded
-            entry.run_restored = True  # its copy replaced whatever an earlier process kept
-        logger.info("run %s (%d queries) is the before list of %s", name, len(loaded.run), key)
-        return loaded
-
-    def run_for(self, key: str) -> LoadedRun | None:
-        """The run uploaded for the corpus, if any. The first call for a corpus restores the run an earlier
-        process kept for it, when that run still fits the corpus (which loads the corpus)."""
-        with self._lock:
-            entry = self._entries.get(key)
+    def open_in(self, workspace: Workspace, key: str, as_key: str) -> Opened:
+        """`key` among the shared corpora or `workspace`'s uploads; DataError when neither has it."""
+        entry = self.corpora.entry(key)
+        if entry is not None:
+            return Opened(as_key, key, entry, entry.source, workspace.runs, self.judgments_dir)
+        entry = workspace.uploads.entry(key) if key.startswith("upload:") else None
         if entry is None:
+            raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
+        judgments = workspace.judgments_dir or self.judgments_dir
+        return Opened(as_key, key, entry, entry.source, workspace.runs, judgments)
+
+    def begin_session(self, request: Any, stored: object = None, share_token: object = None) -> tuple[str, Share | None]:
+        """When a page opens: its workspace (the login's; else the id its browser kept, when this server issued
+        it; else a new one) and the share link it opens, if `share_token` names a live one."""
+        username = getattr(request, "username", None)
+        workspace = self.workspaces.for_user(username) if username else self.workspaces.adopt(stored)
+        session_id = getattr(request, "session_hash", None)
+        if session_id:
+            previous = self._sessions.get(session_id)
+            opened = list(previous.shares) if previous is not None and previous.workspace == workspace else []
+            self._sessions.put(session_id, Session(workspace, opened))
+        self._sweep_if_due()
+        return workspace, self.open_share(request, share_token) if share_token else None
+
+    def open_share(self, request: Any, token: object) -> Share | None:
+        """Add the share link `token` names to the request's session (its picker lists it); None when the
+        token names no live link."""
+        share = self.shares.get(token)
+        if share is None:
             return None
-        self._restore_kept_run(key, entry)
-        return entry.run
+        session_id = getattr(request, "session_hash", None)
+        if session_id:
+            self.visitor_for(request)  # the session gets its workspace first, if it has none yet
+            session = self._sessions.get(session_id)
+            if session is not None and share.token not in session.shares:
+                session.shares = [*session.shares, share.token][-MAX_OPENED_SHARES:]
+        return share
 
-    def drop_run(self, key: str) -> None:
-        """Go back to BM25 + dense fusion as the corpus's before list, deleting the run's kept copy."""
-        entry = self._entry(key)
-        with entry.run_lock:
-            entry.run = None
-            entry.run_restored = True  # nothing kept is left to restore
-            shutil.rmtree(kept_run_folder(self.upload_dir, key), ignore_errors=True)
+    def visitor_for(self, request: Any) -> Visitor:
+        """The visitor a request comes from: a logged-in user's workspace, else its browser session's (a session
+        the page did not open, e.g. an API client's, gets a new workspace of its own). No request: the local one."""
+        if request is None:
+            return self
+        username = getattr(request, "username", None)
+        session_id = getattr(request, "session_hash", None)
+        session = self._sessions.get(session_id) if session_id else None
+        if username:
+            workspace = self.workspaces.for_user(username)
+        elif session is not None:
+            workspace = session.workspace
+        else:
+            workspace = self.workspaces.issue()
+            if session_id:
+                session = Session(workspace)
+                self._sessions.put(session_id, session)
+        self.workspaces.touch(workspace)
+        self._sweep_if_due()
+        return Visitor(self, self.open_workspace(workspace), opened_shares=session.shares if session else (), login=username)
 
-    def _checked_run(self, key: str, path: Path, name: str, digest: str | None = None) -> LoadedRun:
-        """The run in `path` checked against the corpus (and, for a kept copy, against its recorded `digest`)."""
-        actual = _digest(path, name)
-        if digest is not None and actual != digest:
-            raise DataError(f"the kept copy's content changed (digest {actual}, recorded {digest})", path=name)
-        dataset = self.dataset(key)
-        if not dataset.queries:
-            raise DataError(
-                f"{self.source(key).label} has no queries file, so the run's query ids cannot be matched to query "
-                "texts: upload the corpus as a BEIR zip with queries.jsonl, then its run",
-                path=name,
-            )
-        try:
-            trec = dataclasses.replace(read_run(path), path=name)
-            check_run(trec, dataset.corpus, dataset.queries)
-        except DataError as exc:
-            raise DataError(str(exc).replace(str(path), name)) from None
-        return LoadedRun(name, trec, actual)
+    def expire(self, now: float | None = None) -> list[str]:
+        """Remove the workspaces idle for longer than the policy allows: their files, share links and memory."""
+        expired = self.workspaces.expired(now)
+        for workspace in expired:
+            self._open.pop(workspace)
+            self.shares.revoke_all(workspace)
+            self.workspaces.remove(workspace)
+            logger.info("workspace %s… expired after %g idle days; its files are removed", workspace[:6],
+                        self.policy.idle_days)
+        return expired
 
-    def _restore_kept_run(self, key: str, entry: _Entry) -> None:
-        """Once per corpus and process: restore the run an earlier process kept for it, checked again against
-        the corpus as it is now. A copy that no longer fits is set aside, with a log line saying why."""
-        if entry.run_restored:
-            return
-        with entry.run_lock:
-            if entry.run_restored:
-                return
-            folder = kept_run_folder(self.upload_dir, key)
-            if has_kept_run(folder):
-                self.dataset(key)  # a corpus that fails to load raises for its own reason, and is retried later
-                try:
-                    run_file, name, digest = read_kept_run(folder, key)
-                    entry.run = self._checked_run(key, run_file, name, digest)
-                    logger.info("restored the run %s kept for %s (%d queries)", name, key, len(entry.run.run))
-                except (DataError, OSError) as exc:
-                    aside = set_aside(folder)
-                    logger.warning("the run kept for %s no longer fits the corpus, so it is not restored (%s); "
-                                   "its copy is %s", key, exc, f"moved to {aside}" if aside else "removed")
-            entry.run_restored = True
-
-    def before_list(self, key: str, query: str) -> BeforeList:
-        """Where the query's reranking starts: the corpus's run, when one is loaded and ranks a corpus query
-        with this text (ignoring case, spacing and a final "?"), else fusion."""
-        loaded = self.run_for(key)
-        if loaded is None:
-            return BeforeList()
-        wanted = normalise_query(query or "")
-        queries = self.dataset(key).queries
-        qid = next((q for q in loaded.run.queries if normalise_query(queries.get(q, "")) == wanted), None)
-        return BeforeList(loaded, qid)
+    def _sweep_if_due(self) -> None:
+        if self.workspaces.sweep_due():
+            self.expire()
 
 
-def _digest(path: Path, name: str) -> str:
-    """The first 12 hex digits of the file's SHA-256, refusing files over the upload limit."""
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
-        raise DataError(f"the file is {size / 2**20:.0f} MB; the upload limit is {MAX_UPLOAD_BYTES // 2**20} MB", path=name)
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()[:12]
+class RequestScoped:
+    """The page's `ctx.state`: every attribute is the one of the visitor whose request is being handled (Gradio
+    keeps the running event's request in a context variable), so a tab's handlers only ever reach their own
+    visitor's uploads. Outside a request (while the page is built), the app's local visitor."""
 
+    def __init__(self, app: AppState) -> None:
+        self.app = app
 
-def _as_uploaded(message: str, folder: Path, name: str, layout: BeirLayout | None) -> str:
-    """A message about an extracted file, naming it as it sits in the uploaded zip (`data.zip:scifact/corpus.jsonl`)."""
-    inside = f"{layout.root}/" if layout is not None and layout.root else ""
-    return message.replace(f"{folder}{os.sep}", f"{name}:{inside}").replace(str(folder), name)
+    def current(self) -> Visitor:
+        from gradio.context import LocalContext
 
+        return self.app.visitor_for(LocalContext.request.get(None))
 
-@contextmanager
-def progress_listener(callback: ProgressFn | None) -> Iterator[None]:
-    """Route pipeline progress reports in this thread to `callback` for the duration of a block."""
-    previous = getattr(_progress_local, "listener", None)
-    _progress_local.listener = callback
-    try:
-        yield
-    finally:
-        _progress_local.listener = previous
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.current(), name)
 
 
 def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
@@ -599,13 +550,6 @@ def warm_up(state: AppState, key: str | None = None) -> threading.Thread:
     thread = threading.Thread(target=run, name="rerank-lens-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-def _load(source: CorpusSource) -> Dataset:
-    dataset = load_dataset(source.path)
-    for problem in dataset.problems:
-        logger.warning("%s: %s", source.label, problem)
-    return dataset
 
 
 def example_queries(dataset: Dataset, limit: int = MAX_EXAMPLES) -> list[str]:

@@ -251,9 +251,10 @@ def _model_label(point: Point) -> str:
     return "fused (no reranking)" if point.depth == 0 else point.model
 
 
-def write_downloads(result: SweepResult) -> list[str]:
-    """The sweep as JSON (as `tradeoffs --json` prints it) and CSV, in a fresh temporary folder."""
-    folder = Path(tempfile.mkdtemp(prefix="rerank-lens-tradeoffs-"))
+def write_downloads(result: SweepResult, folder: Path | None = None) -> list[str]:
+    """The sweep as JSON (as `tradeoffs --json` prints it) and CSV, in `folder` (the app's scratch folder for this
+    sweep; a fresh temporary one without it)."""
+    folder = folder or Path(tempfile.mkdtemp(prefix="rerank-lens-tradeoffs-"))
     return [
         str(write_text(folder / "tradeoffs.json", json.dumps(result.as_dict(), indent=2))),
         str(write_text(folder / "tradeoffs.csv", sweep_csv(result))),
@@ -314,7 +315,7 @@ def build_tradeoffs_tab(ctx: AppContext) -> None:
             summary: recommendation_html(result, cached),
             plot: tradeoffs_figure(result),
             table: points_table_html(result),
-            files: write_downloads(result),
+            files: write_downloads(result, view.state.scratch.new_folder("tradeoffs")),
         }
 
     def on_cancel(request: gr.Request = None):
