@@ -17,13 +17,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from reranker.chunking import Aggregation, aggregate, token_windows
+from reranker.chunking import aggregate, token_windows
 from reranker.corpus import Corpus
+from reranker.cross_encoder_settings import (  # noqa: F401  (MAX_WINDOWS_*, check_window_caps: public names here too)
+    MAX_WINDOWS_PER_DOCUMENT,
+    MAX_WINDOWS_PER_QUERY,
+    CrossEncoderSettings,
+    check_window_caps,
+)
 from reranker.engines.jobs import PairJob, ScorerSpec, active_deferral
-from reranker.errors import ConfigError
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.pairs import PairTemplate, length_batches
 from reranker.speed import (
@@ -44,11 +50,6 @@ logger = logging.getLogger(__name__)
 RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
 NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
 MIN_DOCUMENT_TOKENS = 32
-# Window caps keep one query interactive: at ~25-40 pairs/s on two CPU cores, 24 windows (~7,000 tokens
-# with the default 400-token windows and 100 overlap) per document and 300 per query bound a query to
-# seconds, where a 100k-token document alone would be 1,120 windows (~16 s on this machine).
-MAX_WINDOWS_PER_DOCUMENT = 24
-MAX_WINDOWS_PER_QUERY = 300
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,6 @@ def _logits_to_raw(logits: np.ndarray) -> np.ndarray:
     return last - rest
 
 
-def check_window_caps(per_document: int | None, per_query: int | None) -> None:
-    for name, value in (("per document", per_document), ("per query", per_query)):
-        if value is not None and value < 1:
-            raise ConfigError(f"the window cap {name} must be at least 1 (or none for no cap), not {value}")
-
-
 def cap_windows(counts: Sequence[int], per_document: int | None, per_query: int | None) -> list[int]:
     """How many of each document's windows to score, in document order: at most `per_document` each;
     past `per_query` windows in all, later documents keep only their first window (every document
@@ -161,49 +156,36 @@ class CrossEncoderReranker:
     def __init__(
         self,
         model: str,
+        settings: CrossEncoderSettings | None = None,
         *,
-        batch_size: int = 32,
-        max_length: int | None = None,
-        chunk_tokens: int = 400,
-        chunk_overlap: int = 100,
-        aggregation: Aggregation = "max",
-        trust_remote_code: bool = False,
         cache: ScoreCache | None = SCORE_CACHE,
-        precision: Precision = "auto",
-        device: str = "auto",
-        max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT,
-        max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY,
-        allow_untrained_head: bool = False,
+        **changes: Any,
     ) -> None:
-        if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
-            raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
-        check_window_caps(max_windows_per_document, max_windows_per_query)
-        self.max_windows_per_document = max_windows_per_document
-        self.max_windows_per_query = max_windows_per_query
+        """Load `model` under `settings` (default: `CrossEncoderSettings()`); keyword `changes` replace some of
+        its fields, e.g. `CrossEncoderReranker(model, chunk_tokens=256)`. The settings' fields read as
+        attributes of the reranker (`reranker.chunk_tokens`), except `max_length`, `precision` and `device`,
+        which hold what they resolved to on this machine."""
+        settings = dataclasses.replace(settings or CrossEncoderSettings(), **changes)
+        settings.validate()
+        self.settings = settings
         self.model_spec = model
-        self.batch_size = batch_size
-        self.trust_remote_code = trust_remote_code
-        self.allow_untrained_head = allow_untrained_head
-        self.chunk_tokens = chunk_tokens
-        self.chunk_overlap = chunk_overlap
-        self.aggregation = aggregation
         self.cache = cache
         self.loaded: LoadedModel
-        self.device_choice = select_device(device)
+        self.device_choice = select_device(settings.device)
         self.device = self.device_choice.device
         self.loaded, fresh = load_cross_encoder(
             model,
-            max_length=max_length,
+            max_length=settings.max_length,
             device=self.device,
-            trust_remote_code=trust_remote_code,
-            allow_untrained_head=allow_untrained_head,
+            trust_remote_code=settings.trust_remote_code,
+            allow_untrained_head=settings.allow_untrained_head,
         )
         self.untrained_head = not has_ranking_head(self.loaded.resolved.path)
         self.first_load_ms = self.loaded.load_ms if fresh else 0.0
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
-        self.precision_choice = select_precision(precision, device=self.device)
+        self.precision_choice = select_precision(settings.precision, device=self.device)
         self.precision = self.precision_choice.precision
         configure_threads(device=self.device)
         self._model_key = f"{self.loaded.resolved.path}|{self.max_length}|{self.device}"
@@ -216,6 +198,13 @@ class CrossEncoderReranker:
         self._template = PairTemplate.from_tokenizer(self.tokenizer)
         if self._template is None:
             logger.info("%s: pair layout not reproducible from ids; windows are tokenised as text", model)
+
+    def __getattr__(self, name: str) -> Any:
+        # The settings' fields read as attributes (reranker.chunk_tokens); called only for names not set above.
+        settings = self.__dict__.get("settings")
+        if settings is not None and name in {f.name for f in dataclasses.fields(settings)}:
+            return getattr(settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def tokens(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         """A text's token ids and character offsets, no special tokens (cached; windows are slices of these)."""
@@ -393,15 +382,18 @@ class CrossEncoderReranker:
         return raw
 
     def scorer_spec(self, precision: str | None = None, batch_size: int | None = None) -> ScorerSpec:
-        """What another process needs to load this scorer and score exactly as `model_scores` does here."""
-        return ScorerSpec(
-            model=self.model_spec,
-            path=str(self.loaded.resolved.path),
+        """What another process needs to load this scorer and score exactly as `model_scores` does here: these
+        settings, with the input length and precision this machine resolved (a worker picks its own device)."""
+        settings = dataclasses.replace(
+            self.settings,
             max_length=self.max_length,
             precision=precision or self.precision,
             batch_size=batch_size or self.batch_size,
-            trust_remote_code=self.trust_remote_code,
-            allow_untrained_head=self.allow_untrained_head,
+        )
+        return ScorerSpec(
+            model=self.model_spec,
+            path=str(self.loaded.resolved.path),
+            settings=settings,
             by_ids=self._template is not None,
             blas=os.environ.get(MKL_CBWR),
         )

@@ -23,7 +23,15 @@ class DataError(RerankLensError):
 
 
 class ConfigError(RerankLensError):
-    """A setting or an argument that cannot be used (empty query, bad depth, unknown option)."""
+    """A setting or an argument that cannot be used (empty query, bad depth, unknown option).
+
+    `field` names the setting at fault when there is one (a config field's name, e.g. "chunk_tokens"), so
+    callers and tests can tell which value to fix without reading the sentence.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ModelUnavailableError(RerankLensError):

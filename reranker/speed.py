@@ -84,7 +84,7 @@ class DeviceChoice:
 
 def check_device(requested: str) -> None:
     if not _DEVICE.fullmatch(requested or ""):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {requested!r}")
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {requested!r}", field="device")
 
 
 def select_device(requested: str = "auto", cuda_devices: int | None = None) -> DeviceChoice:

@@ -62,12 +62,22 @@ def add_config_arguments(
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's description from the class docstring's `Attributes:` (or `Args:`) section, one line each."""
+    """Each field's description from the docstring's `Attributes:` (or `Args:`) section, one line each: the class's
+    own, and for fields it inherits, its bases' (a field is described once, in the class that declares it)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        own = klass.__dict__.get("__doc__")
+        if own:
+            docs.update(_section_docs(inspect.cleandoc(own)))
+    return docs
+
+
+def _section_docs(docstring: str) -> dict[str, str]:
     docs: dict[str, list[str]] = {}
     section_indent: int | None = None
     entry_indent: int | None = None
     current: list[str] | None = None
-    for line in (inspect.getdoc(cls) or "").splitlines():
+    for line in docstring.splitlines():
         header = _SECTION.match(line)
         if header:
             section_indent, entry_indent, current = len(header.group(1)), None, None
