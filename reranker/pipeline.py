@@ -26,8 +26,9 @@ from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
-from reranker.project_models import recommended_interpolation
+from reranker.project_models import recommended_blend
 from reranker.ranker import Ranker, is_ranker_spec, load_ranker
+from reranker.renamed import accept_old_field_names
 from reranker.types import PipelineResult, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ BM25_CACHE_MIN_DOCUMENTS = 2_000
 MAX_QUERY_CHARS = 10_000
 
 
+@accept_old_field_names
 @dataclass(frozen=True)
 class PipelineConfig(CrossEncoderSettings):
     """All settings of one pipeline run; any of them can be overridden per query in `Pipeline.search`.
@@ -56,8 +58,8 @@ class PipelineConfig(CrossEncoderSettings):
         dense_weight: Weight w of the dense list in the fusion.
         rerank_depth: Fused candidates the cross-encoder scores.
         top_n: Documents in the final list.
-        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, 0 to 1;
-            None takes a fine-tuned model card's recommendation (0 for other models).
+        blend: Weight of the z-scored fused score blended into the z-scored cross-encoder score, 0 to 1;
+            None takes a fine-tuned model card's recommendation (0 for other models). (Was `interpolation`.)
         coarse_cross_encoder: An optional small cross-encoder run first over `coarse_depth` candidates.
         coarse_depth: Fused candidates the coarse cross-encoder scores.
         bm25_backend: BM25 implementation: bm25s or rank_bm25 (they rank alike).
@@ -74,7 +76,7 @@ class PipelineConfig(CrossEncoderSettings):
     dense_weight: float = 1.0
     rerank_depth: int = 50
     top_n: int = 10
-    interpolation: float | None = None  # None: a fine-tuned model's recommended weight (its card), else 0
+    blend: float | None = None  # None: a fine-tuned model's recommended weight (its card), else 0
     coarse_cross_encoder: str | None = None
     coarse_depth: int = 200
     bm25_backend: Backend = "bm25s"
@@ -94,8 +96,8 @@ class PipelineConfig(CrossEncoderSettings):
         for name, value in (("rerank depth", self.rerank_depth), ("coarse depth", self.coarse_depth)):
             if value < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {value} (0 turns that reranking stage off)")
-        if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
-            raise ConfigError("interpolation weight must be between 0 and 1")
+        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"blend must be between 0 and 1, not {self.blend}", field="blend")
 
 
 @lru_cache(maxsize=1)
@@ -143,7 +145,7 @@ class RerankStages:
 
         Args:
             query: The query text; whitespace is collapsed.
-            first_stage: The candidates, best first; their scores are what the blend (`interpolation`) mixes in.
+            first_stage: The candidates, best first; their scores are what the `blend` mixes in.
                 Its `stage` names it in the result (e.g. "run").
             **overrides: `PipelineConfig` fields for this call only (first-stage settings have no effect).
 
@@ -241,7 +243,7 @@ class RerankStages:
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
+            weight = self._blend_for(fine_spec, config, messages, first_stage.stage)
             if weight > 0:
                 stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
 
@@ -273,14 +275,14 @@ class RerankStages:
         timings.append(StageTiming(stage, ms, 0.0, f"{spec}: {len(pool)} docs"))
         return stages[stage]
 
-    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
+    def _blend_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
         """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
-        if config.interpolation is not None:
-            return config.interpolation
+        if config.blend is not None:
+            return config.blend
         reranker = self.reranker(spec, config)
         if not isinstance(reranker, CrossEncoderReranker):
             return 0.0
-        recommended = recommended_interpolation(reranker.loaded.resolved.path) or 0.0
+        recommended = recommended_blend(reranker.loaded.resolved.path) or 0.0
         if recommended > 0:
             messages.append(
                 f"Reranked scores blend {recommended:g} of the {first} score into the cross-encoder's (both z-scored), "
@@ -372,7 +374,7 @@ class Pipeline(RerankStages):
         Args:
             query: The query text; whitespace is collapsed.
             **overrides: `PipelineConfig` fields for this call only, e.g. `rerank_depth=20`,
-                `cross_encoder="none"` or `interpolation=0.3`; the pipeline's own config is unchanged.
+                `cross_encoder="none"` or `blend=0.3`; the pipeline's own config is unchanged.
 
         Returns:
             A `PipelineResult` with every stage's `RankedList` (`bm25`, `dense`, `fused`, and `coarse`

@@ -246,8 +246,9 @@ def register_local(model_dir: Path) -> None:
         PROJECT_MODEL_INFO[str(model_dir)] = artifact_info(model_dir)
 
 
-def recommended_interpolation(model_dir: str | Path) -> float | None:
-    """The fused-score interpolation weight a fine-tuned model's card recommends (None if it has no card)."""
+def recommended_blend(model_dir: str | Path) -> float | None:
+    """The fused-score blend weight a fine-tuned model's card recommends (None if it has no card); the card's
+    key is `recommended_interpolation`, the name it had when the shipped cards were written."""
     try:
         return float(json.loads((Path(model_dir) / "finetune.json").read_text())["recommended_interpolation"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -48,7 +48,7 @@ def test_the_pipeline_reranks_with_it(pipeline):
     fused = result.stages["fused"].doc_ids()[:4]
     reranked = result.stages["reranked"]
     expected_scores = CandidateBM25().score("young cats", [TEXTS[d] for d in fused])
-    expected = [d for _, d in sorted(zip(expected_scores, fused), key=lambda p: -p[0])]
+    expected = [d for _, d in sorted(zip(expected_scores, fused, strict=True), key=lambda p: -p[0])]
     assert reranked.doc_ids() == expected and reranked.doc_ids()[0] == "cat3"
     assert [h.rank for h in reranked.hits] == [1, 2, 3, 4] and {h.stage for h in reranked.hits} == {"reranked"}
     assert all(h.sources for h in reranked.hits)  # the first-stage ranks travel with each hit, as for cross-encoders

@@ -190,8 +190,8 @@ def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_pa
     for name in SETTING_FIELDS:
         if name == "rerank_depth":
             assert page[name] == INTERACTIVE_RERANK_DEPTH  # the app's named override, not a copy of the default
-        elif name == "interpolation":
-            assert page[name] == MODEL_BLEND and seen["pipeline"][name] is None
+        elif name == "interpolation":  # the page's old name of PipelineConfig.blend
+            assert page[name] == MODEL_BLEND and seen["pipeline"]["blend"] is None
         elif name in seen["pipeline"]:
             assert page[name] == seen["pipeline"][name], name
     assert page["budget_ms"] == 0.0 and seen["pipeline"]["latency_budget_ms"] is None

@@ -33,12 +33,9 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-# Where a PipelineConfig field's option is not --field-name: the historical flags. Types, choices,
-# defaults and help (the field's line in PipelineConfig's docstring) come from the dataclass.
-PIPELINE_OPTIONS: dict[str, Option] = {
-    "rerank_depth": Option("--depth"),
-    "latency_budget_ms": Option("--budget-ms", metavar="MS"),
-}
+# Every PipelineConfig field's option is --field-name (old flags: reranker.renamed); types, choices, defaults
+# and help (the field's line in the docstring) come from the dataclass. Here only what the field cannot say.
+PIPELINE_OPTIONS: dict[str, Option] = {"latency_budget_ms": Option(metavar="MS")}
 
 
 def add_pipeline_arguments(
@@ -92,8 +89,8 @@ def cli_engine(args: argparse.Namespace, *budgets: float | None) -> Engine:
     config.validate()
     if config.engine != "local" and any(b is not None for b in budgets):
         raise ConfigError(
-            "--budget-ms fits each query's reranking into an interactive time budget; a query set scored on Ray "
-            "has none: leave --budget-ms off, or use --engine local"
+            "--latency-budget-ms fits each query's reranking into an interactive time budget; a query set scored on Ray "
+            "has none: leave --latency-budget-ms off, or use --engine local"
         )
     return open_engine(config)
 

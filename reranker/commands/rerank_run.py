@@ -38,8 +38,8 @@ from reranker.types import PipelineResult
 RERANKED = "reranked"
 # Where the run takes the fused list's place, the help says so.
 RUN_OPTIONS = {
-    "rerank_depth": Option("--depth", help="Candidates of each query of the run the cross-encoder scores."),
-    "interpolation": Option(
+    "rerank_depth": Option(help="Candidates of each query of the run the cross-encoder scores."),
+    "blend": Option(
         help="Weight of the run's z-scored score blended into the z-scored cross-encoder score, 0 to 1; "
         "None takes a fine-tuned model card's recommendation (0 for other models)."
     ),
@@ -151,7 +151,7 @@ def _cross_encoder(config: PipelineConfig) -> str:
     model = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
     if model is None:
         if config.rerank_depth == 0:
-            raise ConfigError("rerank depth 0 turns reranking off: give --depth 1 or more")
+            raise ConfigError("rerank depth 0 turns reranking off: give --rerank-depth 1 or more")
         if config.cross_encoder == AUTO:
             raise ConfigError(
                 "no cross-encoder is available offline for 'auto': pass --cross-encoder with a local model directory, "

@@ -30,6 +30,7 @@ from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, is_coverage_metric, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
+from reranker.renamed import RENAMED_SETTINGS, deprecated
 from reranker.runs import RUN_STAGE, TrecRun
 from reranker.types import PipelineResult, RankedList
 
@@ -47,8 +48,8 @@ FIRST_STAGE_FIELDS = frozenset(
     {"bi_encoder", "retrieval_depth", "rrf_k", "bm25_weight", "dense_weight", "bm25_backend", "stemmer", "dense_index"}
 )
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(PipelineConfig)}
-# Short names accepted in "@key=value" suffixes.
-_SETTING_ALIASES = {"depth": "rerank_depth", "k": "rrf_k"}
+# Short names accepted in "@key=value" suffixes (old names: reranker.renamed.RENAMED_SETTINGS, with a warning).
+_SETTING_ALIASES = {"k": "rrf_k"}
 
 
 class EvaluationCancelled(RerankLensError):
@@ -84,7 +85,7 @@ class Configuration:
 def parse_configuration(text: str) -> Configuration:
     """`[NAME=]SPEC[@setting=value...]` where SPEC is bm25, dense, fused, run (a TREC run's own lists, when
     one is given), auto, rerank:MODEL, cascade:COARSE+FINE or a bare model id/path; settings are
-    PipelineConfig fields (e.g. `auto@depth=20@interpolation=0.3`)."""
+    PipelineConfig fields (e.g. `auto@rerank_depth=20@blend=0.3`)."""
     raw = text.strip()
     if not raw:
         raise ConfigError("empty configuration; use e.g. bm25, dense, fused, auto, rerank:MODEL or cascade:COARSE+FINE")
@@ -119,12 +120,15 @@ def parse_configuration(text: str) -> Configuration:
 
 def _parse_setting(part: str, text: str) -> tuple[str, object]:
     if "=" not in part:
-        raise ConfigError(f"configuration {text!r}: settings are @name=value, e.g. @depth=20")
+        raise ConfigError(f"configuration {text!r}: settings are @name=value, e.g. @rerank_depth=20")
     key, value = (p.strip() for p in part.split("=", 1))
     key = _SETTING_ALIASES.get(key, key).replace("-", "_")
+    if key in RENAMED_SETTINGS:
+        deprecated(f"@{key}", f"@{RENAMED_SETTINGS[key]}")
+        key = RENAMED_SETTINGS[key]
     if key in {"cross_encoder", "coarse_cross_encoder"} or key not in _CONFIG_FIELDS:
         allowed = ", ".join(sorted(set(_CONFIG_FIELDS) - {"cross_encoder", "coarse_cross_encoder"}))
-        raise ConfigError(f"configuration {text!r}: unknown setting {key!r}; use one of: depth, {allowed}")
+        raise ConfigError(f"configuration {text!r}: unknown setting {key!r}; use one of: {allowed}")
     default = getattr(PipelineConfig(), key)
     declared = str(_CONFIG_FIELDS[key].type)  # e.g. "float | None" for settings whose default is None
     kind = type(default).__name__ if default is not None else next((t for t in ("float", "int") if t in declared), "str")

@@ -73,8 +73,9 @@ class Settings:
         cross_encoder: Reranker: a hub id, a local directory, "auto" (the best one available here) or "none"
             to stop after fusion.
         score_mode: Scores of the cross-encoder as shown: "raw logit", or "sigmoid (0–1)".
-        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, "0"
-            to "1"; "model's recommendation" takes a fine-tuned model card's weight (0 for other models).
+        interpolation: `PipelineConfig.blend` as the page writes it: "0" to "1", or "model's recommendation"
+            (a fine-tuned model card's weight, 0 for other models). The page's widgets keep their old names
+            (interpolation, budget_ms) until the page is rewired by name.
         budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. 0: no budget.
     """
 
@@ -88,7 +89,7 @@ class Settings:
     chunk_overlap: int = PIPELINE_DEFAULTS.chunk_overlap
     aggregation: Aggregation = PIPELINE_DEFAULTS.aggregation
     score_mode: ScoreMode = RAW_MODE
-    interpolation: str | float = blend_text(PIPELINE_DEFAULTS.interpolation)  # MODEL_BLEND or a weight in [0, 1]
+    interpolation: str | float = blend_text(PIPELINE_DEFAULTS.blend)  # MODEL_BLEND or a weight in [0, 1]
     budget_ms: float = PIPELINE_DEFAULTS.latency_budget_ms or 0.0  # 0 = no budget, as the page's number box says
 
     @property
@@ -112,7 +113,7 @@ class Settings:
 # Settings fields that are about the page itself, not the pipeline.
 PAGE_ONLY = frozenset({"score_mode"})
 # Settings fields named otherwise in PipelineConfig (older page names its widgets and API parameters still use).
-PAGE_NAMES = {"budget_ms": "latency_budget_ms"}
+PAGE_NAMES = {"budget_ms": "latency_budget_ms", "interpolation": "blend"}
 # Settings fields whose page values need more than a type conversion.
 PAGE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "interpolation": blend_weight,
