@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Unpack
 
 from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
 from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
 from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.errors import ConfigError, ModelUnavailableError
-from reranker.explain import DEFAULT_SPAN_TOKENS, DEFAULT_STEPS, Explanation, Granularity, Method, explain
+from reranker.explain import ExplainOptions, Explanation, explain
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
 from reranker.pipeline import AUTO, check_query, resolve_cross_encoder_spec
 from reranker.speed import Precision
@@ -88,7 +89,7 @@ class RerankResult:
 
 
 def resolve_reranker_model(model: str) -> str:
-    """The concrete model spec for `model`; "auto" means the hub default, else the project's fine-tuned model."""
+    """The concrete model spec for `model`; "auto" means the hub default, else the first project model that resolves."""
     if not isinstance(model, str) or not model.strip():
         raise ConfigError('model is empty: pass a hub id, a local model directory, or "auto"', field="model")
     spec = resolve_cross_encoder_spec(model.strip())
@@ -235,17 +236,7 @@ class Reranker(CrossEncoderSettings):
             output.pairs_cached,
         )
 
-    def explain(
-        self,
-        query: str,
-        text: str | Document,
-        *,
-        method: Method = "occlusion",
-        granularity: Granularity = "sentence",
-        span_tokens: int = DEFAULT_SPAN_TOKENS,
-        steps: int = DEFAULT_STEPS,
-        window: int | None = None,
-    ) -> Explanation:
+    def explain(self, query: str, text: str | Document, **options: Unpack[ExplainOptions]) -> Explanation:
         """Why a text scored as it did: each sentence's contribution to the logit of the window that decided it.
 
         The text is windowed and scored as `rerank` scores it. By default each sentence of the deciding window
@@ -262,6 +253,7 @@ class Reranker(CrossEncoderSettings):
             span_tokens: Tokens per span with `granularity="tokens"`.
             steps: Integrated-gradients steps.
             window: Index of the window to explain; None: the window that decided the score.
+            (All but query and text are keyword-only, with `reranker.explain.explain`'s defaults.)
 
         Returns:
             An `Explanation`: the window's fp32 logit (`score`), the window (`window`, offsets into the text),
@@ -287,16 +279,7 @@ class Reranker(CrossEncoderSettings):
             text = text.full_text
         elif not isinstance(text, str):
             raise ConfigError(f"text must be a str or a reranker.Document, not {type(text).__name__}")
-        return explain(
-            self._engine,
-            query,
-            text,
-            method=method,
-            granularity=granularity,
-            span_tokens=span_tokens,
-            steps=steps,
-            window=window,
-        )
+        return explain(self._engine, query, text, **options)
 
 
 def rerank(

@@ -14,14 +14,14 @@ import logging
 import math
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from reranker.chunking import aggregate, token_windows
+from reranker.cache import BoundedLRU
+from reranker.chunking import Window, aggregate, token_windows
 from reranker.corpus import Corpus
 from reranker.cross_encoder_settings import (  # noqa: F401  (MAX_WINDOWS_*, check_window_caps: public names here too)
     MAX_WINDOWS_PER_DOCUMENT,
@@ -66,42 +66,38 @@ class DocumentScore:
 
 @dataclass(frozen=True)
 class RerankOutput:
+    """One reranking: the list, each document's scores, notes, model loading (ms) and pairs scored vs cached."""
+
     ranked: RankedList
     scores: tuple[DocumentScore, ...]
-    messages: tuple[str, ...]
-    load_ms: float
-    pairs_scored: int
-    pairs_cached: int
+    messages: tuple[str, ...] = ()
+    load_ms: float = 0.0
+    pairs_scored: int = 0
+    pairs_cached: int = 0
 
 
-class ScoreCache:
+class DocumentWindows(NamedTuple):
+    """One document's windows to score (after the window caps) and where a truncating model would stop reading."""
+
+    document: Document
+    windows: list[Window]
+    truncated_at: int | None
+
+
+class WindowPlan(NamedTuple):
+    """A query's documents cut into windows that fit next to it: what `score_documents` scores."""
+
+    documents: list[DocumentWindows]
+    pairs: list[tuple[str, str]]  # (query, window text) per window, document by document
+    messages: list[str]  # the query's truncation, the window caps' cuts
+    pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]]  # (query ids, window ids) of each pair
+
+
+class ScoreCache(BoundedLRU[tuple[str, str, str], float]):
     """LRU cache of raw scores keyed by (model, query, window text): no pair is scored twice."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
-        self._data: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> float | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[str, str, str], value: float) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(max_entries)
 
 
 SCORE_CACHE = ScoreCache()
@@ -256,11 +252,11 @@ class CrossEncoderReranker:
 
     def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
         """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
-        plans, pairs, messages, pair_ids = self._plan(query, documents)
-        raw, scored = self._score_pairs(pairs, pair_ids)
+        plan = self._plan(query, documents)
+        raw, scored = self._score_pairs(plan.pairs, plan.pair_ids)
         cursor = 0
         results = []
-        for doc, windows, truncated_at in plans:
+        for doc, windows, truncated_at in plan.documents:
             window_scores = raw[cursor : cursor + len(windows)]
             cursor += len(windows)
             chunks = tuple(
@@ -269,44 +265,45 @@ class CrossEncoderReranker:
             )
             score, deciding = aggregate(list(window_scores), self.aggregation)
             results.append(DocumentScore(doc.id, score, sigmoid(score), chunks, deciding, truncated_at))
-        return results, messages, scored, len(pairs) - scored
+        return results, plan.messages, scored, len(plan.pairs) - scored
 
     def new_pairs_per_document(self, query: str, documents: Sequence[Document]) -> list[int]:
         """How many (query, window) pairs each document still needs scored (cached pairs are free)."""
-        plans, pairs, _, _ = self._plan(query, documents)
+        plan = self._plan(query, documents)
         counts, cursor = [], 0
-        for _, windows, _ in plans:
-            chunk = pairs[cursor : cursor + len(windows)]
+        for entry in plan.documents:
+            windows = entry.windows
+            chunk = plan.pairs[cursor : cursor + len(windows)]
             cursor += len(windows)
             counts.append(sum(1 for q, d in chunk if self.cache is None or self.cache.get((self._cache_key, q, d)) is None))
         return counts
 
-    def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str], list]:
-        """Split documents into windows that fit next to the query: (plans, text pairs, messages, id pairs)."""
+    def _plan(self, query: str, documents: Sequence[Document]) -> WindowPlan:
+        """Split documents into windows that fit next to the query."""
         query, query_ids, truncated = self.pair_query(query)
         messages: list[str] = [truncated] if truncated else []
         budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - len(query_ids)
         window = min(self.chunk_tokens, budget)
         overlap = min(self.chunk_overlap, window // 2)
 
-        plans = []
+        plans: list[DocumentWindows] = []
         pairs: list[tuple[str, str]] = []
         pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         all_windows = []
         for doc in documents:
             _, offsets = self._tokens(doc.full_text)
             all_windows.append(token_windows(offsets, window, overlap))
-            plans.append((doc, None, offsets[budget - 1][1] if len(offsets) > budget else None))
+            plans.append(DocumentWindows(doc, [], offsets[budget - 1][1] if len(offsets) > budget else None))
         kept = cap_windows([len(w) for w in all_windows], self.max_windows_per_document, self.max_windows_per_query)
         cut = [(doc.id, len(w), n) for (doc, _, _), w, n in zip(plans, all_windows, kept, strict=True) if n < len(w)]
         if cut:
             messages.append(window_cap_message(cut, self.max_windows_per_document, self.max_windows_per_query))
         for i, ((doc, _, truncated_at), windows, n) in enumerate(zip(plans, all_windows, kept, strict=True)):
-            plans[i] = (doc, windows[:n], truncated_at)
+            plans[i] = DocumentWindows(doc, windows[:n], truncated_at)
             ids, _ = self._tokens(doc.full_text)
             pairs.extend((query, doc.full_text[w.start : w.end]) for w in windows[:n])
             pair_ids.extend((query_ids, ids[w.token_start : w.token_end]) for w in windows[:n])
-        return plans, pairs, messages, pair_ids
+        return WindowPlan(plans, pairs, messages, pair_ids)
 
     def _score_pairs(
         self,
@@ -422,16 +419,9 @@ class CrossEncoderReranker:
         then only key the cache); `precision` and `batch_size` override the reranker's for this call."""
         return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)[0]
 
-    def score_pairs_counted(
-        self,
-        pairs: list[tuple[str, str]],
-        pair_ids: list[tuple[Sequence[int], Sequence[int]]] | None = None,
-        *,
-        precision: Precision | None = None,
-        batch_size: int | None = None,
-    ) -> tuple[list[float], int]:
-        """`score_pairs`, and how many of the pairs the model scored (the rest came from the cache)."""
-        return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)
+    def score_pairs_counted(self, pairs: list[tuple[str, str]], pair_ids=None, **call: Any) -> tuple[list[float], int]:
+        """`score_pairs` (the same arguments), and how many of the pairs the model scored (the rest came from the cache)."""
+        return self._score_pairs(pairs, pair_ids, **call)
 
     def _predict(self, pairs: list[tuple[str, str]], precision: str, batch_size: int | None = None) -> np.ndarray:
         import torch

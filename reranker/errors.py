@@ -18,8 +18,13 @@ class DataError(RerankLensError):
                 where += f", line {line}"
             where += ": "
         super().__init__(where + message)
+        self.detail = message
         self.path = path
         self.line = line
+
+    def naming(self, path: str) -> DataError:
+        """The same error naming its file as `path` (e.g. an upload's own name, not the temporary copy read)."""
+        return DataError(self.detail, path=path, line=self.line)
 
 
 class ConfigError(RerankLensError):

@@ -50,8 +50,9 @@ class PipelineConfig(CrossEncoderSettings):
 
     Attributes:
         bi_encoder: Sentence-transformers model of the dense stage: a hub id or a local directory.
-        cross_encoder: Reranker: a hub id, a local directory, "auto" (the hub default when it resolves,
-            else the fine-tuned model shipped with the project) or None to stop after fusion.
+        cross_encoder: Reranker: a hub id, a local directory, "auto" (the hub default when it resolves, else
+            the first of the project's offline models that resolves, in `PROJECT_MODELS` order), a
+            `ranker:MODULE:FACTORY` (reranker.ranker) or None to stop after fusion.
         retrieval_depth: Documents BM25 and the dense stage each return.
         rrf_k: The k of reciprocal rank fusion, sum of w / (k + rank); a larger k flattens rank differences.
         bm25_weight: Weight w of the BM25 list in the fusion.

@@ -167,12 +167,6 @@ def weights_in(model, key: str, precision: str):
         return _copies[(key, precision)]
 
 
-def forget_copies() -> None:
-    """Drop the reduced-precision model copies (tests, or freeing memory)."""
-    with _copies_lock:
-        _copies.clear()
-
-
 def physical_cores() -> int:
     """CPUs this process may run on."""
     try:

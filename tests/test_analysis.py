@@ -107,8 +107,8 @@ def test_first_stage_configurations_share_the_reranking_pass(pipeline, monkeypat
     configs = parse_configurations([f"bm25,fused,mini=rerank:{BUNDLED_MODEL}"])
     out = run_configurations(pipeline, QUERIES, configs)
     assert calls == [BUNDLED_MODEL] * len(QUERIES)  # one pass serves all three
-    assert out["bm25"][0] is out["mini"][0]
-    assert out["mini"][1] == BUNDLED_MODEL and all(error is None for _, _, error in out.values())
+    assert out["bm25"].results is out["mini"].results
+    assert out["mini"].model == BUNDLED_MODEL and all(run.error is None for run in out.values())
 
 
 def test_means_match_the_core_evaluation(report):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.corpus import Dataset, load_dataset
+from reranker.corpus_keys import dataset_key
 from reranker.distribution import bundled
 from reranker.engines import Engine, EngineConfig, open_engine
 from reranker.errors import ConfigError
@@ -53,19 +54,6 @@ def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="BEIR folder, document file(s) folder, a .zip, or a bundled corpus's name (knowledge, longdocs)",
     )
-
-
-def dataset_key(name: str) -> str:
-    """The app's corpus key for --dataset's value (`bundled:<name>` for a bundled corpus, else `data:<resolved
-    path>`), so `eval` finds the judgments made in the app for the same corpus."""
-    path = Path(name).expanduser()
-    shipped = bundled("corpora")
-    if not path.exists() and (shipped / name / "corpus.jsonl").is_file():
-        return f"bundled:{name}"
-    resolved = path.resolve()
-    if resolved.parent == shipped.resolve():
-        return f"bundled:{resolved.name}"
-    return f"data:{resolved}"
 
 
 def judgment_store(name: str) -> JudgmentStore:

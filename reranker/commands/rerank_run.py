@@ -28,7 +28,13 @@ from reranker.commands.common import (
 )
 from reranker.corpus import Dataset
 from reranker.errors import ConfigError
-from reranker.evaluation.analysis import FIRST_STAGE_FIELDS, Configuration, EvaluationReport, score_configurations
+from reranker.evaluation.analysis import (
+    FIRST_STAGE_FIELDS,
+    Configuration,
+    ConfigurationRun,
+    EvaluationReport,
+    score_configurations,
+)
 from reranker.evaluation.metrics import stage_run
 from reranker.evaluation.report import eval_json, format_report
 from reranker.pipeline import AUTO, PipelineConfig, RerankStages, resolve_cross_encoder_spec
@@ -141,7 +147,7 @@ def evaluate(
         Configuration(RUN_STAGE, RUN_STAGE, spec=trec.path),
         Configuration(RERANKED, RERANKED, config.cross_encoder, config.coarse_cross_encoder, spec=model),
     ]
-    raw = {RUN_STAGE: (results, None, None), RERANKED: (results, model, None)}
+    raw = {RUN_STAGE: ConfigurationRun(results), RERANKED: ConfigurationRun(results, model)}
     report = score_configurations(raw, configs, queries, qrels, baseline=RUN_STAGE, dataset=dataset.path, split=split)
     missing = len(judged & set(dataset.queries)) - len(queries)
     return report, (f"{missing} judged queries of split {split!r} are not in the run and not evaluated" if missing else None)

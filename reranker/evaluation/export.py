@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reranker.cache import atomic_write_text
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
@@ -147,10 +148,8 @@ def metrics_csv(report: EvaluationReport) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Write an export whole or not at all (reranker.cache.atomic_write_text)."""
+    return atomic_write_text(path, text)
 
 
 def write_json(path: str | Path, data: object) -> Path:
