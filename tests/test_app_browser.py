@@ -12,6 +12,7 @@ the README's and docs' pictures.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -167,8 +168,12 @@ def spy_on_chunk_views(monkeypatch) -> list[str]:
     modes: list[str] = []
     real = chunks_tab.chunk_view
 
+    signature = inspect.signature(real)
+
     def spy(*args, **kwargs):
-        modes.append(kwargs.get("explain_mode", args[6] if len(args) > 6 else "sentence"))
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        modes.append(bound.arguments["explain_mode"])  # by name: the call's shape can change
         return real(*args, **kwargs)
 
     monkeypatch.setattr(chunks_tab, "chunk_view", spy)
