@@ -214,7 +214,7 @@ def dev_metrics(
     """
     from reranker.cross_encoder import CrossEncoderReranker
     from reranker.evaluation.metrics import evaluate_run, stage_run
-    from reranker.fusion import interpolate
+    from reranker.fusion import blend
     from reranker.types import PipelineResult
 
     reranker = (
@@ -234,7 +234,7 @@ def dev_metrics(
                 continue
             reranked = reranker.rerank(m.dataset.queries[qid], fused, m.dataset.corpus, depth=depth).ranked
             for w in weights:
-                stages = {"fused": fused, "reranked": interpolate(reranked, fused, w)}
+                stages = {"fused": fused, "reranked": blend(reranked, fused, w)}
                 results[f"{w:g}"][key] = PipelineResult(m.dataset.queries[qid], stages, (), (), 10)
     if not qrels:
         return {}

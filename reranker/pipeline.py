@@ -24,7 +24,7 @@ from reranker.cross_encoder import CrossEncoderReranker
 from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
-from reranker.fusion import interpolate, reciprocal_rank_fusion
+from reranker.fusion import blend, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
 from reranker.project_models import recommended_blend
 from reranker.ranker import Ranker, is_ranker_spec, load_ranker
@@ -246,7 +246,7 @@ class RerankStages:
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
             weight = self._blend_for(fine_spec, config, messages, first_stage.stage)
             if weight > 0:
-                stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
+                stages["reranked"] = blend(stages["reranked"], first_stage, weight)
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
         reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
