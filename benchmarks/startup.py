@@ -82,7 +82,7 @@ def child(args: argparse.Namespace) -> int:
 
 def run_child(args: argparse.Namespace, env: dict[str, str]) -> dict:
     command = [sys.executable, "-m", "benchmarks.startup", "--child", "--dataset", args.dataset, "--model", args.model]
-    command += ["--rerank-depth", str(args.depth)]
+    command += ["--depth", str(args.depth)]
     launched = time.time()
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False, cwd=ROOT)
