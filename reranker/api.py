@@ -14,24 +14,23 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Unpack
 
-from reranker.chunking import AGGREGATIONS, Aggregation
+from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
 from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
+from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.errors import ConfigError, ModelUnavailableError
-from reranker.explain import DEFAULT_SPAN_TOKENS, DEFAULT_STEPS, Explanation, Granularity, Method, explain
+from reranker.explain import ExplainOptions, Explanation, explain
 from reranker.models import DEFAULT_CROSS_ENCODER, PROJECT_MODELS
-from reranker.pipeline import AUTO, PipelineConfig, check_query, resolve_cross_encoder_spec
-from reranker.speed import PRECISIONS, Precision, check_device
+from reranker.pipeline import AUTO, check_query, resolve_cross_encoder_spec
+from reranker.speed import Precision
 from reranker.types import Document, Hit, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
 
 STAGE = "reranked"
-MIN_CHUNK_TOKENS = 16
-# The cross-encoder settings a Reranker shares with the pipeline take the pipeline's defaults: texts
-# reranked here are scored as the pipeline's cross-encoder stage would score them.
-DEFAULTS = PipelineConfig()
+DEFAULTS = CrossEncoderSettings()  # the pipeline's cross-encoder defaults too (PipelineConfig inherits them)
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,9 @@ class RerankResult:
 
 
 def resolve_reranker_model(model: str) -> str:
-    """The concrete model spec for `model`; "auto" means the hub default, else the project's fine-tuned model."""
+    """The concrete model spec for `model`; "auto" means the hub default, else the first project model that resolves."""
     if not isinstance(model, str) or not model.strip():
-        raise ConfigError('model is empty: pass a hub id, a local model directory, or "auto"')
+        raise ConfigError('model is empty: pass a hub id, a local model directory, or "auto"', field="model")
     spec = resolve_cross_encoder_spec(model.strip())
     if spec is not None:
         return spec
@@ -106,7 +105,7 @@ def resolve_reranker_model(model: str) -> str:
             "Fix: pass model= a local cross-encoder directory or a hub id you have cached, "
             "or run once with internet access so the default lands in ~/.cache/huggingface.",
         )
-    raise ConfigError(f'model {model!r} turns reranking off; pass a hub id, a local model directory, or "auto"')
+    raise ConfigError(f'model {model!r} turns reranking off; pass a hub id, a local model directory, or "auto"', field="model")
 
 
 def _as_documents(texts: Iterable[str | Document]) -> list[Document]:
@@ -129,7 +128,7 @@ def _as_documents(texts: Iterable[str | Document]) -> list[Document]:
 
 
 @dataclass(frozen=True)
-class Reranker:
+class Reranker(CrossEncoderSettings):
     """A cross-encoder reranker for (query, list of texts), scoring long texts window by window.
 
     Texts longer than `chunk_tokens` (or than the model's input) are split into overlapping windows,
@@ -137,20 +136,17 @@ class Reranker:
     nothing is silently cut off. The model loads once per process and is shared by every `Reranker`
     with the same settings; scores are cached per (model, query, window).
 
+    The cross-encoder's settings (batch_size, max_length, chunk_tokens, chunk_overlap, aggregation,
+    trust_remote_code, precision, device, the window caps, allow_untrained_head) are `CrossEncoderSettings`'
+    fields, keyword-only, with the same defaults as the pipeline's: texts reranked here are scored as the
+    pipeline's cross-encoder stage would score them.
+
     Args:
-        model: A hub id, a local directory, or "auto": `cross-encoder/ms-marco-MiniLM-L6-v2` when the hub
-            or the local cache has it, else the cross-encoder fine-tuned in this project.
+        model: A hub id, a local directory, or "auto": the first model that resolves of
+            `cross-encoder/ms-marco-MiniLM-L6-v2` (the hub or the local cache) and then the cross-encoders
+            fine-tuned in this project, in `reranker.models.PROJECT_MODELS` order.
         top_n: Texts to return, best first; None keeps every text.
-        batch_size: (query, window) pairs per forward pass.
-        max_length: Tokens per pair; None keeps the model's own limit.
-        chunk_tokens: Tokens per window of a long text (capped by what the model reads with the query).
-        chunk_overlap: Tokens consecutive windows share.
-        aggregation: A text's score from its window scores: "max", "mean" or "first".
-        trust_remote_code: Let the model repository run its own code.
         cache: Reuse scores of (query, window) pairs scored before in this process.
-        precision: "auto" runs bf16/fp16 where the CPU has matrix tiles (AMX) for it, else fp32 (also on
-            a GPU, where scoring is tokenizer-bound); or "fp32", "bf16", "fp16".
-        device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N".
 
     Raises:
         ConfigError: A setting is out of range (e.g. `chunk_overlap >= chunk_tokens`), or `model` is empty.
@@ -170,49 +166,14 @@ class Reranker:
 
     model: str = AUTO
     top_n: int | None = None
-    batch_size: int = DEFAULTS.batch_size
-    max_length: int | None = DEFAULTS.max_length
-    chunk_tokens: int = DEFAULTS.chunk_tokens
-    chunk_overlap: int = DEFAULTS.chunk_overlap
-    aggregation: Aggregation = DEFAULTS.aggregation
-    trust_remote_code: bool = DEFAULTS.trust_remote_code
     cache: bool = True
-    precision: Precision = DEFAULTS.precision
-    device: str = DEFAULTS.device
-    max_windows_per_document: int | None = DEFAULTS.max_windows_per_document
-    max_windows_per_query: int | None = DEFAULTS.max_windows_per_query
-    allow_untrained_head: bool = DEFAULTS.allow_untrained_head
     resolved_model: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         _check_top_n(self.top_n)
-        if self.aggregation not in AGGREGATIONS:
-            raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
-        if self.chunk_tokens < MIN_CHUNK_TOKENS or not 0 <= self.chunk_overlap < self.chunk_tokens:
-            raise ConfigError(
-                f"chunk_tokens must be at least {MIN_CHUNK_TOKENS}, and chunk_overlap between 0 and chunk_tokens − 1"
-            )
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
-        check_device(self.device)
+        self.validate()
         object.__setattr__(self, "resolved_model", resolve_reranker_model(self.model))
-        engine = CrossEncoderReranker(
-            self.resolved_model,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            chunk_tokens=self.chunk_tokens,
-            chunk_overlap=self.chunk_overlap,
-            aggregation=self.aggregation,
-            trust_remote_code=self.trust_remote_code,
-            cache=SCORE_CACHE if self.cache else None,
-            precision=self.precision,
-            device=self.device,
-            max_windows_per_document=self.max_windows_per_document,
-            max_windows_per_query=self.max_windows_per_query,
-            allow_untrained_head=self.allow_untrained_head,
-        )
+        engine = CrossEncoderReranker(self.resolved_model, settings_from(self), cache=SCORE_CACHE if self.cache else None)
         object.__setattr__(self, "_engine", engine)
 
     @property
@@ -275,17 +236,7 @@ class Reranker:
             output.pairs_cached,
         )
 
-    def explain(
-        self,
-        query: str,
-        text: str | Document,
-        *,
-        method: Method = "occlusion",
-        granularity: Granularity = "sentence",
-        span_tokens: int = DEFAULT_SPAN_TOKENS,
-        steps: int = DEFAULT_STEPS,
-        window: int | None = None,
-    ) -> Explanation:
+    def explain(self, query: str, text: str | Document, **options: Unpack[ExplainOptions]) -> Explanation:
         """Why a text scored as it did: each sentence's contribution to the logit of the window that decided it.
 
         The text is windowed and scored as `rerank` scores it. By default each sentence of the deciding window
@@ -302,6 +253,7 @@ class Reranker:
             span_tokens: Tokens per span with `granularity="tokens"`.
             steps: Integrated-gradients steps.
             window: Index of the window to explain; None: the window that decided the score.
+            (All but query and text are keyword-only, with `reranker.explain.explain`'s defaults.)
 
         Returns:
             An `Explanation`: the window's fp32 logit (`score`), the window (`window`, offsets into the text),
@@ -327,16 +279,7 @@ class Reranker:
             text = text.full_text
         elif not isinstance(text, str):
             raise ConfigError(f"text must be a str or a reranker.Document, not {type(text).__name__}")
-        return explain(
-            self._engine,
-            query,
-            text,
-            method=method,
-            granularity=granularity,
-            span_tokens=span_tokens,
-            steps=steps,
-            window=window,
-        )
+        return explain(self._engine, query, text, **options)
 
 
 def rerank(
@@ -388,4 +331,4 @@ def rerank(
 
 def _check_top_n(top_n: int | None) -> None:
     if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-        raise ConfigError(f"top_n must be a whole number of at least 1, or None for all (got {top_n!r})")
+        raise ConfigError(f"top_n must be a whole number of at least 1, or None for all (got {top_n!r})", field="top_n")

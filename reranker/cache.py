@@ -97,7 +97,7 @@ class BoundedLRU(Generic[K, V]):
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, not {max_entries}")
         self._data: OrderedDict[K, V] = OrderedDict()
-        self._max = max_entries
+        self.max_entries = max_entries
         self._on_evict = on_evict
         self._lock = threading.Lock()
 
@@ -148,7 +148,7 @@ class BoundedLRU(Generic[K, V]):
 
     def _trim(self) -> list[tuple[K, V]]:
         evicted = []
-        while len(self._data) > self._max:
+        while len(self._data) > self.max_entries:
             evicted.append(self._data.popitem(last=False))
         return evicted
 

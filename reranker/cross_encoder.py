@@ -14,16 +14,22 @@ import logging
 import math
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from reranker.chunking import Aggregation, aggregate, token_windows
+from reranker.cache import BoundedLRU
+from reranker.chunking import Window, aggregate, token_windows
 from reranker.corpus import Corpus
+from reranker.cross_encoder_settings import (  # noqa: F401  (MAX_WINDOWS_*, check_window_caps: public names here too)
+    MAX_WINDOWS_PER_DOCUMENT,
+    MAX_WINDOWS_PER_QUERY,
+    CrossEncoderSettings,
+    check_window_caps,
+)
 from reranker.engines.jobs import PairJob, ScorerSpec, active_deferral
-from reranker.errors import ConfigError
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.pairs import PairTemplate, length_batches
 from reranker.speed import (
@@ -44,11 +50,6 @@ logger = logging.getLogger(__name__)
 RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
 NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
 MIN_DOCUMENT_TOKENS = 32
-# Window caps keep one query interactive: at ~25-40 pairs/s on two CPU cores, 24 windows (~7,000 tokens
-# with the default 400-token windows and 100 overlap) per document and 300 per query bound a query to
-# seconds, where a 100k-token document alone would be 1,120 windows (~16 s on this machine).
-MAX_WINDOWS_PER_DOCUMENT = 24
-MAX_WINDOWS_PER_QUERY = 300
 
 
 @dataclass(frozen=True)
@@ -65,42 +66,38 @@ class DocumentScore:
 
 @dataclass(frozen=True)
 class RerankOutput:
+    """One reranking: the list, each document's scores, notes, model loading (ms) and pairs scored vs cached."""
+
     ranked: RankedList
     scores: tuple[DocumentScore, ...]
-    messages: tuple[str, ...]
-    load_ms: float
-    pairs_scored: int
-    pairs_cached: int
+    messages: tuple[str, ...] = ()
+    load_ms: float = 0.0
+    pairs_scored: int = 0
+    pairs_cached: int = 0
 
 
-class ScoreCache:
+class DocumentWindows(NamedTuple):
+    """One document's windows to score (after the window caps) and where a truncating model would stop reading."""
+
+    document: Document
+    windows: list[Window]
+    truncated_at: int | None
+
+
+class WindowPlan(NamedTuple):
+    """A query's documents cut into windows that fit next to it: what `score_documents` scores."""
+
+    documents: list[DocumentWindows]
+    pairs: list[tuple[str, str]]  # (query, window text) per window, document by document
+    messages: list[str]  # the query's truncation, the window caps' cuts
+    pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]]  # (query ids, window ids) of each pair
+
+
+class ScoreCache(BoundedLRU[tuple[str, str, str], float]):
     """LRU cache of raw scores keyed by (model, query, window text): no pair is scored twice."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
-        self._data: OrderedDict[tuple[str, str, str], float] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str, str]) -> float | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: tuple[str, str, str], value: float) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(max_entries)
 
 
 SCORE_CACHE = ScoreCache()
@@ -121,12 +118,6 @@ def _logits_to_raw(logits: np.ndarray) -> np.ndarray:
     last = logits[:, -1]
     rest = np.log(np.exp(logits[:, :-1] - last[:, None]).sum(axis=1)) + last
     return last - rest
-
-
-def check_window_caps(per_document: int | None, per_query: int | None) -> None:
-    for name, value in (("per document", per_document), ("per query", per_query)):
-        if value is not None and value < 1:
-            raise ConfigError(f"the window cap {name} must be at least 1 (or none for no cap), not {value}")
 
 
 def cap_windows(counts: Sequence[int], per_document: int | None, per_query: int | None) -> list[int]:
@@ -161,49 +152,36 @@ class CrossEncoderReranker:
     def __init__(
         self,
         model: str,
+        settings: CrossEncoderSettings | None = None,
         *,
-        batch_size: int = 32,
-        max_length: int | None = None,
-        chunk_tokens: int = 400,
-        chunk_overlap: int = 100,
-        aggregation: Aggregation = "max",
-        trust_remote_code: bool = False,
         cache: ScoreCache | None = SCORE_CACHE,
-        precision: Precision = "auto",
-        device: str = "auto",
-        max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT,
-        max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY,
-        allow_untrained_head: bool = False,
+        **changes: Any,
     ) -> None:
-        if chunk_tokens <= 0 or not 0 <= chunk_overlap < chunk_tokens:
-            raise ConfigError("chunk size must be positive and overlap between 0 and chunk size − 1")
-        check_window_caps(max_windows_per_document, max_windows_per_query)
-        self.max_windows_per_document = max_windows_per_document
-        self.max_windows_per_query = max_windows_per_query
+        """Load `model` under `settings` (default: `CrossEncoderSettings()`); keyword `changes` replace some of
+        its fields, e.g. `CrossEncoderReranker(model, chunk_tokens=256)`. The settings' fields read as
+        attributes of the reranker (`reranker.chunk_tokens`), except `max_length`, `precision` and `device`,
+        which hold what they resolved to on this machine."""
+        settings = dataclasses.replace(settings or CrossEncoderSettings(), **changes)
+        settings.validate()
+        self.settings = settings
         self.model_spec = model
-        self.batch_size = batch_size
-        self.trust_remote_code = trust_remote_code
-        self.allow_untrained_head = allow_untrained_head
-        self.chunk_tokens = chunk_tokens
-        self.chunk_overlap = chunk_overlap
-        self.aggregation = aggregation
         self.cache = cache
         self.loaded: LoadedModel
-        self.device_choice = select_device(device)
+        self.device_choice = select_device(settings.device)
         self.device = self.device_choice.device
         self.loaded, fresh = load_cross_encoder(
             model,
-            max_length=max_length,
+            max_length=settings.max_length,
             device=self.device,
-            trust_remote_code=trust_remote_code,
-            allow_untrained_head=allow_untrained_head,
+            trust_remote_code=settings.trust_remote_code,
+            allow_untrained_head=settings.allow_untrained_head,
         )
         self.untrained_head = not has_ranking_head(self.loaded.resolved.path)
         self.first_load_ms = self.loaded.load_ms if fresh else 0.0
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
-        self.precision_choice = select_precision(precision, device=self.device)
+        self.precision_choice = select_precision(settings.precision, device=self.device)
         self.precision = self.precision_choice.precision
         configure_threads(device=self.device)
         self._model_key = f"{self.loaded.resolved.path}|{self.max_length}|{self.device}"
@@ -216,6 +194,13 @@ class CrossEncoderReranker:
         self._template = PairTemplate.from_tokenizer(self.tokenizer)
         if self._template is None:
             logger.info("%s: pair layout not reproducible from ids; windows are tokenised as text", model)
+
+    def __getattr__(self, name: str) -> Any:
+        # The settings' fields read as attributes (reranker.chunk_tokens); called only for names not set above.
+        settings = self.__dict__.get("settings")
+        if settings is not None and name in {f.name for f in dataclasses.fields(settings)}:
+            return getattr(settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def tokens(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
         """A text's token ids and character offsets, no special tokens (cached; windows are slices of these)."""
@@ -267,11 +252,11 @@ class CrossEncoderReranker:
 
     def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
         """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
-        plans, pairs, messages, pair_ids = self._plan(query, documents)
-        raw, scored = self._score_pairs(pairs, pair_ids)
+        plan = self._plan(query, documents)
+        raw, scored = self._score_pairs(plan.pairs, plan.pair_ids)
         cursor = 0
         results = []
-        for doc, windows, truncated_at in plans:
+        for doc, windows, truncated_at in plan.documents:
             window_scores = raw[cursor : cursor + len(windows)]
             cursor += len(windows)
             chunks = tuple(
@@ -280,44 +265,45 @@ class CrossEncoderReranker:
             )
             score, deciding = aggregate(list(window_scores), self.aggregation)
             results.append(DocumentScore(doc.id, score, sigmoid(score), chunks, deciding, truncated_at))
-        return results, messages, scored, len(pairs) - scored
+        return results, plan.messages, scored, len(plan.pairs) - scored
 
     def new_pairs_per_document(self, query: str, documents: Sequence[Document]) -> list[int]:
         """How many (query, window) pairs each document still needs scored (cached pairs are free)."""
-        plans, pairs, _, _ = self._plan(query, documents)
+        plan = self._plan(query, documents)
         counts, cursor = [], 0
-        for _, windows, _ in plans:
-            chunk = pairs[cursor : cursor + len(windows)]
+        for entry in plan.documents:
+            windows = entry.windows
+            chunk = plan.pairs[cursor : cursor + len(windows)]
             cursor += len(windows)
             counts.append(sum(1 for q, d in chunk if self.cache is None or self.cache.get((self._cache_key, q, d)) is None))
         return counts
 
-    def _plan(self, query: str, documents: Sequence[Document]) -> tuple[list, list[tuple[str, str]], list[str], list]:
-        """Split documents into windows that fit next to the query: (plans, text pairs, messages, id pairs)."""
+    def _plan(self, query: str, documents: Sequence[Document]) -> WindowPlan:
+        """Split documents into windows that fit next to the query."""
         query, query_ids, truncated = self.pair_query(query)
         messages: list[str] = [truncated] if truncated else []
         budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - len(query_ids)
         window = min(self.chunk_tokens, budget)
         overlap = min(self.chunk_overlap, window // 2)
 
-        plans = []
+        plans: list[DocumentWindows] = []
         pairs: list[tuple[str, str]] = []
         pair_ids: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
         all_windows = []
         for doc in documents:
             _, offsets = self._tokens(doc.full_text)
             all_windows.append(token_windows(offsets, window, overlap))
-            plans.append((doc, None, offsets[budget - 1][1] if len(offsets) > budget else None))
+            plans.append(DocumentWindows(doc, [], offsets[budget - 1][1] if len(offsets) > budget else None))
         kept = cap_windows([len(w) for w in all_windows], self.max_windows_per_document, self.max_windows_per_query)
         cut = [(doc.id, len(w), n) for (doc, _, _), w, n in zip(plans, all_windows, kept, strict=True) if n < len(w)]
         if cut:
             messages.append(window_cap_message(cut, self.max_windows_per_document, self.max_windows_per_query))
         for i, ((doc, _, truncated_at), windows, n) in enumerate(zip(plans, all_windows, kept, strict=True)):
-            plans[i] = (doc, windows[:n], truncated_at)
+            plans[i] = DocumentWindows(doc, windows[:n], truncated_at)
             ids, _ = self._tokens(doc.full_text)
             pairs.extend((query, doc.full_text[w.start : w.end]) for w in windows[:n])
             pair_ids.extend((query_ids, ids[w.token_start : w.token_end]) for w in windows[:n])
-        return plans, pairs, messages, pair_ids
+        return WindowPlan(plans, pairs, messages, pair_ids)
 
     def _score_pairs(
         self,
@@ -393,15 +379,18 @@ class CrossEncoderReranker:
         return raw
 
     def scorer_spec(self, precision: str | None = None, batch_size: int | None = None) -> ScorerSpec:
-        """What another process needs to load this scorer and score exactly as `model_scores` does here."""
-        return ScorerSpec(
-            model=self.model_spec,
-            path=str(self.loaded.resolved.path),
+        """What another process needs to load this scorer and score exactly as `model_scores` does here: these
+        settings, with the input length and precision this machine resolved (a worker picks its own device)."""
+        settings = dataclasses.replace(
+            self.settings,
             max_length=self.max_length,
             precision=precision or self.precision,
             batch_size=batch_size or self.batch_size,
-            trust_remote_code=self.trust_remote_code,
-            allow_untrained_head=self.allow_untrained_head,
+        )
+        return ScorerSpec(
+            model=self.model_spec,
+            path=str(self.loaded.resolved.path),
+            settings=settings,
             by_ids=self._template is not None,
             blas=os.environ.get(MKL_CBWR),
         )
@@ -430,16 +419,9 @@ class CrossEncoderReranker:
         then only key the cache); `precision` and `batch_size` override the reranker's for this call."""
         return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)[0]
 
-    def score_pairs_counted(
-        self,
-        pairs: list[tuple[str, str]],
-        pair_ids: list[tuple[Sequence[int], Sequence[int]]] | None = None,
-        *,
-        precision: Precision | None = None,
-        batch_size: int | None = None,
-    ) -> tuple[list[float], int]:
-        """`score_pairs`, and how many of the pairs the model scored (the rest came from the cache)."""
-        return self._score_pairs(pairs, pair_ids, precision=precision, batch_size=batch_size)
+    def score_pairs_counted(self, pairs: list[tuple[str, str]], pair_ids=None, **call: Any) -> tuple[list[float], int]:
+        """`score_pairs` (the same arguments), and how many of the pairs the model scored (the rest came from the cache)."""
+        return self._score_pairs(pairs, pair_ids, **call)
 
     def _predict(self, pairs: list[tuple[str, str]], precision: str, batch_size: int | None = None) -> np.ndarray:
         import torch

@@ -18,12 +18,25 @@ class DataError(RerankLensError):
                 where += f", line {line}"
             where += ": "
         super().__init__(where + message)
+        self.detail = message
         self.path = path
         self.line = line
 
+    def naming(self, path: str) -> DataError:
+        """The same error naming its file as `path` (e.g. an upload's own name, not the temporary copy read)."""
+        return DataError(self.detail, path=path, line=self.line)
+
 
 class ConfigError(RerankLensError):
-    """A setting or an argument that cannot be used (empty query, bad depth, unknown option)."""
+    """A setting or an argument that cannot be used (empty query, bad depth, unknown option).
+
+    `field` names the setting at fault when there is one (a config field's name, e.g. "chunk_tokens"), so
+    callers and tests can tell which value to fix without reading the sentence.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ModelUnavailableError(RerankLensError):

@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from reranker.errors import ConfigError
 from reranker.speed import CPU_PASS_TOKENS
@@ -41,6 +41,16 @@ if TYPE_CHECKING:
 
 Method = Literal["occlusion", "integrated-gradients"]
 Granularity = Literal["sentence", "tokens"]
+
+
+class ExplainOptions(TypedDict, total=False):
+    """`explain`'s keyword arguments, for callers that pass them on (`Reranker.explain`)."""
+
+    method: Method
+    granularity: Granularity
+    span_tokens: int
+    steps: int
+    window: int | None
 METHODS: tuple[Method, ...] = ("occlusion", "integrated-gradients")
 GRANULARITIES: tuple[Granularity, ...] = ("sentence", "tokens")
 UNIT = "logit change"

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reranker.cache import atomic_write_text
 from reranker.corpus import Qrels
 from reranker.errors import ConfigError, DataError, RerankLensError
 from reranker.mining import (
@@ -46,12 +47,11 @@ from reranker.mining import (
     training_groups,
 )
 from reranker.models import DEFAULT_BI_ENCODER, has_ranking_head, resolve_model
+from reranker.project_models import CARD_FILE, META_FILE
 
 logger = logging.getLogger(__name__)
 
 MIN_LABELLED_PAIRS = 8
-CARD_FILE = "README.md"
-META_FILE = "finetune.json"
 HELDOUT_FILE = "heldout_queries.txt"
 DEV_FILE = "dev_queries.txt"
 GROUPS_FILE = "groups.json.gz"
@@ -214,7 +214,7 @@ def dev_metrics(
     """
     from reranker.cross_encoder import CrossEncoderReranker
     from reranker.evaluation.metrics import evaluate_run, stage_run
-    from reranker.fusion import interpolate
+    from reranker.fusion import blend
     from reranker.types import PipelineResult
 
     reranker = (
@@ -234,7 +234,7 @@ def dev_metrics(
                 continue
             reranked = reranker.rerank(m.dataset.queries[qid], fused, m.dataset.corpus, depth=depth).ranked
             for w in weights:
-                stages = {"fused": fused, "reranked": interpolate(reranked, fused, w)}
+                stages = {"fused": fused, "reranked": blend(reranked, fused, w)}
                 results[f"{w:g}"][key] = PipelineResult(m.dataset.queries[qid], stages, (), (), 10)
     if not qrels:
         return {}
@@ -281,21 +281,16 @@ def _progress(label: str) -> Callable[[int, int], None]:
     return report
 
 
+def _fields_of(config: FinetuneConfig, *names: str) -> dict[str, object]:
+    """The config's values of `names`, as keyword arguments for a function that takes them under those names."""
+    return {name: getattr(config, name) for name in names}
+
+
 def prepare_mix(config: FinetuneConfig) -> list[Mined]:
     """Every dataset of the mix loaded and split; refuses a mix with too few labelled pairs to train on."""
     config.validate()
-    mix = [
-        prepare(
-            spec,
-            split=config.split,
-            dev_fraction=config.dev_fraction,
-            holdout_fraction=config.holdout_fraction,
-            seed=config.seed,
-            max_queries=config.max_queries,
-            dev_queries=config.dev_queries,
-        )
-        for spec in config.specs()
-    ]
+    split_settings = _fields_of(config, "split", "dev_fraction", "holdout_fraction", "seed", "max_queries", "dev_queries")
+    mix = [prepare(spec, **split_settings) for spec in config.specs()]
     pairs = sum(len(m.positives[q]) for m in mix for q in m.split.train)
     if pairs < config.min_pairs:
         raise DataError(
@@ -310,14 +305,7 @@ def mine_groups(config: FinetuneConfig, mix: Sequence[Mined]) -> tuple[list[Grou
     """Mine every dataset's first-stage lists, then every pass's groups: (groups, metadata incl. the splits)."""
     for m in mix:
         mine(m, negatives_from=config.negatives_from, candidates=config.candidates, progress=_progress(f"mining {m.name}"))
-    groups, per_pass = training_groups(
-        mix,
-        epochs=config.epochs,
-        negatives=config.negatives,
-        negatives_from=config.negatives_from,
-        candidates=config.candidates,
-        seed=config.seed,
-    )
+    groups, per_pass = training_groups(mix, **_fields_of(config, "epochs", "negatives", "negatives_from", "candidates", "seed"))
     datasets = [_dataset_meta(m, text, config) for m, text in zip(mix, config.datasets, strict=True)]
     return groups, {"datasets": datasets, "groups_per_pass": per_pass}
 
@@ -408,8 +396,8 @@ def finetune(config: FinetuneConfig, *, command: str = "") -> dict:
         "trainer": "sentence_transformers.cross_encoder.CrossEncoderTrainer with a listwise "
         + ("KL distillation loss" if config.teacher else "group softmax cross-entropy loss"),
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    (out / CARD_FILE).write_text(model_card(meta))
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(out / CARD_FILE, model_card(meta))
     if not interrupted and not config.keep_checkpoints:
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     from reranker.project_models import remember_finetuned
@@ -678,8 +666,8 @@ def record_dev(model_dir: str | Path, reports: Sequence[Mapping]) -> dict:
     meta["dev_after"] = after
     best = max(blends, key=blends.__getitem__)
     meta["recommended_interpolation"] = float(best.removeprefix("reranked@interp"))
-    (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    (Path(model_dir) / CARD_FILE).write_text(model_card(meta))
+    atomic_write_text(Path(model_dir) / META_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(Path(model_dir) / CARD_FILE, model_card(meta))
     return meta
 
 
@@ -711,8 +699,8 @@ def record_heldout(model_dir: str | Path, report: Mapping) -> dict:
     # "alone": the cross-encoder's own ranking; "auto": what the pipeline runs by default (the card's blend).
     meta["heldout"]["reranked"] = ndcg.get("alone", ndcg.get("reranked"))
     meta["heldout"]["default"] = ndcg.get("auto")
-    (Path(model_dir) / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    (Path(model_dir) / CARD_FILE).write_text(model_card(meta))
+    atomic_write_text(Path(model_dir) / META_FILE, json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(Path(model_dir) / CARD_FILE, model_card(meta))
     return meta
 
 

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from reranker.renamed import deprecated
 from reranker.types import Hit, RankedList, SourceRank
 
 
@@ -60,14 +61,14 @@ def zscores(values: list[float]) -> list[float]:
     return [0.0] * len(values) if std == 0 else [(v - mean) / std for v in values]
 
 
-def interpolate(reranked: RankedList, first_stage: RankedList, weight: float, stage: str | None = None) -> RankedList:
+def blend(reranked: RankedList, first_stage: RankedList, weight: float, stage: str | None = None) -> RankedList:
     """Blend cross-encoder and first-stage scores: weight·z(first) + (1-weight)·z(cross-encoder).
 
     Both are z-normalised over the reranked documents of this query, so the scales are comparable.
     Documents absent from the first stage get its lowest score.
     """
     if not 0.0 <= weight <= 1.0:
-        raise ValueError("interpolation weight must be in [0, 1]")
+        raise ValueError(f"blend weight must be in [0, 1], not {weight}")
     if weight == 0.0 or not reranked.hits:
         return reranked
     lowest = min((h.score for h in first_stage.hits), default=0.0)
@@ -92,3 +93,9 @@ def interpolate(reranked: RankedList, first_stage: RankedList, weight: float, st
     )
     label = f"{weight:g}·z({first_stage.stage}) + {1 - weight:g}·z(cross-encoder logit), z = per-query standard score"
     return RankedList(name, hits, label, reranked.normalized_label)
+
+
+def interpolate(reranked: RankedList, first_stage: RankedList, weight: float, stage: str | None = None) -> RankedList:
+    """Deprecated name of `blend` (one release)."""
+    deprecated("fusion.interpolate", "fusion.blend")
+    return blend(reranked, first_stage, weight, stage)

@@ -256,12 +256,6 @@ def load_cross_encoder(
     return _load("cross-encoder", spec, factory, (max_length, device, trust_remote_code))
 
 
-def forget_loaded_models() -> None:
-    """Drop every cached model (tests, or freeing memory)."""
-    with _load_lock:
-        _loaded.clear()
-
-
 # The project's own fine-tuned cross-encoders register themselves in PROJECT_MODELS when
 # `reranker.project_models` is imported; `reranker.pipeline` imports it, so `import reranker` (which every
 # `import reranker.<module>` runs first) registers them. Importing it here would make models and

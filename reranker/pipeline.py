@@ -19,20 +19,16 @@ from typing import Any
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
 from reranker.cache import cache_root
-from reranker.chunking import AGGREGATIONS, Aggregation
 from reranker.corpus import Corpus
-from reranker.cross_encoder import (
-    MAX_WINDOWS_PER_DOCUMENT,
-    MAX_WINDOWS_PER_QUERY,
-    CrossEncoderReranker,
-    check_window_caps,
-)
+from reranker.cross_encoder import CrossEncoderReranker
+from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
-from reranker.fusion import interpolate, reciprocal_rank_fusion
+from reranker.fusion import blend, reciprocal_rank_fusion
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
-from reranker.project_models import recommended_interpolation
-from reranker.speed import PRECISIONS, Precision, check_device
+from reranker.project_models import recommended_blend
+from reranker.ranker import Ranker, is_ranker_spec, load_ranker
+from reranker.renamed import accept_old_field_names
 from reranker.types import PipelineResult, RankedList, StageTiming
 
 logger = logging.getLogger(__name__)
@@ -43,39 +39,34 @@ BM25_CACHE_MIN_DOCUMENTS = 2_000
 MAX_QUERY_CHARS = 10_000
 
 
+@accept_old_field_names
 @dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(CrossEncoderSettings):
     """All settings of one pipeline run; any of them can be overridden per query in `Pipeline.search`.
+
+    The cross-encoder's own settings (batch_size, max_length, chunk_tokens, chunk_overlap, aggregation,
+    trust_remote_code, precision, device, the window caps, allow_untrained_head) are `CrossEncoderSettings`'
+    fields, inherited (keyword-only) and documented there.
 
     Attributes:
         bi_encoder: Sentence-transformers model of the dense stage: a hub id or a local directory.
-        cross_encoder: Reranker: a hub id, a local directory, "auto" (the hub default when it resolves,
-            else the fine-tuned model shipped with the project) or None to stop after fusion.
+        cross_encoder: Reranker: a hub id, a local directory, "auto" (the hub default when it resolves, else
+            the first of the project's offline models that resolves, in `PROJECT_MODELS` order), a
+            `ranker:MODULE:FACTORY` (reranker.ranker) or None to stop after fusion.
         retrieval_depth: Documents BM25 and the dense stage each return.
         rrf_k: The k of reciprocal rank fusion, sum of w / (k + rank); a larger k flattens rank differences.
         bm25_weight: Weight w of the BM25 list in the fusion.
         dense_weight: Weight w of the dense list in the fusion.
         rerank_depth: Fused candidates the cross-encoder scores.
         top_n: Documents in the final list.
-        chunk_tokens: Tokens per window a long document is split into for the cross-encoder.
-        chunk_overlap: Tokens consecutive windows share.
-        aggregation: A document's score from its window scores: max, mean or first.
-        max_length: Tokens the cross-encoder reads per (query, window) pair; None keeps the model's own limit.
-        batch_size: (query, window) pairs per forward pass.
-        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, 0 to 1;
-            None takes a fine-tuned model card's recommendation (0 for other models).
+        blend: Weight of the z-scored fused score blended into the z-scored cross-encoder score, 0 to 1;
+            None takes a fine-tuned model card's recommendation (0 for other models). (Was `interpolation`.)
         coarse_cross_encoder: An optional small cross-encoder run first over `coarse_depth` candidates.
         coarse_depth: Fused candidates the coarse cross-encoder scores.
         bm25_backend: BM25 implementation: bm25s or rank_bm25 (they rank alike).
         stemmer: Snowball stemmer language of the BM25 tokenizer; None for no stemming.
         dense_index: FAISS index: flat (exact), hnsw, or auto (exact below 200k documents).
-        trust_remote_code: Let model repositories run their own code.
-        precision: Cross-encoder arithmetic; auto picks the fastest one that keeps rankings on this machine.
-        device: Where models run: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N.
         latency_budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. None: no budget.
-        max_windows_per_document: Token windows scored per document at most; a longer document is cut, with a note.
-        max_windows_per_query: Token windows scored per query at most; later documents keep their first window.
-        allow_untrained_head: Load a checkpoint without a trained relevance head (e.g. a bi-encoder): it ranks at random.
     """
 
     bi_encoder: str = DEFAULT_BI_ENCODER
@@ -86,32 +77,17 @@ class PipelineConfig:
     dense_weight: float = 1.0
     rerank_depth: int = 50
     top_n: int = 10
-    chunk_tokens: int = 400
-    chunk_overlap: int = 100
-    aggregation: Aggregation = "max"
-    max_length: int | None = None
-    batch_size: int = 32
-    interpolation: float | None = None  # None: a fine-tuned model's recommended weight (its card), else 0
+    blend: float | None = None  # None: a fine-tuned model's recommended weight (its card), else 0
     coarse_cross_encoder: str | None = None
     coarse_depth: int = 200
     bm25_backend: Backend = "bm25s"
     stemmer: str | None = "english"
     dense_index: IndexKind = "auto"
-    trust_remote_code: bool = False
-    precision: Precision = "auto"
-    device: str = "auto"  # auto: a CUDA GPU when torch sees one, else the CPU
     latency_budget_ms: float | None = None
-    max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT
-    max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY
-    allow_untrained_head: bool = False
 
     def validate(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        super().validate()
         check_budget(self.latency_budget_ms)
-        check_device(self.device)
-        if self.aggregation not in AGGREGATIONS:
-            raise ConfigError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
         if self.rrf_k < 0:
             raise ConfigError("RRF k must be 0 or more (60 is the usual value)")
         if self.top_n < 1:
@@ -121,13 +97,8 @@ class PipelineConfig:
         for name, value in (("rerank depth", self.rerank_depth), ("coarse depth", self.coarse_depth)):
             if value < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {value} (0 turns that reranking stage off)")
-        check_window_caps(self.max_windows_per_document, self.max_windows_per_query)
-        if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
-            raise ConfigError("interpolation weight must be between 0 and 1")
-        if self.max_length is not None and not 32 <= self.max_length <= 8192:
-            raise ConfigError(f"cross-encoder max length must be between 32 and 8192 tokens, not {self.max_length}")
-        if self.chunk_tokens < 16 or not 0 <= self.chunk_overlap < self.chunk_tokens:
-            raise ConfigError("chunk size must be at least 16 tokens, and overlap between 0 and chunk size − 1")
+        if self.blend is not None and not 0.0 <= self.blend <= 1.0:
+            raise ConfigError(f"blend must be between 0 and 1, not {self.blend}", field="blend")
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +138,7 @@ class RerankStages:
         self.corpus = corpus
         self.config = config or PipelineConfig()
         self.config.validate()
-        self._rerankers: dict[tuple, CrossEncoderReranker] = {}
+        self._rerankers: dict[tuple[str, CrossEncoderSettings], CrossEncoderReranker | Ranker] = {}
         self._build_lock = threading.Lock()
 
     def rerank(self, query: str, first_stage: RankedList, **overrides: Any) -> PipelineResult:
@@ -175,7 +146,7 @@ class RerankStages:
 
         Args:
             query: The query text; whitespace is collapsed.
-            first_stage: The candidates, best first; their scores are what the blend (`interpolation`) mixes in.
+            first_stage: The candidates, best first; their scores are what the `blend` mixes in.
                 Its `stage` names it in the result (e.g. "run").
             **overrides: `PipelineConfig` fields for this call only (first-stage settings have no effect).
 
@@ -216,29 +187,15 @@ class RerankStages:
         self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
         return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
 
-    def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker:
-        """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
-        config = config or self.config
-        key = (spec, config.batch_size, config.max_length, config.chunk_tokens, config.chunk_overlap, config.aggregation)
-        key += (config.precision, config.device, config.max_windows_per_document, config.max_windows_per_query)
-        key += (config.allow_untrained_head,)
+    def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker | Ranker:
+        """The (cached) reranking stage for a spec under a config's cross-encoder settings: a cross-encoder, or
+        the `Ranker` a `ranker:MODULE:FACTORY` spec names (reranker.ranker)."""
+        settings = settings_from(config or self.config)
         with self._build_lock:
-            if key not in self._rerankers:
-                self._rerankers[key] = CrossEncoderReranker(
-                    spec,
-                    batch_size=config.batch_size,
-                    max_length=config.max_length,
-                    chunk_tokens=config.chunk_tokens,
-                    chunk_overlap=config.chunk_overlap,
-                    aggregation=config.aggregation,
-                    trust_remote_code=config.trust_remote_code,
-                    precision=config.precision,
-                    device=config.device,
-                    max_windows_per_document=config.max_windows_per_document,
-                    max_windows_per_query=config.max_windows_per_query,
-                    allow_untrained_head=config.allow_untrained_head,
-                )
-            return self._rerankers[key]
+            if (spec, settings) not in self._rerankers:
+                made = load_ranker(spec) if is_ranker_spec(spec) else CrossEncoderReranker(spec, settings)
+                self._rerankers[spec, settings] = made
+            return self._rerankers[spec, settings]
 
     def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> None:
         """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`."""
@@ -253,15 +210,19 @@ class RerankStages:
                 f"No cross-encoder is available offline, so results stop after {after}. "
                 "Pass --cross-encoder with a local model directory, or connect to the hub."
             )
+        budget = config.latency_budget_ms
+        if budget and any(is_ranker_spec(spec) for spec in (coarse_spec, fine_spec)):
+            messages.append("The latency budget plans cross-encoder depths only; this ranker reranks the configured depth.")
+            budget = None
         if coarse_spec and fine_spec:
             coarse_depth = self._clamp("coarse depth", config.coarse_depth, len(candidates), messages)
-            if config.latency_budget_ms:
+            if budget:
                 cascade = plan_cascade_for(
                     self.reranker(coarse_spec, config),
                     self.reranker(fine_spec, config),
                     query,
                     [self.corpus[h.doc_id] for h in candidates.hits[:coarse_depth]],
-                    budget_ms=config.latency_budget_ms,
+                    budget_ms=budget,
                     spent_ms=(time.perf_counter() - started) * 1000,
                     max_fine=config.rerank_depth,
                 )
@@ -272,23 +233,25 @@ class RerankStages:
             )
         if fine_spec:
             rerank_depth = self._clamp("rerank depth", config.rerank_depth, len(candidates), messages)
-            if config.latency_budget_ms:
+            if budget:
                 plan = plan_rerank(
                     self.reranker(fine_spec, config),
                     query,
                     [self.corpus[h.doc_id] for h in candidates.hits[:rerank_depth]],
-                    budget_ms=config.latency_budget_ms,
+                    budget_ms=budget,
                     spent_ms=(time.perf_counter() - started) * 1000,
                 )
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
+            weight = self._blend_for(fine_spec, config, messages, first_stage.stage)
             if weight > 0:
-                stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
+                stages["reranked"] = blend(stages["reranked"], first_stage, weight)
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
         reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
+        if not isinstance(reranker, CrossEncoderReranker):
+            return self._ranker_stage(stage, spec, reranker, query, candidates, depth, stages, timings)
         start = time.perf_counter()
         output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
         ms = (time.perf_counter() - start) * 1000
@@ -299,11 +262,28 @@ class RerankStages:
         timings.append(StageTiming(stage, ms, output.load_ms, detail))
         return output.ranked
 
-    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
+    def _ranker_stage(self, stage, spec, ranker: Ranker, query, candidates, depth, stages, timings) -> RankedList:
+        """A `Ranker`'s stage: its order of the top `depth` candidates, each hit keeping its first-stage sources."""
+        pool = candidates.hits[:depth]
+        start = time.perf_counter()
+        ranked = ranker.rerank(query, [self.corpus[hit.doc_id] for hit in pool])
+        ms = (time.perf_counter() - start) * 1000
+        by_id = {hit.doc_id: hit for hit in pool}
+        if sorted(ranked.doc_ids()) != sorted(by_id):
+            raise ConfigError(f"ranker {spec}: its list is not a reordering of the {len(pool)} candidates it was given")
+        hits = tuple(dataclasses.replace(h, stage=stage, sources=by_id[h.doc_id].sources) for h in ranked.hits)
+        stages[stage] = dataclasses.replace(ranked, stage=stage, hits=hits)
+        timings.append(StageTiming(stage, ms, 0.0, f"{spec}: {len(pool)} docs"))
+        return stages[stage]
+
+    def _blend_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
         """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
-        if config.interpolation is not None:
-            return config.interpolation
-        recommended = recommended_interpolation(self.reranker(spec, config).loaded.resolved.path) or 0.0
+        if config.blend is not None:
+            return config.blend
+        reranker = self.reranker(spec, config)
+        if not isinstance(reranker, CrossEncoderReranker):
+            return 0.0
+        recommended = recommended_blend(reranker.loaded.resolved.path) or 0.0
         if recommended > 0:
             messages.append(
                 f"Reranked scores blend {recommended:g} of the {first} score into the cross-encoder's (both z-scored), "
@@ -395,7 +375,7 @@ class Pipeline(RerankStages):
         Args:
             query: The query text; whitespace is collapsed.
             **overrides: `PipelineConfig` fields for this call only, e.g. `rerank_depth=20`,
-                `cross_encoder="none"` or `interpolation=0.3`; the pipeline's own config is unchanged.
+                `cross_encoder="none"` or `blend=0.3`; the pipeline's own config is unchanged.
 
         Returns:
             A `PipelineResult` with every stage's `RankedList` (`bm25`, `dense`, `fused`, and `coarse`

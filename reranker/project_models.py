@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from reranker.cache import atomic_directory
+from reranker.cache import atomic_directory, atomic_write_text
 from reranker.cache import cache_root as rerank_lens_cache
 from reranker.distribution import bundled
 from reranker.models import DEFAULT_BI_ENCODER, PROJECT_MODEL_INFO, PROJECT_MODELS, resolve_model
@@ -27,6 +26,8 @@ logger = logging.getLogger(__name__)
 MODELS_ROOT = bundled("models")
 WEIGHTS_FILE = "weights.safetensors"
 WEIGHTS_KEY = "model.safetensors"
+CARD_FILE = "README.md"  # a fine-tuned model's card, for people
+META_FILE = "finetune.json"  # its training record and dev figures, for code (recommended blend, labels)
 FULL_PREFIX = "full."
 DELTA_PREFIX = "delta."
 # Files copied from a fine-tuned model directory into the artifact (weights are handled apart).
@@ -36,8 +37,8 @@ ARTIFACT_FILES = (
     "modules.json",
     "sentence_bert_config.json",
     "tokenizer_config.json",
-    "README.md",
-    "finetune.json",
+    CARD_FILE,
+    META_FILE,
 )
 # Query-id lists of the splits: one pair per dataset (`<dataset>.heldout_queries.txt` when mixed).
 SPLIT_FILE_PATTERNS = ("*heldout_queries.txt", "*dev_queries.txt")
@@ -177,7 +178,7 @@ def artifact_info(artifact_dir: str | Path, role: str = "") -> str:
     """A one-line card from the artifact's metadata: role, size, what it was trained on, how well it measured."""
     artifact_dir = Path(artifact_dir)
     try:
-        meta = json.loads((artifact_dir / "finetune.json").read_text())
+        meta = json.loads((artifact_dir / META_FILE).read_text())
     except (OSError, ValueError):
         return role or "fine-tuned locally"
     layers = _layers(artifact_dir)
@@ -232,24 +233,22 @@ def remember_finetuned(model_dir: str | Path) -> None:
     except (OSError, ValueError):
         known = []
     if path not in known:
-        registry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = registry.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps([*known, path], indent=1))
-        os.replace(tmp, registry)
+        atomic_write_text(registry, json.dumps([*known, path], indent=1))
     register_local(Path(path))
 
 
 def register_local(model_dir: Path) -> None:
     """Register a fine-tuned model directory under its path, labelled with its model card's dev metrics."""
-    if (model_dir / "finetune.json").is_file() and (model_dir / WEIGHTS_KEY).is_file():
+    if (model_dir / META_FILE).is_file() and (model_dir / WEIGHTS_KEY).is_file():
         PROJECT_MODELS[str(model_dir)] = lambda: model_dir
         PROJECT_MODEL_INFO[str(model_dir)] = artifact_info(model_dir)
 
 
-def recommended_interpolation(model_dir: str | Path) -> float | None:
-    """The fused-score interpolation weight a fine-tuned model's card recommends (None if it has no card)."""
+def recommended_blend(model_dir: str | Path) -> float | None:
+    """The fused-score blend weight a fine-tuned model's card recommends (None if it has no card); the card's
+    key is `recommended_interpolation`, the name it had when the shipped cards were written."""
     try:
-        return float(json.loads((Path(model_dir) / "finetune.json").read_text())["recommended_interpolation"])
+        return float(json.loads((Path(model_dir) / META_FILE).read_text())["recommended_interpolation"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -84,7 +84,7 @@ class DeviceChoice:
 
 def check_device(requested: str) -> None:
     if not _DEVICE.fullmatch(requested or ""):
-        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {requested!r}")
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, not {requested!r}", field="device")
 
 
 def select_device(requested: str = "auto", cuda_devices: int | None = None) -> DeviceChoice:
@@ -165,12 +165,6 @@ def weights_in(model, key: str, precision: str):
             dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
             _copies[(key, precision)] = copy.deepcopy(model).to(dtype).eval()
         return _copies[(key, precision)]
-
-
-def forget_copies() -> None:
-    """Drop the reduced-precision model copies (tests, or freeing memory)."""
-    with _copies_lock:
-        _copies.clear()
 
 
 def physical_cores() -> int:

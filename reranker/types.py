@@ -145,7 +145,3 @@ class PipelineResult:
 
     def timing(self, stage: str) -> StageTiming | None:
         return next((t for t in self.timings if t.stage == stage), None)
-
-    @property
-    def total_ms(self) -> float:
-        return sum(t.ms + t.load_ms for t in self.timings)

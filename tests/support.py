@@ -7,6 +7,7 @@ Test modules import helpers from here (or fixtures from conftest.py), never from
 from __future__ import annotations
 
 import json
+import re
 import socket
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -128,3 +129,17 @@ def set_dropdown(page, elem_id: str, value: str) -> None:
     box.fill(value)
     box.press("Enter")
     page.locator("body").click(position={"x": 5, "y": 5})
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def registered_endpoints(root: Path = REPO) -> set[str]:
+    """The API names the app's code registers (`api_name="..."`, and the layout's `wire(trigger, "name")`), read
+    from the source: the docs check needs no app built; tests/test_app_client.py checks this against the app."""
+    names: set[str] = set()
+    for path in [*(root / "reranker" / "ui").glob("*.py"), root / "app.py"]:
+        text = path.read_text(encoding="utf-8")
+        names |= set(re.findall(r"""api_name\s*=\s*["'](\w+)["']""", text))
+        names |= set(re.findall(r"""\bwire\(\s*[\w.\[\]()"']+?,\s*["'](\w+)["']\s*\)""", text))
+    return names

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import BUNDLED_MODEL
 
@@ -60,9 +62,12 @@ def test_parse_configuration_variants():
     assert parse_configuration("bm25") == Configuration("bm25", "bm25", spec="bm25")
     auto = parse_configuration("auto")
     assert (auto.stage, auto.cross_encoder) == ("reranked", "auto")
-    named = parse_configuration("A=rerank:org/model@depth=20@interpolation=0.25")
+    named = parse_configuration("A=rerank:org/model@rerank_depth=20@blend=0.25")
     assert named.name == "A" and named.cross_encoder == "org/model"
-    assert dict(named.settings) == {"rerank_depth": 20, "interpolation": 0.25}
+    assert dict(named.settings) == {"rerank_depth": 20, "blend": 0.25}
+    with pytest.warns(DeprecationWarning, match="now @rerank_depth"):  # the old names, for one release
+        old = parse_configuration("A=rerank:org/model@depth=20@interpolation=0.25")
+    assert old == dataclasses.replace(named, spec=old.spec)
     cascade = parse_configuration("cascade:small+big")
     assert (cascade.coarse_cross_encoder, cascade.cross_encoder) == ("small", "big")
     assert parse_configuration("./models/ce").cross_encoder == "./models/ce"
@@ -76,7 +81,7 @@ def test_parse_configuration_variants():
         ("cascade:onlyone", r"COARSE\+FINE"),
         ("rerank:none", "name a cross-encoder"),
         ("auto@colour=red", "unknown setting"),
-        ("auto@depth=deep", "needs a int"),
+        ("auto@rerank_depth=deep", "needs a int"),
         ("=bm25", "NAME=SPEC"),
     ],
 )
@@ -102,8 +107,8 @@ def test_first_stage_configurations_share_the_reranking_pass(pipeline, monkeypat
     configs = parse_configurations([f"bm25,fused,mini=rerank:{BUNDLED_MODEL}"])
     out = run_configurations(pipeline, QUERIES, configs)
     assert calls == [BUNDLED_MODEL] * len(QUERIES)  # one pass serves all three
-    assert out["bm25"][0] is out["mini"][0]
-    assert out["mini"][1] == BUNDLED_MODEL and all(error is None for _, _, error in out.values())
+    assert out["bm25"].results is out["mini"].results
+    assert out["mini"].model == BUNDLED_MODEL and all(run.error is None for run in out.values())
 
 
 def test_means_match_the_core_evaluation(report):

@@ -40,7 +40,7 @@ def test_a_beir_zip_lands_in_its_own_folder_and_loads_with_its_splits(tmp_path, 
     assert is_beir_zip(archive)
     target = tmp_path / "uploads" / "topics-abc"
     layout = extract_beir_zip(archive, target)
-    assert layout is not None and layout.root == top
+    assert isinstance(layout, archives.BeirLayout) and layout.root == top and layout.corpus.filename.endswith("corpus.jsonl")
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
         "corpus.jsonl", "qrels", "qrels/test.tsv", "queries.jsonl"
     ]  # only the dataset's files: nothing else of the zip is written
@@ -96,7 +96,7 @@ def test_a_link_planted_at_the_target_is_replaced_not_followed(tmp_path):
     target = tmp_path / "uploads" / "x"
     target.parent.mkdir()
     target.symlink_to(elsewhere, target_is_directory=True)
-    assert extract_beir_zip(archive, target) is not None
+    assert isinstance(extract_beir_zip(archive, target), archives.BeirLayout)  # extracted, not taken as already there
     assert not target.is_symlink() and (target / "corpus.jsonl").is_file()
     assert (elsewhere / "corpus.jsonl").is_file()  # untouched
 

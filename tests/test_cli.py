@@ -71,14 +71,14 @@ def test_bad_input_gives_a_message_and_exit_code_2(capsys, beir_folder, argv, me
 def test_speed_flags_reach_the_pipeline(capsys, beir_folder):
     code, out, _ = run(
         capsys, "search", "--dataset", str(beir_folder), "--query", SEED_QUERY, "--cross-encoder", BUNDLED_MODEL,
-        "--precision", "fp32", "--budget-ms", "0.001", "--max-length", "128", "--json",
+        "--precision", "fp32", "--latency-budget-ms", "0.001", "--max-length", "128", "--json",
     )
     data = json.loads(out)
     assert code == 0
     assert any("Latency budget" in m for m in data["messages"])  # a budget nothing fits in is explained, not ignored
     code, _, err = run(capsys, "search", "--dataset", str(beir_folder), "--query", "x", "--max-length", "8")
-    assert code == 2 and "max length must be between 32 and 8192" in err
-    code, _, err = run(capsys, "search", "--dataset", str(beir_folder), "--query", "x", "--budget-ms", "-5")
+    assert code == 2 and err.startswith("error: max_length") and "between 32 and 8192" in err
+    code, _, err = run(capsys, "search", "--dataset", str(beir_folder), "--query", "x", "--latency-budget-ms", "-5")
     assert code == 2 and "latency budget must be a positive number" in err
 
 

@@ -32,14 +32,24 @@ def test_no_flags_give_the_pipeline_config_defaults_and_every_field_has_an_optio
     assert {f.name for f in dataclasses.fields(PipelineConfig)} <= set(vars(args))
 
 
-def test_historical_flag_names_reach_their_fields():
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("--rerank-depth", "--latency-budget-ms", "--blend"),
+        ("--depth", "--budget-ms", "--interpolation"),  # the old flags, for one release
+    ],
+)
+def test_flag_names_reach_their_fields(names, capsys):
+    depth, budget, blend = names
     args = parse(
-        "search", "--dataset", "d", "--query", "q", "--depth", "7", "--budget-ms", "250", "--cross-encoder", "none",
-        "--interpolation", "0.3", "--trust-remote-code", "--aggregation", "mean", "--stemmer", "none", "--top-n", "4",
+        "search", "--dataset", "d", "--query", "q", depth, "7", budget, "250", "--cross-encoder", "none",
+        blend, "0.3", "--trust-remote-code", "--aggregation", "mean", "--stemmer", "none", "--top-n", "4",
     )
     config = pipeline_config(args)
     assert (config.rerank_depth, config.latency_budget_ms, config.cross_encoder) == (7, 250.0, None)
-    assert (config.interpolation, config.trust_remote_code, config.aggregation) == (0.3, True, "mean")
+    assert (config.blend, config.trust_remote_code, config.aggregation) == (0.3, True, "mean")
+    notes = capsys.readouterr().err
+    assert [flag for flag in names if f"note: {flag} is now" in notes] == ([] if depth == "--rerank-depth" else list(names))
     assert (config.stemmer, config.top_n) == (None, 4)
     with pytest.raises(SystemExit):
         parse("search", "--dataset", "d", "--query", "q", "--aggregation", "median")
@@ -125,4 +135,4 @@ def test_help_comes_from_the_docstring_attributes_and_an_option_wins():
     helps = {a.dest: a.help for a in parser._actions}
     assert helps["depth"] == "How deep to go, over two lines. (default: 3)" and helps["name"] == "another help (default: x)"
     depth = next(a for a in build_parser()._subparsers._group_actions[0].choices["search"]._actions if a.dest == "rerank_depth")
-    assert depth.option_strings == ["--depth"] and depth.help.startswith("Fused candidates the cross-encoder scores")
+    assert depth.option_strings == ["--rerank-depth"] and depth.help.startswith("Fused candidates the cross-encoder scores")

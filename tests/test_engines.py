@@ -124,7 +124,8 @@ def test_rerank_run_and_eval_through_deferred_jobs_write_the_local_engines_files
     run = _knowledge_run(tmp_path / "in.trec", queries=2, depth=4)
     rerank = ["rerank-run", "--dataset", str(KNOWLEDGE), "--run", str(run), "--cross-encoder", PROJECT_MODEL]
     rerank += ["--precision", "fp32"]
-    evaluate = ["eval", "--dataset", str(beir), "--compare", f"fused,mini=rerank:{BUNDLED_MODEL}@depth=4", "--precision", "fp32"]
+    evaluate = ["eval", "--dataset", str(beir), "--compare", f"fused,mini=rerank:{BUNDLED_MODEL}@rerank_depth=4",
+                "--precision", "fp32"]
     for engine in ("local", "deferred"):
         if engine == "deferred":
             monkeypatch.setattr(local_engine.LocalEngine, "run", lambda self, calls: run_in_rounds(calls, in_process))
@@ -233,7 +234,8 @@ def test_ray_options_without_the_ray_engine_and_a_budget_on_ray_are_refused(beir
     base = ["rerank-run", "--dataset", str(beir), "--run", str(run), "--out", str(out), "--cross-encoder", BUNDLED_MODEL]
     assert "add --engine ray" in _refused(capsys, *base, "--address", "127.0.0.1:6379")
     assert "--workers must be at least 1" in _refused(capsys, *base, "--engine", "ray", "--workers", "0")
-    assert "--budget-ms" in _refused(capsys, "eval", "--dataset", str(beir), "--engine", "ray", "--budget-ms", "500")
+    ray_with_budget = ("eval", "--dataset", str(beir), "--engine", "ray", "--latency-budget-ms", "500")
+    assert "--latency-budget-ms" in _refused(capsys, *ray_with_budget)
     assert not out.exists()
 
 

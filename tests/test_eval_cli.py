@@ -89,7 +89,7 @@ def test_plain_eval_runs_the_coarse_cross_encoder_it_is_given(beir, capsys):
     tiny = "rerank-lens/tiny-general"
     code, out, err = _run(
         capsys, "--dataset", str(beir), "--cross-encoder", tiny, "--coarse-cross-encoder", tiny, "--coarse-depth", "4",
-        "--depth", "2", "--json",
+        "--rerank-depth", "2", "--json",
     )  # fmt: skip
     assert code == 0, err
     data = json.loads(out)

@@ -64,7 +64,7 @@ def test_eval_json_carries_intervals_bounds_and_mde(beir, capsys):
 
 
 def test_eval_slices_table_and_json(beir, capsys):
-    argv = ["eval", "--dataset", str(beir), "--compare", "fused", f"tiny=rerank:{TINY}@depth=3", "--slices"]
+    argv = ["eval", "--dataset", str(beir), "--compare", "fused", f"tiny=rerank:{TINY}@rerank_depth=3", "--slices"]
     code, out, err = _run(capsys, *argv, "--json")
     assert code == 0, err
     slices = json.loads(out)["slices"]["tiny"]
@@ -89,7 +89,7 @@ def test_judgments_next_lists_unjudged_documents(beir, capsys):
 
 
 def test_calibrate_reports_a_threshold_or_why_not(beir, capsys):
-    argv = ["calibrate", "--dataset", str(beir), "--model", TINY, "--precision", "0.5", "--depth", "5", "--json"]
+    argv = ["calibrate", "--dataset", str(beir), "--model", TINY, "--precision", "0.5", "--rerank-depth", "5", "--json"]
     code, out, err = _run(capsys, *argv)
     assert code == 0, err
     model = json.loads(out)["models"][TINY]

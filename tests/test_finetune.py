@@ -207,7 +207,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
     from reranker.corpus import load_dataset
     from reranker.models import PROJECT_MODEL_INFO, PROJECT_MODELS
     from reranker.pipeline import Pipeline, PipelineConfig
-    from reranker.project_models import build_from_artifact, export_artifact, recommended_interpolation
+    from reranker.project_models import build_from_artifact, export_artifact, recommended_blend
 
     data = write_medical(tmp_path / "data")
     out = tmp_path / "model"
@@ -222,7 +222,7 @@ def test_tiny_end_to_end_run_loads_everywhere_and_round_trips_as_artifact(tmp_pa
     assert not (out / "checkpoints").exists(), "checkpoints are removed after a complete run"
     dev = (out / "dev_queries.txt").read_text().split()
     assert dev and set(dev) <= {f"q-{d}" for d in TOPICS}
-    assert recommended_interpolation(out) in (0.0, 0.1, 0.2, 0.3, 0.5)
+    assert recommended_blend(out) in (0.0, 0.1, 0.2, 0.3, 0.5)
     # The finished model is registered for pickers, labelled with its dev metrics.
     assert str(out.resolve()) in PROJECT_MODELS and "dev nDCG@10" in PROJECT_MODEL_INFO[str(out.resolve())]
 

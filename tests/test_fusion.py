@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reranker.fusion import interpolate, reciprocal_rank_fusion, zscores
+from reranker.fusion import blend, interpolate, reciprocal_rank_fusion, zscores
 from tests.support import ranked
 
 
@@ -46,13 +46,15 @@ def test_zscores_guard_constant_input():
     assert zscores([1.0, 3.0]) == [-1.0, 1.0]
 
 
-def test_interpolation_blends_and_relabels():
+def test_blend_mixes_and_relabels():
     fused = ranked("fused", ["a", "b", "c"], [3.0, 2.0, 1.0])
     reranked = ranked("reranked", ["c", "b", "a"], [5.0, 4.9, 0.0])
-    assert interpolate(reranked, fused, 0.0) is reranked
-    half = interpolate(reranked, fused, 0.5)
+    assert blend(reranked, fused, 0.0) is reranked
+    half = blend(reranked, fused, 0.5)
     assert half.doc_ids()[0] == "b"  # strong in both beats strong in one
     assert "z(fused)" in half.score_label
-    assert interpolate(reranked, fused, 1.0).doc_ids() == ["a", "b", "c"]
+    assert blend(reranked, fused, 1.0).doc_ids() == ["a", "b", "c"]
+    with pytest.warns(DeprecationWarning, match="fusion.blend"):  # the old name, for one release
+        assert interpolate(reranked, fused, 1.0).doc_ids() == ["a", "b", "c"]
     with pytest.raises(ValueError):
-        interpolate(reranked, fused, 1.5)
+        blend(reranked, fused, 1.5)

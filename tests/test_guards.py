@@ -64,7 +64,7 @@ def test_a_negative_depth_is_an_error_in_the_config_and_the_cli(depth, tiny_beir
 
     with pytest.raises(ConfigError, match="rerank depth must be 0 or more"):
         PipelineConfig(rerank_depth=depth).validate()
-    code = main(["search", "--dataset", str(tiny_beir), "--query", "attention", "--depth", str(depth)])
+    code = main(["search", "--dataset", str(tiny_beir), "--query", "attention", "--rerank-depth", str(depth)])
     assert code == 2 and "rerank depth must be 0 or more" in capsys.readouterr().err
 
 

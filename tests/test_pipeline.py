@@ -78,12 +78,19 @@ def test_empty_query_is_refused(seed_pipeline, query):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
-    [({"aggregation": "median"}, "aggregation"), ({"rrf_k": -1}, "RRF k"), ({"interpolation": 2.0}, "interpolation")],
+    ("overrides", "field"),
+    [
+        ({"aggregation": "median"}, "aggregation"),
+        ({"blend": 2.0}, "blend"),
+        ({"chunk_tokens": 8}, "chunk_tokens"),
+        ({"chunk_tokens": 64, "chunk_overlap": 64}, "chunk_overlap"),
+        ({"max_windows_per_query": 0}, "max_windows_per_query"),
+    ],
 )
-def test_bad_settings_are_refused(seed_pipeline, overrides, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_settings_are_refused_naming_the_setting(seed_pipeline, overrides, field):
+    with pytest.raises(ConfigError) as refused:
         seed_pipeline.search(SEED_QUERY, **overrides)
+    assert refused.value.field == field
 
 
 def test_empty_corpus_is_refused():
@@ -121,15 +128,15 @@ def test_dense_retrieval_puts_the_definition_first(seed_pipeline):
 
 def test_a_fine_tuned_models_recommended_blend_applies_unless_set(seed_pipeline):
     from reranker.models import PROJECT_MODELS
-    from reranker.project_models import recommended_interpolation
+    from reranker.project_models import recommended_blend
 
     project = next(iter(PROJECT_MODELS))
-    weight = recommended_interpolation(seed_pipeline.reranker(project).loaded.resolved.path)
+    weight = recommended_blend(seed_pipeline.reranker(project).loaded.resolved.path)
     assert weight is not None and 0 < weight <= 1  # the shipped card recommends a blend, chosen on dev queries
     blended = seed_pipeline.search(SEED_QUERY, cross_encoder=project)
     assert any("model card recommends" in m for m in blended.messages)
     assert "z(" in blended.stages["reranked"].score_label
-    alone = seed_pipeline.search(SEED_QUERY, cross_encoder=project, interpolation=0.0)
+    alone = seed_pipeline.search(SEED_QUERY, cross_encoder=project, blend=0.0)
     assert not any("model card recommends" in m for m in alone.messages)
     assert "z(" not in alone.stages["reranked"].score_label
     # A model without a card is never blended by default.
@@ -171,9 +178,9 @@ def test_rerank_runs_the_stages_search_runs_after_fusion(seed_pipeline, seed_cor
     assert not hasattr(bare, "search")
     assert _hits(bare.rerank(SEED_QUERY, result.before).after) == _hits(result.after)
     # The blend and the cascade follow the same path.
-    blended = seed_pipeline.search(SEED_QUERY, interpolation=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
+    blended = seed_pipeline.search(SEED_QUERY, blend=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
     assert list(blended.stages)[-2:] == ["coarse", "reranked"]
-    rerun = bare.rerank(SEED_QUERY, blended.before, interpolation=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
+    rerun = bare.rerank(SEED_QUERY, blended.before, blend=0.5, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=4)
     assert _hits(rerun.stages["coarse"]) == _hits(blended.stages["coarse"])
     assert _hits(rerun.after) == _hits(blended.after)
 
@@ -182,10 +189,10 @@ def test_rerank_blends_with_the_given_lists_scores(seed_pipeline, result):
     from tests.support import ranked
 
     ids = result.before.doc_ids()
-    agreeing = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids), interpolation=1.0)
+    agreeing = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids), blend=1.0)
     assert agreeing.after.doc_ids() == ids  # all weight on the run's own scores: its order
     assert "run" in agreeing.stages and agreeing.before.stage == "run" and agreeing.reranked
-    flipped = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids, [float(i) for i in range(len(ids))]), interpolation=1.0)
+    flipped = seed_pipeline.rerank(SEED_QUERY, ranked("run", ids, [float(i) for i in range(len(ids))]), blend=1.0)
     assert flipped.after.doc_ids() == ids[::-1]
 
 

@@ -50,7 +50,7 @@ def test_a_run_written_by_eval_reranks_to_evals_own_configuration(beir, tmp_path
     runs = tmp_path / "runs"
     SCORE_CACHE.clear()
     code, out, err = _cli(
-        capsys, "eval", "--dataset", str(beir), "--compare", "fused", f"mini=rerank:{BUNDLED_MODEL}@depth=3@interpolation=0.4",
+        capsys, "eval", "--dataset", str(beir), "--compare", "fused", f"mini=rerank:{BUNDLED_MODEL}@rerank_depth=3@blend=0.4",
         "--trec-runs", str(runs), "--json",
     )
     assert code == 0, err
@@ -59,7 +59,7 @@ def test_a_run_written_by_eval_reranks_to_evals_own_configuration(beir, tmp_path
     reranked = tmp_path / "out" / "reranked.trec"
     code, out, err = _cli(
         capsys, "rerank-run", "--dataset", str(beir), "--run", str(runs / "fused.trec"), "--out", str(reranked),
-        "--cross-encoder", BUNDLED_MODEL, "--depth", "3", "--interpolation", "0.4", "--json",
+        "--cross-encoder", BUNDLED_MODEL, "--rerank-depth", "3", "--blend", "0.4", "--json",
     )
     assert code == 0, err
     data = json.loads(out)
@@ -118,7 +118,7 @@ def test_bad_runs_exit_2_naming_file_and_line_and_write_nothing(beir, tmp_path, 
     "extra, message",
     [
         (["--cross-encoder", "none"], "rerank-run needs a cross-encoder"),
-        (["--cross-encoder", BUNDLED_MODEL, "--depth", "0"], "rerank depth 0 turns reranking off"),
+        (["--cross-encoder", BUNDLED_MODEL, "--rerank-depth", "0"], "rerank depth 0 turns reranking off"),
         (["--cross-encoder", "/no/such/model"], "could not be loaded"),
         (["--cross-encoder", BUNDLED_MODEL, "--limit", "0"], "--limit must be at least 1"),
     ],

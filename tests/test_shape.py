@@ -123,10 +123,10 @@ def test_the_cycle_finder_finds_a_cycle_through_a_function_level_import(tmp_path
     assert graph["pkg.c"] == set() and graph["pkg.d"] == {"pkg.c"}
 
 
-def _changed_defaults(source: str) -> tuple[str, dict[str, object]]:
-    """pipeline.py with every literal or named default of PipelineConfig changed (bools and None kept)."""
+def _changed_defaults(source: str, class_name: str = "PipelineConfig") -> tuple[str, dict[str, object]]:
+    """The module with every literal or named default of the dataclass `class_name` changed (bools and None kept)."""
     tree = ast.parse(source)
-    config = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PipelineConfig")
+    config = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
     lines = source.splitlines(keepends=True)
     changed: dict[str, object] = {}
     for node in reversed(config.body):  # from the bottom, so earlier offsets stay valid
@@ -171,10 +171,13 @@ print(json.dumps({
 @pytest.mark.slow
 def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_path):
     shutil.copytree(PACKAGE, tmp_path / "reranker", ignore=shutil.ignore_patterns("__pycache__"))
-    pipeline_py = tmp_path / "reranker" / "pipeline.py"
-    source, changed = _changed_defaults(pipeline_py.read_text(encoding="utf-8"))
+    changed = {}
+    for module, name in (("pipeline.py", "PipelineConfig"), ("cross_encoder_settings.py", "CrossEncoderSettings")):
+        path = tmp_path / "reranker" / module
+        source, changed_here = _changed_defaults(path.read_text(encoding="utf-8"), name)
+        path.write_text(source, encoding="utf-8")
+        changed |= changed_here
     assert {"rrf_k", "retrieval_depth", "rerank_depth", "top_n", "chunk_tokens", "aggregation", "bi_encoder"} <= set(changed)
-    pipeline_py.write_text(source, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", REPORT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -187,8 +190,8 @@ def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_pa
     for name in SETTING_FIELDS:
         if name == "rerank_depth":
             assert page[name] == INTERACTIVE_RERANK_DEPTH  # the app's named override, not a copy of the default
-        elif name == "interpolation":
-            assert page[name] == MODEL_BLEND and seen["pipeline"][name] is None
+        elif name == "interpolation":  # the page's old name of PipelineConfig.blend
+            assert page[name] == MODEL_BLEND and seen["pipeline"]["blend"] is None
         elif name in seen["pipeline"]:
             assert page[name] == seen["pipeline"][name], name
     assert page["budget_ms"] == 0.0 and seen["pipeline"]["latency_budget_ms"] is None
@@ -197,3 +200,56 @@ def test_a_changed_pipeline_default_reaches_the_page_and_the_command_line(tmp_pa
     for api in (seen["reranker"], seen["rerank"]):
         shared = {k: v for k, v in api.items() if k in seen["pipeline"] and k != "top_n"}
         assert len(shared) >= 4 and shared == {k: seen["pipeline"][k] for k in shared}
+
+
+CARRY_REPORT = """
+import json
+from reranker import Document, Reranker, build_corpus
+from reranker.cli import build_parser
+from reranker.commands.common import pipeline_config
+from reranker.engines.ray import PairScorer
+from reranker.pipeline import PipelineConfig, RerankStages
+from reranker.ui.settings import Settings
+
+model = "sentence-transformers/all-MiniLM-L6-v2"
+stages = RerankStages(build_corpus([Document("a", "a short text")]), PipelineConfig(cross_encoder=model, probe_knob=11))
+loaded = stages.reranker(model)
+other = stages.reranker(model, PipelineConfig(cross_encoder=model, probe_knob=12))  # another value, another reranker
+page = stages.reranker(model, PipelineConfig(**Settings().overrides(cross_encoder=model)))
+cli = pipeline_config(build_parser().parse_args(["search", "--dataset", "d", "--query", "q", "--probe-knob", "13"]))
+print(json.dumps({
+    "pipeline": loaded.settings.probe_knob,
+    "cache_key": other is not loaded and other.settings.probe_knob,
+    "api": Reranker(model, probe_knob=14)._engine.settings.probe_knob,
+    "cli": cli.probe_knob,
+    "page": page.settings.probe_knob,
+    "ray": PairScorer(loaded.scorer_spec(), "cpu", 1).scorer.settings.probe_knob,
+    "validated": Reranker.__mro__[1].__name__,
+}))
+"""
+
+
+@pytest.mark.slow
+def test_a_new_cross_encoder_setting_reaches_pipeline_api_cli_page_and_ray(tmp_path):
+    """One field added to `CrossEncoderSettings` (and one page widget's field) and nothing else: every place a
+    cross-encoder is configured carries it to the loaded model, the pipeline keys its cache by it, Ray ships it."""
+    shutil.copytree(PACKAGE, tmp_path / "reranker", ignore=shutil.ignore_patterns("__pycache__"))
+    settings_py = tmp_path / "reranker" / "cross_encoder_settings.py"
+    source = settings_py.read_text(encoding="utf-8")
+    anchor = "    allow_untrained_head: bool = False\n"
+    assert source.count(anchor) == 1
+    settings_py.write_text(source.replace(anchor, anchor + "    probe_knob: int = 3\n"), encoding="utf-8")
+    page_py = tmp_path / "reranker" / "ui" / "settings.py"
+    source = page_py.read_text(encoding="utf-8")
+    anchor = "    score_mode: ScoreMode = RAW_MODE\n"
+    assert source.count(anchor) == 1
+    page_py.write_text(source.replace(anchor, anchor + "    probe_knob: int = 15\n"), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CARRY_REPORT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {
+        "pipeline": 11, "cache_key": 12, "api": 14, "cli": 13, "page": 15, "ray": 11, "validated": "CrossEncoderSettings"
+    }

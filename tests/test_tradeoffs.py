@@ -67,9 +67,9 @@ def swept(pipeline):
 def test_a_derived_configuration_equals_eval_of_the_same_configuration(pipeline, swept):
     specs = [
         "fused",
-        f"a=rerank:{B}@depth=3@interpolation=0.4",
-        f"b=rerank:{B}@depth=2@interpolation=0",
-        f"c=cascade:{B}+{B}@depth=2@coarse_depth=5@interpolation=0.4",
+        f"a=rerank:{B}@rerank_depth=3@blend=0.4",
+        f"b=rerank:{B}@rerank_depth=2@blend=0",
+        f"c=cascade:{B}+{B}@rerank_depth=2@coarse_depth=5@blend=0.4",
     ]
     report = evaluate_configurations(pipeline, QUERIES, QRELS, parse_configurations(specs), metrics=("ndcg@10", "recall@10"))
     pairs = {"fused": ("fused", 0, 0.0), "a": (B, 3, 0.4), "b": (B, 2, 0.0), "c": (f"cascade:{B}+{B}", 2, 0.4)}
@@ -189,7 +189,7 @@ def test_cli_json_holds_every_point_the_front_and_the_recommendation(tmp_path, c
     folder = write_beir(tmp_path / "beir", DOCUMENTS, QUERIES, QRELS)
     out_csv = tmp_path / "sweep.csv"
     argv = ["tradeoffs", "--dataset", str(folder), "--models", B, "--depths", "0,3", "--blends", "0,0.5",
-            "--budget-ms", "100000", "--json", "--csv", str(out_csv), "--allow-untrained-head"]  # fmt: skip
+            "--latency-budget-ms", "100000", "--json", "--csv", str(out_csv), "--allow-untrained-head"]  # fmt: skip
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert {"points", "front", "recommendation", "budget_ms", "machine"} <= set(data)
@@ -197,7 +197,7 @@ def test_cli_json_holds_every_point_the_front_and_the_recommendation(tmp_path, c
     assert set(data["points"][0]) == {"model", "depth", "blend", "ndcg@10", "recall@10", "p50_ms", "p95_ms"}
     assert data["recommendation"]["p50_ms"] <= 100000 and {"cpu", "cores", "device"} <= set(data["machine"])
     assert out_csv.read_text().startswith("model,depth,blend")
-    assert main([*argv[:-4], "--budget-ms", "0.001", "--json"]) == 0
+    assert main([*argv[:-4], "--latency-budget-ms", "0.001", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["recommendation"] is None and "nothing fits" in data["reason"]
 

@@ -59,7 +59,7 @@ def test_evaluate_two_configurations_then_open_a_hurt_query(page):
     page.locator("#rl-eval-config-1 input").wait_for(state="visible")
     reranker = "auto" if PROJECT_MODELS else f"rerank:{BUNDLED_MODEL}"
     set_dropdown(page, "rl-eval-config-1", "fused")
-    set_dropdown(page, "rl-eval-config-2", f"ce={reranker}@depth=20")
+    set_dropdown(page, "rl-eval-config-2", f"ce={reranker}@rerank_depth=20")
     limit = page.locator("#rl-eval-limit input")
     limit.fill(str(QUERIES))
     limit.press("Tab")

@@ -172,7 +172,7 @@ def test_query_comparison_html_lists_each_configuration(report):
 def test_search_settings_follow_the_clicked_configuration():
     from reranker.ui.evaluate_tab import search_settings_for
 
-    assert search_settings_for("ce=rerank:org/model@depth=10@top_n=5") == {
+    assert search_settings_for("ce=rerank:org/model@rerank_depth=10@top_n=5") == {
         "cross_encoder": "org/model",
         "rerank_depth": 10,
         "top_n": 5,

@@ -280,10 +280,10 @@ def test_settings_parse_from_widget_values():
     values = ("m", "auto", 50.0, 60.0, 20.0, 7.0, 128.0, 32.0, "mean", ui_settings.NORMALIZED_MODE, "0.25", 0)
     settings = settings_from(values)
     assert settings.normalized and settings.overrides()["top_n"] == 7 and settings.overrides()["aggregation"] == "mean"
-    assert settings.overrides()["interpolation"] == 0.25
+    assert settings.overrides()["blend"] == 0.25
     assert settings.overrides()["latency_budget_ms"] is None  # 0 in the box means no budget
     assert settings_from((*values[:-1], 800)).overrides()["latency_budget_ms"] == 800.0
-    assert Settings().overrides()["interpolation"] is None  # the default follows the model card
+    assert Settings().overrides()["blend"] is None  # the default follows the model card
     with pytest.raises(ConfigError, match="blend must be a number"):
         Settings(interpolation="lots").overrides()
 

@@ -50,7 +50,7 @@ QRELS = {
     "q8": {"bitcoin": 1},
 }
 DOC_IDS = [d.id for d in SEED_DOCUMENTS] + list(TOPICS)
-CE = f"ce=rerank:{BUNDLED_MODEL}@depth=5"
+CE = f"ce=rerank:{BUNDLED_MODEL}@rerank_depth=5"
 
 
 @pytest.fixture(autouse=True)
@@ -312,7 +312,7 @@ def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, wi
     trec = write(tmp_path / "prod.trec", run_text())
     code = main([
         "rerank-run", "--dataset", state.source(key).path, "--run", str(trec), "--out", str(tmp_path / "out.trec"),
-        "--cross-encoder", BUNDLED_MODEL, "--depth", "5", "--json",
+        "--cross-encoder", BUNDLED_MODEL, "--rerank-depth", "5", "--json",
     ])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -5,7 +5,7 @@ and default come from the field: `int`, `float`, `str` and `Path` values; `Liter
 `X | None` (the word `none` gives None); `bool` as `--flag / --no-flag`; `tuple[X, ...]` as a repeated
 option; `dict[str, X]` as a repeated `KEY=VALUE`. A field without a default is a required option. The
 help is the field's line in the class docstring's `Attributes:` (or `Args:`) section, Google style. An
-`Option` per field changes only what the field cannot say: another flag (`--depth`), a help text, or
+`Option` per field changes only what the field cannot say: another flag, a help text, or
 keeping the field off the command line. `config_from_args` builds the config back from the parsed
 arguments.
 """
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from reranker.renamed import add_old_flags
+
 NONE_WORDS = frozenset({"none", "null"})
 _SECTION = re.compile(r"^(\s*)(Attributes|Args|Arguments):\s*$")
 _ENTRY = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
@@ -32,7 +34,7 @@ _ENTRY = re.compile(r"^(\w+)(?:\s*\([^)]*\))?:\s*(.*)$")
 class Option:
     """How one config field appears on the command line, where its name and type are not enough."""
 
-    flag: str | None = None  # e.g. "--depth" for rerank_depth; default: "--" + the field name with dashes
+    flag: str | None = None  # default: "--" + the field name with dashes
     help: str = ""
     hidden: bool = False  # the command sets this field itself
     metavar: str | None = None
@@ -58,16 +60,29 @@ def add_config_arguments(
         if not option.help and name in docs:
             option = dataclasses.replace(option, help=docs[name])
         flag = option.flag or "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, **_argument(config_type, field, hints[name], option))
+        kwargs = _argument(config_type, field, hints[name], option)
+        parser.add_argument(flag, dest=name, **kwargs)
+        if "type" in kwargs:
+            add_old_flags(parser, name, flag, kwargs["type"])
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's description from the class docstring's `Attributes:` (or `Args:`) section, one line each."""
+    """Each field's description from the docstring's `Attributes:` (or `Args:`) section, one line each: the class's
+    own, and for fields it inherits, its bases' (a field is described once, in the class that declares it)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        own = klass.__dict__.get("__doc__")
+        if own:
+            docs.update(_section_docs(inspect.cleandoc(own)))
+    return docs
+
+
+def _section_docs(docstring: str) -> dict[str, str]:
     docs: dict[str, list[str]] = {}
     section_indent: int | None = None
     entry_indent: int | None = None
     current: list[str] | None = None
-    for line in (inspect.getdoc(cls) or "").splitlines():
+    for line in docstring.splitlines():
         header = _SECTION.match(line)
         if header:
             section_indent, entry_indent, current = len(header.group(1)), None, None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reranker.commands.arguments import Option, add_config_arguments, config_from_args
 from reranker.corpus import Dataset, load_dataset
+from reranker.corpus_keys import dataset_key
 from reranker.distribution import bundled
 from reranker.engines import Engine, EngineConfig, open_engine
 from reranker.errors import ConfigError
@@ -33,12 +34,9 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-# Where a PipelineConfig field's option is not --field-name: the historical flags. Types, choices,
-# defaults and help (the field's line in PipelineConfig's docstring) come from the dataclass.
-PIPELINE_OPTIONS: dict[str, Option] = {
-    "rerank_depth": Option("--depth"),
-    "latency_budget_ms": Option("--budget-ms", metavar="MS"),
-}
+# Every PipelineConfig field's option is --field-name (old flags: reranker.renamed); types, choices, defaults
+# and help (the field's line in the docstring) come from the dataclass. Here only what the field cannot say.
+PIPELINE_OPTIONS: dict[str, Option] = {"latency_budget_ms": Option(metavar="MS")}
 
 
 def add_pipeline_arguments(
@@ -56,19 +54,6 @@ def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="BEIR folder, document file(s) folder, a .zip, or a bundled corpus's name (knowledge, longdocs)",
     )
-
-
-def dataset_key(name: str) -> str:
-    """The app's corpus key for --dataset's value (`bundled:<name>` for a bundled corpus, else `data:<resolved
-    path>`), so `eval` finds the judgments made in the app for the same corpus."""
-    path = Path(name).expanduser()
-    shipped = bundled("corpora")
-    if not path.exists() and (shipped / name / "corpus.jsonl").is_file():
-        return f"bundled:{name}"
-    resolved = path.resolve()
-    if resolved.parent == shipped.resolve():
-        return f"bundled:{resolved.name}"
-    return f"data:{resolved}"
 
 
 def judgment_store(name: str) -> JudgmentStore:
@@ -92,8 +77,8 @@ def cli_engine(args: argparse.Namespace, *budgets: float | None) -> Engine:
     config.validate()
     if config.engine != "local" and any(b is not None for b in budgets):
         raise ConfigError(
-            "--budget-ms fits each query's reranking into an interactive time budget; a query set scored on Ray "
-            "has none: leave --budget-ms off, or use --engine local"
+            "--latency-budget-ms fits each query's reranking into an interactive time budget; a query set scored on Ray "
+            "has none: leave --latency-budget-ms off, or use --engine local"
         )
     return open_engine(config)
 

@@ -40,7 +40,7 @@ COMPARE_HELP = (
     f"configurations to compare (up to {MAX_CONFIGURATIONS}), space- or comma-separated, each [NAME=]SPEC[@setting=value...]. "
     "SPEC: bm25 | dense | fused (no reranking) | auto (fused + the default cross-encoder) | rerank:MODEL "
     "(fused + MODEL, a hub id or local directory) | cascade:COARSE+FINE (two cross-encoders) | MODEL. "
-    "Settings are PipelineConfig fields, e.g. auto@depth=20@interpolation=0.3. "
+    "Settings are PipelineConfig fields, e.g. auto@rerank_depth=20@blend=0.3. "
     "Example: --compare bm25,fused,auto  or  --compare fused mini=rerank:./models/ce"
 )
 

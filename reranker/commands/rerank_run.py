@@ -28,7 +28,13 @@ from reranker.commands.common import (
 )
 from reranker.corpus import Dataset
 from reranker.errors import ConfigError
-from reranker.evaluation.analysis import FIRST_STAGE_FIELDS, Configuration, EvaluationReport, score_configurations
+from reranker.evaluation.analysis import (
+    FIRST_STAGE_FIELDS,
+    Configuration,
+    ConfigurationRun,
+    EvaluationReport,
+    score_configurations,
+)
 from reranker.evaluation.metrics import stage_run
 from reranker.evaluation.report import eval_json, format_report
 from reranker.pipeline import AUTO, PipelineConfig, RerankStages, resolve_cross_encoder_spec
@@ -38,8 +44,8 @@ from reranker.types import PipelineResult
 RERANKED = "reranked"
 # Where the run takes the fused list's place, the help says so.
 RUN_OPTIONS = {
-    "rerank_depth": Option("--depth", help="Candidates of each query of the run the cross-encoder scores."),
-    "interpolation": Option(
+    "rerank_depth": Option(help="Candidates of each query of the run the cross-encoder scores."),
+    "blend": Option(
         help="Weight of the run's z-scored score blended into the z-scored cross-encoder score, 0 to 1; "
         "None takes a fine-tuned model card's recommendation (0 for other models)."
     ),
@@ -141,7 +147,7 @@ def evaluate(
         Configuration(RUN_STAGE, RUN_STAGE, spec=trec.path),
         Configuration(RERANKED, RERANKED, config.cross_encoder, config.coarse_cross_encoder, spec=model),
     ]
-    raw = {RUN_STAGE: (results, None, None), RERANKED: (results, model, None)}
+    raw = {RUN_STAGE: ConfigurationRun(results), RERANKED: ConfigurationRun(results, model)}
     report = score_configurations(raw, configs, queries, qrels, baseline=RUN_STAGE, dataset=dataset.path, split=split)
     missing = len(judged & set(dataset.queries)) - len(queries)
     return report, (f"{missing} judged queries of split {split!r} are not in the run and not evaluated" if missing else None)
@@ -151,7 +157,7 @@ def _cross_encoder(config: PipelineConfig) -> str:
     model = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
     if model is None:
         if config.rerank_depth == 0:
-            raise ConfigError("rerank depth 0 turns reranking off: give --depth 1 or more")
+            raise ConfigError("rerank depth 0 turns reranking off: give --rerank-depth 1 or more")
         if config.cross_encoder == AUTO:
             raise ConfigError(
                 "no cross-encoder is available offline for 'auto': pass --cross-encoder with a local model directory, "

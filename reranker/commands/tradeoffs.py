@@ -27,10 +27,11 @@ from reranker.evaluation.tradeoffs import (
     sweep_csv,
 )
 from reranker.judgments import with_overlay
+from reranker.renamed import add_old_flags
 from reranker.speed import reproducible_blas
 
 # Settings the sweep varies itself, or sets per configuration.
-SWEPT = ("rerank_depth", "interpolation", "latency_budget_ms", "coarse_depth")
+SWEPT = ("rerank_depth", "blend", "latency_budget_ms", "coarse_depth")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(f"{b:g}" for b in DEFAULT_BLENDS),
         help="weights of the z-scored fused score blended into the cross-encoder's, 0 to 1, comma-separated",
     )
-    parser.add_argument("--budget-ms", type=float, default=None, metavar="MS", help="p50 latency budget of the recommendation")
+    parser.add_argument(
+        "--latency-budget-ms", dest="budget_ms", type=float, default=None, metavar="MS",
+        help="p50 latency budget of the recommendation",
+    )
+    add_old_flags(parser, "budget_ms", "--latency-budget-ms", float)
     parser.add_argument(
         "--coarse-depth",
         dest="sweep_coarse_depth",

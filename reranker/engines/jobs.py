@@ -25,6 +25,8 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from reranker.cross_encoder_settings import CrossEncoderSettings
+
 logger = logging.getLogger(__name__)
 
 K = TypeVar("K")
@@ -43,11 +45,8 @@ class ScorerSpec:
     Attributes:
         model: The model spec as given (a hub id, a project model's name, a local directory).
         path: Where it resolved on this machine; a worker that has this directory loads it, else `model`.
-        max_length: Tokens per pair the model reads.
-        precision: fp32, bf16 or fp16, as resolved on this machine.
-        batch_size: Pairs per forward pass.
-        trust_remote_code: Let the model repository run its own code.
-        allow_untrained_head: Load a checkpoint without a trained relevance head.
+        settings: The cross-encoder's settings, its max_length and precision as resolved on this machine (a
+            worker keeps them and picks its own device).
         by_ids: Jobs carry token ids (the model reads those), not texts.
         blas: This process's MKL_CBWR (MKL's reproducibility mode; strict makes fp32 products independent of the
             thread count); a worker sets the same before its first matrix product.
@@ -55,11 +54,7 @@ class ScorerSpec:
 
     model: str
     path: str
-    max_length: int
-    precision: str
-    batch_size: int
-    trust_remote_code: bool = False
-    allow_untrained_head: bool = False
+    settings: CrossEncoderSettings
     by_ids: bool = True
     blas: str | None = None
 

@@ -51,16 +51,7 @@ class PairScorer:
         self.spec = spec
         self.threads = threads
         model = spec.path if Path(spec.path).is_dir() else spec.model
-        self.scorer = CrossEncoderReranker(
-            model,
-            batch_size=spec.batch_size,
-            max_length=spec.max_length,
-            trust_remote_code=spec.trust_remote_code,
-            precision=spec.precision,
-            device=device,
-            allow_untrained_head=spec.allow_untrained_head,
-            cache=None,
-        )
+        self.scorer = CrossEncoderReranker(model, spec.settings, device=device, cache=None)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
@@ -74,8 +65,8 @@ class PairScorer:
             raw = self.scorer.model_scores(
                 None if self.spec.by_ids else pairs,
                 pairs if self.spec.by_ids else None,
-                precision=self.spec.precision,
-                batch_size=self.spec.batch_size,
+                precision=self.spec.settings.precision,
+                batch_size=self.spec.settings.batch_size,
             )
             scores.append(np.asarray(raw, dtype=np.float64).tolist())
         return pa.table({"job": batch.column("job"), "scores": scores})

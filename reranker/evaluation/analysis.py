@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import logging
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
+from reranker.cache import BoundedLRU
 from reranker.corpus import Qrels
 from reranker.engines import Engine
 from reranker.engines.local import LocalEngine
@@ -30,6 +30,7 @@ from reranker.errors import ConfigError, RerankLensError
 from reranker.evaluation.compare import kendall_tau, movement, rank_biased_overlap, top_k_overlap
 from reranker.evaluation.metrics import RANX_LOCK, Run, evaluate_per_query, is_coverage_metric, stage_run
 from reranker.pipeline import AUTO, Pipeline, PipelineConfig, resolve_cross_encoder_spec
+from reranker.renamed import RENAMED_SETTINGS, deprecated
 from reranker.runs import RUN_STAGE, TrecRun
 from reranker.types import PipelineResult, RankedList
 
@@ -47,8 +48,8 @@ FIRST_STAGE_FIELDS = frozenset(
     {"bi_encoder", "retrieval_depth", "rrf_k", "bm25_weight", "dense_weight", "bm25_backend", "stemmer", "dense_index"}
 )
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(PipelineConfig)}
-# Short names accepted in "@key=value" suffixes.
-_SETTING_ALIASES = {"depth": "rerank_depth", "k": "rrf_k"}
+# Short names accepted in "@key=value" suffixes (old names: reranker.renamed.RENAMED_SETTINGS, with a warning).
+_SETTING_ALIASES = {"k": "rrf_k"}
 
 
 class EvaluationCancelled(RerankLensError):
@@ -84,7 +85,7 @@ class Configuration:
 def parse_configuration(text: str) -> Configuration:
     """`[NAME=]SPEC[@setting=value...]` where SPEC is bm25, dense, fused, run (a TREC run's own lists, when
     one is given), auto, rerank:MODEL, cascade:COARSE+FINE or a bare model id/path; settings are
-    PipelineConfig fields (e.g. `auto@depth=20@interpolation=0.3`)."""
+    PipelineConfig fields (e.g. `auto@rerank_depth=20@blend=0.3`)."""
     raw = text.strip()
     if not raw:
         raise ConfigError("empty configuration; use e.g. bm25, dense, fused, auto, rerank:MODEL or cascade:COARSE+FINE")
@@ -119,12 +120,15 @@ def parse_configuration(text: str) -> Configuration:
 
 def _parse_setting(part: str, text: str) -> tuple[str, object]:
     if "=" not in part:
-        raise ConfigError(f"configuration {text!r}: settings are @name=value, e.g. @depth=20")
+        raise ConfigError(f"configuration {text!r}: settings are @name=value, e.g. @rerank_depth=20")
     key, value = (p.strip() for p in part.split("=", 1))
     key = _SETTING_ALIASES.get(key, key).replace("-", "_")
+    if key in RENAMED_SETTINGS:
+        deprecated(f"@{key}", f"@{RENAMED_SETTINGS[key]}")
+        key = RENAMED_SETTINGS[key]
     if key in {"cross_encoder", "coarse_cross_encoder"} or key not in _CONFIG_FIELDS:
         allowed = ", ".join(sorted(set(_CONFIG_FIELDS) - {"cross_encoder", "coarse_cross_encoder"}))
-        raise ConfigError(f"configuration {text!r}: unknown setting {key!r}; use one of: depth, {allowed}")
+        raise ConfigError(f"configuration {text!r}: unknown setting {key!r}; use one of: {allowed}")
     default = getattr(PipelineConfig(), key)
     declared = str(_CONFIG_FIELDS[key].type)  # e.g. "float | None" for settings whose default is None
     kind = type(default).__name__ if default is not None else next((t for t in ("float", "int") if t in declared), "str")
@@ -170,6 +174,17 @@ def default_configurations(cross_encoder: str | None, coarse_cross_encoder: str 
 
 
 # ---------------------------------------------------------------- running
+
+
+NO_RUN_LOADED = "no TREC run is loaded for this corpus: upload one, or drop the 'run' configuration"
+
+
+class ConfigurationRun(NamedTuple):
+    """One configuration's queries as they ran: query id -> result, the model it resolved to, why it failed."""
+
+    results: Mapping[str, PipelineResult]
+    model: str | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -251,8 +266,8 @@ def run_configurations(
     should_stop: Callable[[], bool] | None = None,
     engine: Engine | None = None,
     run: TrecRun | None = None,
-) -> dict[str, tuple[dict[str, PipelineResult], str | None, str | None]]:
-    """Run each configuration's queries: name -> (query id -> result, resolved model, error).
+) -> dict[str, ConfigurationRun]:
+    """Run each configuration's queries: name -> its `ConfigurationRun` (results, resolved model, error).
 
     First-stage configurations reuse any pass with the same first-stage settings; a configuration
     whose model cannot load gets its error and the others go on. `should_stop` is polled between
@@ -269,7 +284,7 @@ def run_configurations(
     # Worst case for the progress bar: every first-stage configuration needs its own pass.
     total = (len(reranking) + len({c.first_stage_key() for c in first_stage})) * len(queries)
     counter = [0]
-    outputs: dict[tuple, tuple[dict[str, PipelineResult], str | None, str | None]] = {}
+    outputs: dict[tuple, ConfigurationRun] = {}
     for config in configs:
         key = _pass_key(config, run)
         if config.reranks and key not in outputs:
@@ -277,26 +292,26 @@ def run_configurations(
     named = {}
     for config in configs:
         if config.stage == RUN_STAGE and run is None:
-            named[config.name] = ({}, None, "no TREC run is loaded for this corpus: upload one, or drop the 'run' configuration")
+            named[config.name] = ConfigurationRun({}, None, NO_RUN_LOADED)
             continue
         if config.reranks:
             named[config.name] = outputs[_pass_key(config, run)]
             continue
         # Any successful pass over the same first stage already holds this stage.
-        reuse = next((out for key, out in outputs.items() if out[2] is None and _same_first_stage(key, config, run)), None)
+        reuse = next((out for key, out in outputs.items() if out.error is None and _same_first_stage(key, config, run)), None)
         if reuse is None:
             key = _pass_key(config, run)
             if key not in outputs:
                 outputs[key] = _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run)
             reuse = outputs[key]
-        named[config.name] = (reuse[0], None, reuse[2])
+        named[config.name] = ConfigurationRun(reuse.results, None, reuse.error)
     if progress and counter[0] < total:
         progress(total, total, "done")
     return named
 
 
-def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run=None):
-    """One pass over the queries with a configuration's overrides: (results, model, error)."""
+def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, engine, run=None) -> ConfigurationRun:
+    """One pass over the queries with a configuration's overrides."""
     model, error = _check_models(config)
     results: dict[str, PipelineResult] = {}
     over_run = _source(config, run) == RUN_STAGE
@@ -325,8 +340,8 @@ def _run_pass(pipeline, queries, config, counter, total, progress, should_stop, 
             error = f"{type(exc).__name__}: {exc}"
     if error is not None:
         logger.warning("configuration %s failed: %s", config.name, error)
-        return {}, model, error
-    return results, model, None
+        return ConfigurationRun({}, model, error)
+    return ConfigurationRun(results, model, None)
 
 
 def _source(config: Configuration, run: TrecRun | None) -> str:
@@ -365,29 +380,35 @@ def evaluate_configurations(
     qrels: Qrels,
     configs: Sequence[Configuration],
     *,
-    baseline: str | None = None,
-    metrics: Sequence[str] = EVAL_METRICS,
-    stat_test: StatTest = "student",
-    max_p: float = 0.05,
-    dataset: str = "",
-    split: str = "",
-    problems: Sequence[str] = (),
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     engine: Engine | None = None,
     run: TrecRun | None = None,
+    **scoring: Any,
 ) -> EvaluationReport:
     """Run and score configurations on judged queries, with significance against `baseline`; `engine` scores
     the cross-encoder pairs (default: this process); with a `run`, reranking configurations rerank its lists
-    (see `run_configurations`)."""
-    queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
+    (see `run_configurations`). `scoring` is `score_configurations`' keyword arguments (baseline, metrics,
+    stat_test, max_p, dataset, split, problems), checked before any query runs."""
+    unknown = sorted(set(scoring) - set(_scoring_defaults()))
+    if unknown:
+        raise TypeError(f"evaluate_configurations() got unexpected keyword arguments: {', '.join(unknown)}")
+    options = {**_scoring_defaults(), **scoring}
+    queries, qrels, options["baseline"] = _judged(
+        queries, qrels, configs, options["baseline"], options["stat_test"], options["max_p"]
+    )
     raw = run_configurations(pipeline, queries, configs, progress=progress, should_stop=should_stop, engine=engine, run=run)
-    settings = {"metrics": metrics, "stat_test": stat_test, "max_p": max_p, "dataset": dataset, "split": split}
-    return score_configurations(raw, configs, queries, qrels, baseline=baseline, problems=problems, **settings)
+    return score_configurations(raw, configs, queries, qrels, **options)
+
+
+def _scoring_defaults() -> dict[str, Any]:
+    """`score_configurations`' keyword-only arguments and their defaults."""
+    parameters = inspect.signature(score_configurations).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def score_configurations(
-    raw: Mapping[str, tuple[Mapping[str, PipelineResult], str | None, str | None]],
+    raw: Mapping[str, ConfigurationRun],
     configs: Sequence[Configuration],
     queries: Mapping[str, str],
     qrels: Qrels,
@@ -400,8 +421,8 @@ def score_configurations(
     split: str = "",
     problems: Sequence[str] = (),
 ) -> EvaluationReport:
-    """Score configurations whose queries already ran (`raw`: name -> (query id -> result, model, error),
-    as `run_configurations` returns) on the judged queries, with significance against `baseline`.
+    """Score configurations whose queries already ran (`raw`: name -> `ConfigurationRun`, as
+    `run_configurations` returns) on the judged queries, with significance against `baseline`.
     `rerank-run` scores its input run and the reranked run this way."""
     queries, qrels, baseline = _judged(queries, qrels, configs, baseline, stat_test, max_p)
     metrics = tuple(metrics)
@@ -692,31 +713,15 @@ def compare_on_query(
 # ---------------------------------------------------------------- cache
 
 
-class ReportCache:
+class ReportCache(BoundedLRU[tuple, EvaluationReport]):
     """Evaluation reports by (dataset, split, queries, configurations, settings): reopening is instant."""
 
     def __init__(self, max_entries: int = 16) -> None:
-        self._data: OrderedDict[tuple, EvaluationReport] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
+        super().__init__(max_entries)
 
     @staticmethod
     def key(pipeline: Pipeline, split: str, queries: Mapping[str, str], configs: Sequence[Configuration], *extra) -> tuple:
         return (pipeline.corpus.fingerprint, pipeline.config, split, tuple(queries.items()), tuple(configs), *extra)
-
-    def get(self, key: tuple) -> EvaluationReport | None:
-        with self._lock:
-            report = self._data.get(key)
-            if report is not None:
-                self._data.move_to_end(key)
-            return report
-
-    def put(self, key: tuple, report: EvaluationReport) -> None:
-        with self._lock:
-            self._data[key] = report
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
 
 
 REPORT_CACHE = ReportCache()

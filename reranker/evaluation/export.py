@@ -9,7 +9,6 @@ in any browser; every piece of corpus or query text is HTML-escaped. Given a sco
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import math
@@ -18,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reranker.cache import atomic_write_text
 from reranker.corpus import Corpus
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
@@ -26,6 +26,7 @@ from reranker.evaluation.evidence import ReportEvidence, report_evidence
 from reranker.evaluation.metrics import Run
 from reranker.evaluation.uncertainty import ALPHA, POWER
 from reranker.explain import Explanation
+from reranker.html_text import esc, heat_style, snippet_text
 from reranker.runs import safe_tag, write_run
 from reranker.types import PipelineResult, RankedList
 
@@ -178,10 +179,8 @@ def metrics_csv(report: EvaluationReport) -> str:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
+    """Write an export whole or not at all (reranker.cache.atomic_write_text)."""
+    return atomic_write_text(path, text)
 
 
 def write_json(path: str | Path, data: object) -> Path:
@@ -209,15 +208,6 @@ th{background:#f6f8fa}
 .heat{border-radius:3px} .swatch{display:inline-block;width:22px;height:10px;border:1px solid #d0d7de;border-radius:2px;
 vertical-align:middle;margin:0 3px 0 8px}
 """
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _snippet(text: str, limit: int = 220) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _list_table(
@@ -255,14 +245,14 @@ def _list_table(
         rows.append(
             "<tr>"
             f"<td>{hit.rank}</td>"
-            f'<td class="{move.kind}">{_esc(move.label)}</td>'
-            f"<td><b>{_esc(title)}</b>{badge}"
-            f'<div class="snippet">{_esc(hit.doc_id)} · {_esc(_snippet(text))}</div>{chunk_cell}</td>'
+            f'<td class="{move.kind}">{esc(move.label)}</td>'
+            f"<td><b>{esc(title)}</b>{badge}"
+            f'<div class="snippet">{esc(hit.doc_id)} · {esc(snippet_text(text))}</div>{chunk_cell}</td>'
             f"<td>{hit.score:.4f}{normalized}</td>"
             f"<td>{other_rank if other_rank is not None else '–'}</td>"
             "</tr>"
         )
-    header = f"<tr><th>#</th><th>move</th><th>document</th><th>score</th><th>rank in {_esc(other_name)}</th></tr>"
+    header = f"<tr><th>#</th><th>move</th><th>document</th><th>score</th><th>rank in {esc(other_name)}</th></tr>"
     return f"<table>{header}{''.join(rows)}</table>"
 
 
@@ -298,37 +288,31 @@ def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_
     return fig.to_html(full_html=False, include_plotlyjs=True, config={"displaylogo": False})
 
 
-def _heat_style(share: float) -> str:
-    alpha = 0.1 + 0.6 * min(abs(share), 1.0) if abs(share) >= 0.02 else 0.0
-    rgb = "22,163,74" if share >= 0 else "220,38,38"
-    return f"background-color:rgba({rgb},{alpha:.2f})"
-
-
 def _explanation_section(explanation: Explanation, corpus: Corpus, doc_id: str) -> str:
     """The explained window as text with heat per span, and a legend that writes the unit out."""
     doc = corpus.get(doc_id)
     title = (doc.title if doc else "") or doc_id
     pieces = []
     for start, end, span in explanation.segments():
-        piece = _esc(explanation.text[start:end])
+        piece = esc(explanation.text[start:end])
         if span is None:
             pieces.append(piece)
         else:
             pieces.append(
-                f'<span class="heat" style="{_heat_style(explanation.share(span))}" '
-                f'title="{span.delta:+.3f} {_esc(explanation.unit)}">{piece}</span>'
+                f'<span class="heat" style="{heat_style(explanation.share(span))}" '
+                f'title="{span.delta:+.3f} {esc(explanation.unit)}">{piece}</span>'
             )
     window = explanation.window
     low = min((s.delta for s in explanation.spans), default=0.0)
     high = max((s.delta for s in explanation.spans), default=0.0)
     return (
-        f'<section id="explanation"><h2>Why {_esc(title)} ({_esc(doc_id)}) scored as it did</h2>'
+        f'<section id="explanation"><h2>Why {esc(title)} ({esc(doc_id)}) scored as it did</h2>'
         f'<div class="meta">Window {window.index + 1} of {explanation.windows} (characters {window.start}–{window.end}), '
         f"logit {explanation.score:+.3f}. Heat per "
-        f"{'sentence' if explanation.granularity == 'sentence' else 'token span'}: {_esc(explanation.unit_help)}.<br>"
-        f'<span class="swatch" style="{_heat_style(-1.0)}"></span>lowered ({low:+.3f})'
-        f'<span class="swatch" style="{_heat_style(1.0)}"></span>raised ({high:+.3f} {_esc(explanation.unit)}) · '
-        f"{_esc(explanation.how)}; {_esc(explanation.model)}, {_esc(explanation.precision)}</div>"
+        f"{'sentence' if explanation.granularity == 'sentence' else 'token span'}: {esc(explanation.unit_help)}.<br>"
+        f'<span class="swatch" style="{heat_style(-1.0)}"></span>lowered ({low:+.3f})'
+        f'<span class="swatch" style="{heat_style(1.0)}"></span>raised ({high:+.3f} {esc(explanation.unit)}) · '
+        f"{esc(explanation.how)}; {esc(explanation.model)}, {esc(explanation.precision)}</div>"
         f'<div class="explained">{"".join(pieces)}</div></section>'
     )
 
@@ -355,38 +339,38 @@ def html_snapshot(
     fused_table = _list_table(before, after, corpus, top_n, judgments, after_side=False, other_name=final)
     final_table = _list_table(after, before, corpus, top_n, judgments, after_side=True, other_name=first)
     latency = "".join(
-        f"<tr><td>{_esc(t.stage)}</td><td>{t.ms:.1f}</td><td>{t.load_ms:.0f}</td><td>{_esc(t.detail)}</td></tr>"
+        f"<tr><td>{esc(t.stage)}</td><td>{t.ms:.1f}</td><td>{t.load_ms:.0f}</td><td>{esc(t.detail)}</td></tr>"
         for t in result.timings
     )
     overlap = top_k_overlap(before.doc_ids(), after.doc_ids(), top_n)
     rbo = rank_biased_overlap(before.doc_ids()[: len(after)], after.doc_ids())
     hurt = hurt_documents(result, judgments, top_n) if judgments else ()
-    notes_html = "".join(f'<div class="note">{_esc(m)}</div>' for m in [*notes, *result.messages])
+    notes_html = "".join(f'<div class="note">{esc(m)}</div>' for m in [*notes, *result.messages])
     if hurt:
         notes_html += "".join(
-            f'<div class="note">Reranker hurt: relevant {_esc(h.doc_id)} (grade {h.grade}) fell from {_esc(first)} rank '
+            f'<div class="note">Reranker hurt: relevant {esc(h.doc_id)} (grade {h.grade}) fell from {esc(first)} rank '
             f"{h.before} to {h.after or 'outside the list'}.</div>"
             for h in hurt
         )
-    settings_line = " · ".join(f"{_esc(k)}: {_esc(v)}" for k, v in (settings or {}).items())
+    settings_line = " · ".join(f"{esc(k)}: {esc(v)}" for k, v in (settings or {}).items())
     figure = _movement_figure(before, after, corpus, top_n) if include_figure and result.reranked else ""
     explained = _explanation_section(explanation[1], corpus, explanation[0]) if explanation else ""
     created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{_esc(title)}: {_esc(result.query[:80])}</title>
+<title>{esc(title)}: {esc(result.query[:80])}</title>
 <style>{_CSS}</style></head>
 <body>
-<h1>Query: <span id="query">{_esc(result.query)}</span></h1>
-<div class="meta">{_esc(corpus.name)} · {len(corpus)} documents · top {top_n} · final stage {_esc(final)} ·
+<h1>Query: <span id="query">{esc(result.query)}</span></h1>
+<div class="meta">{esc(corpus.name)} · {len(corpus)} documents · top {top_n} · final stage {esc(final)} ·
 top-{top_n} overlap {overlap:.2f} · RBO {rbo:.3f} · created {created}{(' · ' + settings_line) if settings_line else ''}</div>
-<div class="meta">Scores: {_esc(first)} = {_esc(before.score_label)}; {_esc(final)} = {_esc(after.score_label)}
-{('; in brackets ' + _esc(after.normalized_label)) if after.normalized_label else ''}</div>
+<div class="meta">Scores: {esc(first)} = {esc(before.score_label)}; {esc(final)} = {esc(after.score_label)}
+{('; in brackets ' + esc(after.normalized_label)) if after.normalized_label else ''}</div>
 {notes_html}
 <div class="columns">
-<section id="fused"><h2>{_esc(before_heading or "Before: fused (BM25 + dense, RRF)")}</h2>{fused_table}</section>
-<section id="final"><h2>After: {_esc(final)}</h2>{final_table}</section>
+<section id="fused"><h2>{esc(before_heading or "Before: fused (BM25 + dense, RRF)")}</h2>{fused_table}</section>
+<section id="final"><h2>After: {esc(final)}</h2>{final_table}</section>
 </div>
 {explained}
 {('<h2>Rank movement</h2>' + figure) if figure else ''}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from reranker.corpus import Qrels
-from reranker.pipeline import RERANK_STAGES, Pipeline
+from reranker.pipeline import RERANK_STAGES
 from reranker.runs import Run
 from reranker.types import PipelineResult, RankedList
 
@@ -21,22 +21,6 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 # ranx compiles its metrics with numba on first use; two threads compiling at once abort the process.
 RANX_LOCK = threading.RLock()
 ID_WIDTH = 12  # digits of the stand-in document ids given to ranx (see _fixed_width_ids)
-
-
-def run_queries(
-    pipeline: Pipeline,
-    queries: Mapping[str, str],
-    *,
-    progress: Callable[[int, int], None] | None = None,
-    **overrides,
-) -> dict[str, PipelineResult]:
-    """Search every query; returns query id -> result."""
-    results = {}
-    for done, (qid, text) in enumerate(queries.items(), start=1):
-        results[qid] = pipeline.search(text, **overrides)
-        if progress:
-            progress(done, len(queries))
-    return results
 
 
 def stage_run(results: Mapping[str, PipelineResult], stage: str) -> Run:
@@ -133,13 +117,6 @@ def warm_metrics() -> None:
     # ranx takes another code path (and numba compiles again) for one metric than for several.
     evaluate_per_query(qrels, run, ("ndcg@10",))
     evaluate_per_query(qrels, run, METRICS)
-
-
-def evaluate_stages(qrels: Qrels, results: Mapping[str, PipelineResult]) -> dict[str, dict[str, float]]:
-    stages: list[str] = []
-    for result in results.values():
-        stages += [s for s in result.stages if s not in stages]
-    return {stage: evaluate_run(qrels, stage_run(results, stage)) for stage in stages}
 
 
 def mean_latency(results: Mapping[str, PipelineResult]) -> dict[str, float]:

@@ -14,7 +14,7 @@ How a sweep measures (docs/evaluation.md, "Trade-offs", says the same for reader
   the first stage's time plus the cost of every pair it reads (a cascade also reads its coarse model's
   pairs). p50 and p95 are over the queries. Model loading and a warm-up pass are kept out.
 - Quality. The lists are built by the pipeline's own functions (`CrossEncoderReranker.rerank`,
-  `fusion.interpolate`, `metrics.stage_run`) and scored by ranx as `eval` scores them, so a derived
+  `fusion.blend`, `metrics.stage_run`) and scored by ranx as `eval` scores them, so a derived
   configuration equals `eval` of the same configuration.
 """
 
@@ -27,18 +27,17 @@ import logging
 import math
 import os
 import platform
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reranker.cache import BoundedLRU
 from reranker.corpus import Qrels
 from reranker.cross_encoder import CrossEncoderReranker, ScoreCache
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import Configuration, EvaluationCancelled, score_configurations
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
-from reranker.fusion import interpolate
+from reranker.fusion import blend as blend_lists
 from reranker.models import PROJECT_MODELS
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.project_models import OFFLINE_FAMILY
@@ -65,7 +64,7 @@ Key = tuple[str, str, str]  # the score cache's (model and precision, query, win
 @dataclass(frozen=True)
 class SweepSettings:
     """What a sweep varies: cross-encoders (`cascade:COARSE+FINE` for a cascade), rerank depths (0: no
-    reranking), blend weights (`PipelineConfig.interpolation`), and the latency budget of the recommendation.
+    reranking), blend weights (`PipelineConfig.blend`), and the latency budget of the recommendation.
 
     `coarse_depth` is how many fused candidates a cascade's coarse model scores (None: the deepest depth)."""
 
@@ -360,7 +359,7 @@ def sweep(
             for depth, (stages, keys) in by_depth.items():
                 ms = first_ms + ledger.cost_of(keys)
                 for blend in settings.blends:
-                    blended = {**stages, "reranked": interpolate(stages["reranked"], fused, blend)}
+                    blended = {**stages, "reranked": blend_lists(stages["reranked"], fused, blend)}
                     result = PipelineResult(first.query, {**head, **blended}, first.timings, (), config.top_n)
                     results.setdefault((spec, depth, blend), {})[qid] = result
                     latency.setdefault((spec, depth, blend), {})[qid] = ms
@@ -567,13 +566,11 @@ def sweep_csv(result: SweepResult) -> str:
     return out.getvalue()
 
 
-class SweepCache:
+class SweepCache(BoundedLRU[tuple, SweepResult]):
     """Sweeps by (corpus, split, queries, settings): showing a sweep again is instant. Bounded, least recently used."""
 
     def __init__(self, max_entries: int = 8) -> None:
-        self._data: OrderedDict[tuple, SweepResult] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
+        super().__init__(max_entries)
 
     @staticmethod
     def key(
@@ -581,20 +578,3 @@ class SweepCache:
     ) -> tuple:
         judged = tuple((q, tuple(sorted(qrels.get(q, {}).items()))) for q in queries)
         return (pipeline.corpus.fingerprint, pipeline.config, label, split, tuple(queries.items()), judged, settings)
-
-    def get(self, key: tuple) -> SweepResult | None:
-        with self._lock:
-            result = self._data.get(key)
-            if result is not None:
-                self._data.move_to_end(key)
-            return result
-
-    def put(self, key: tuple, result: SweepResult) -> None:
-        with self._lock:
-            self._data[key] = result
-            self._data.move_to_end(key)
-            while len(self._data) > self._max:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)

@@ -626,7 +626,7 @@ def _stop_flag(state: AppState, request: gr.Request | None) -> threading.Event:
 HELP = (
     "Evaluate up to four configurations on the corpus's judged queries: `bm25`, `dense`, `fused` (no reranking), "
     "`auto` (fused + the default cross-encoder), `rerank:MODEL`, `cascade:COARSE+FINE`; name one with `NAME=SPEC` "
-    "and change a setting with `@depth=20`. The settings panel above applies to all of them. With a TREC run "
+    "and change a setting with `@rerank_depth=20`. The settings panel above applies to all of them. With a TREC run "
     "uploaded for the corpus, rerankers start from the run's lists and `run` (the run itself) is the baseline."
 )
 
@@ -655,7 +655,7 @@ def build_evaluate_tab(ctx: AppContext) -> None:
         describe(baseline, "The configuration the others are tested against, by name or spec (e.g. fused).")
         for slot in slots:
             describe(slot, "A configuration: bm25, dense, fused, auto, rerank:MODEL or cascade:COARSE+FINE; "
-                           "NAME=SPEC names it, @depth=20 changes a setting. Empty: unused.")
+                           "NAME=SPEC names it, @rerank_depth=20 changes a setting. Empty: unused.")
         with gr.Row():
             run = gr.Button("Evaluate", variant="primary", elem_id="rl-eval-run")
             cancel = gr.Button("Cancel", variant="stop", elem_id="rl-eval-cancel")

@@ -7,7 +7,6 @@ Every piece of corpus text, document id and file name goes through `html.escape`
 
 from __future__ import annotations
 
-import html
 import itertools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ from dataclasses import dataclass
 from reranker.corpus import Corpus, Dataset
 from reranker.evaluation.compare import Movement, movement
 from reranker.explain import Explanation, SpanContribution
+from reranker.html_text import HEAT_RGB, SNIPPET_CHARS, esc, heat_style, snippet_text  # noqa: F401  (public here too)
 from reranker.judgments import GRADE_NAMES, GRADES
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
-
-SNIPPET_CHARS = 220
 
 STAGE_NAMES = {
     "bm25": "BM25",
@@ -120,10 +118,6 @@ if (typeof watch === 'function') watch('value', () => {  // the lists came back:
 """
 
 
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def shorten(text: str, limit: int = 60) -> str:
     """`text` cut to `limit` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -162,8 +156,7 @@ def format_score(value: float) -> str:
 
 
 def snippet(doc: Document, limit: int = SNIPPET_CHARS) -> str:
-    text = " ".join(doc.text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return snippet_text(doc.text, limit)
 
 
 def title_of(doc: Document) -> str:
@@ -456,19 +449,6 @@ def corpus_info_html(dataset: Dataset, run: str | None = None) -> str:
 
 def notice_html(text: str, kind: str = "info") -> str:
     return f'<div class="rl-notice rl-notice-{esc(kind)}">{esc(text)}</div>'
-
-
-# Heat colours: a span that raised the score is green, one that lowered it red; the strongest is most opaque.
-HEAT_RGB = {"pos": (22, 163, 74), "neg": (220, 38, 38)}
-
-
-def heat_style(share: float) -> str:
-    """Inline background for a span whose contribution is `share` (-1 to 1) of the largest one; none (the
-    deciding window's own background shows) when it is under 2% of the largest."""
-    if abs(share) < 0.02:
-        return ""
-    r, g, b = HEAT_RGB["pos" if share >= 0 else "neg"]
-    return f"background-color: rgba({r}, {g}, {b}, {0.1 + 0.6 * min(abs(share), 1.0):.2f})"
 
 
 def heat_title(span: SpanContribution, explanation: Explanation) -> str:

@@ -73,8 +73,9 @@ class Settings:
         cross_encoder: Reranker: a hub id, a local directory, "auto" (the best one available here) or "none"
             to stop after fusion.
         score_mode: Scores of the cross-encoder as shown: "raw logit", or "sigmoid (0–1)".
-        interpolation: Weight of the z-scored fused score blended into the z-scored cross-encoder score, "0"
-            to "1"; "model's recommendation" takes a fine-tuned model card's weight (0 for other models).
+        interpolation: `PipelineConfig.blend` as the page writes it: "0" to "1", or "model's recommendation"
+            (a fine-tuned model card's weight, 0 for other models). The page's widgets keep their old names
+            (interpolation, budget_ms) until the page is rewired by name.
         budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. 0: no budget.
     """
 
@@ -88,7 +89,7 @@ class Settings:
     chunk_overlap: int = PIPELINE_DEFAULTS.chunk_overlap
     aggregation: Aggregation = PIPELINE_DEFAULTS.aggregation
     score_mode: ScoreMode = RAW_MODE
-    interpolation: str | float = blend_text(PIPELINE_DEFAULTS.interpolation)  # MODEL_BLEND or a weight in [0, 1]
+    interpolation: str | float = blend_text(PIPELINE_DEFAULTS.blend)  # MODEL_BLEND or a weight in [0, 1]
     budget_ms: float = PIPELINE_DEFAULTS.latency_budget_ms or 0.0  # 0 = no budget, as the page's number box says
 
     @property
@@ -96,22 +97,42 @@ class Settings:
         return self.score_mode == NORMALIZED_MODE
 
     def overrides(self, **changes: Any) -> dict[str, Any]:
-        """Keyword overrides for `Pipeline.search`."""
-        values = {
-            "bi_encoder": (self.bi_encoder or PIPELINE_DEFAULTS.bi_encoder).strip(),
-            "cross_encoder": (self.cross_encoder or AUTO).strip(),
-            "retrieval_depth": int(self.retrieval_depth),
-            "rrf_k": int(self.rrf_k),
-            "rerank_depth": int(self.rerank_depth),
-            "top_n": int(self.top_n),
-            "chunk_tokens": int(self.chunk_tokens),
-            "chunk_overlap": int(self.chunk_overlap),
-            "aggregation": self.aggregation,
-            "interpolation": blend_weight(self.interpolation),
-            "latency_budget_ms": float(self.budget_ms) if self.budget_ms else None,
-        }
+        """Keyword overrides for `Pipeline.search`: every field under its `PipelineConfig` name (derived, so a
+        field added here reaches the pipeline), in the type the pipeline takes; `changes` win."""
+        values = {}
+        for f in dataclasses.fields(self):
+            if f.name in PAGE_ONLY:
+                continue
+            name = PAGE_NAMES.get(f.name, f.name)
+            convert = PAGE_CONVERSIONS.get(f.name) or _config_conversion(name)
+            values[name] = convert(getattr(self, f.name))
         values.update(changes)
         return values
+
+
+# Settings fields that are about the page itself, not the pipeline.
+PAGE_ONLY = frozenset({"score_mode"})
+# Settings fields named otherwise in PipelineConfig (older page names its widgets and API parameters still use).
+PAGE_NAMES = {"budget_ms": "latency_budget_ms", "interpolation": "blend"}
+# Settings fields whose page values need more than a type conversion.
+PAGE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "interpolation": blend_weight,
+    "budget_ms": lambda value: float(value) if value else None,  # 0 = no budget, as the page's number box says
+}
+
+
+def _config_conversion(name: str) -> Callable[[Any], Any]:
+    """The page value of `PipelineConfig.name` as the pipeline takes it: numbers from the page's floats, model
+    names trimmed (empty: the pipeline's default), anything else as it is."""
+    hint = typing.get_type_hints(PipelineConfig).get(name)
+    if hint is None:
+        raise TypeError(f"Settings.{name} is no PipelineConfig field: add it to PAGE_ONLY or PAGE_NAMES")
+    if hint in (int, float):
+        return hint
+    if hint in (str, str | None):
+        default = getattr(PIPELINE_DEFAULTS, name)
+        return lambda value: (value or default or "").strip()
+    return lambda value: value
 
 
 SETTING_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Settings))
