@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
@@ -30,8 +30,9 @@ from reranker.cross_encoder import (
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import interpolate, reciprocal_rank_fusion
+from reranker.input_policy import UNCHANGED, InputNote, InputPolicy, blend_for, needs_note
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
-from reranker.project_models import recommended_interpolation
+from reranker.project_models import recommended_input_policy, recommended_interpolation
 from reranker.speed import PRECISIONS, Precision, check_device
 from reranker.types import PipelineResult, RankedList, StageTiming
 
@@ -76,6 +77,8 @@ class PipelineConfig:
         max_windows_per_document: Token windows scored per document at most; a longer document is cut, with a note.
         max_windows_per_query: Token windows scored per query at most; later documents keep their first window.
         allow_untrained_head: Load a checkpoint without a trained relevance head (e.g. a bi-encoder): it ranks at random.
+        input_policy: Pairs and blend for long queries: auto takes the model card's policy (longer pairs, a kept
+            start and end, more of the fused score), off lays out every query as the model's training length allows.
     """
 
     bi_encoder: str = DEFAULT_BI_ENCODER
@@ -104,6 +107,7 @@ class PipelineConfig:
     max_windows_per_document: int | None = MAX_WINDOWS_PER_DOCUMENT
     max_windows_per_query: int | None = MAX_WINDOWS_PER_QUERY
     allow_untrained_head: bool = False
+    input_policy: Literal["auto", "off"] = "auto"
 
     def validate(self) -> None:
         if self.precision not in PRECISIONS:
@@ -122,6 +126,8 @@ class PipelineConfig:
             if value < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {value} (0 turns that reranking stage off)")
         check_window_caps(self.max_windows_per_document, self.max_windows_per_query)
+        if self.input_policy not in ("auto", "off"):
+            raise ConfigError(f"input policy must be auto or off, not {self.input_policy!r}")
         if self.interpolation is not None and not 0.0 <= self.interpolation <= 1.0:
             raise ConfigError("interpolation weight must be between 0 and 1")
         if self.max_length is not None and not 32 <= self.max_length <= 8192:
@@ -213,8 +219,8 @@ class RerankStages:
         stages: dict[str, RankedList] = {first_stage.stage: first_stage}
         timings: list[StageTiming] = []
         messages: list[str] = []
-        self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
-        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+        note = self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n, note)
 
     def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker:
         """The (cached) cross-encoder stage for a model spec under a config's chunk settings."""
@@ -240,8 +246,9 @@ class RerankStages:
                 )
             return self._rerankers[key]
 
-    def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> None:
-        """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`."""
+    def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> InputNote | None:
+        """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`; the
+        note on how a long query was laid out (None when there is nothing to say)."""
         candidates = first_stage
         coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder) if config.coarse_depth else None
         fine_spec = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
@@ -283,14 +290,28 @@ class RerankStages:
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
+            card_weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
+            policy = self.input_policy(fine_spec, config)
+            plan = self.reranker(fine_spec, config).plan_query(query, policy)
+            weight = card_weight if config.interpolation is not None else blend_for(card_weight, plan, policy)
             if weight > 0:
                 stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
+            if needs_note(plan):
+                dropped = self.reranker(fine_spec, config).dropped_text(query, plan)
+                return InputNote(plan, dropped, card_weight, weight, config.interpolation is not None)
+        return None
+
+    def input_policy(self, spec: str, config: PipelineConfig) -> InputPolicy:
+        """The pair layout for long queries: the model card's (`input_policy` auto), or the plain one."""
+        if config.input_policy == "off":
+            return UNCHANGED
+        return recommended_input_policy(self.reranker(spec, config).loaded.resolved.path)
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
         reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
         start = time.perf_counter()
-        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
+        policy = self.input_policy(spec, config)
+        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage, policy=policy)
         ms = (time.perf_counter() - start) * 1000
         stages[stage] = output.ranked
         messages.extend(m for m in output.messages if m not in messages)
@@ -442,8 +463,8 @@ class Pipeline(RerankStages):
         )
         timings.append(StageTiming("fused", ms, detail=f"RRF k={config.rrf_k}"))
 
-        self._rerank_stages(query, stages["fused"], config, started, stages, timings, messages)
-        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+        note = self._rerank_stages(query, stages["fused"], config, started, stages, timings, messages)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n, note)
 
 def check_query(query: str) -> str:
     """The query with its whitespace collapsed; raises ConfigError for an empty or overlong query."""
