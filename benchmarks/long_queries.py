@@ -45,6 +45,10 @@ SHORT_SETS = {  # the general model's dev queries (its card): the policy must le
     "msmarco-dev-pos": (ROOT.parent / "shared" / "datasets" / "msmarco-dev-pos", "train", "msmarco-dev-pos.dev_queries.txt"),
     "wikiqa (held-out)": (ROOT.parent / "shared" / "datasets" / "wikiqa", "train", "wikiqa.heldout_queries.txt"),
 }
+TEST_SPLITS = {  # measured once after the choice: a policy that changes none of their queries leaves their figures
+    "knowledge test": (ROOT / "corpora" / "knowledge", "test", None),
+    "longdocs test": (ROOT / "corpora" / "longdocs", "test", None),
+}
 CANDIDATES: dict[str, InputPolicy] = {
     "off (today)": UNCHANGED,
     "256, query cut to 115, edges": InputPolicy(min_window_tokens=138, cut_query_share=0.45, query_cut="edges"),
@@ -144,6 +148,8 @@ def sweep(args) -> None:
         pooled_fused.update({f"{part}/{q}": v for q, v in fused.items()})
         rows.append((part, "fused", None, statistics.fmean(fused.values()), None, len(queries)))
         for name, policy in CANDIDATES.items():
+            if args.candidates and not any(name.startswith(c) for c in args.candidates):
+                continue
             started = time.perf_counter()
             raw = {}
             for q, text in queries.items():
@@ -171,14 +177,14 @@ def sweep(args) -> None:
     for (name, blend), scores in pooled.items():
         diff, p, wins, losses = paired(pooled_fused, scores)
         print(f"| {name} | {blend} | {statistics.fmean(scores.values()):.4f} | {diff:+.4f} (p = {p:.2g}, {wins} / {losses}) |")
-    print(f"\nshort dev sets: queries the card's policy ({chosen}) changes at all (pair layout or blend)\n")
+    print(f"\nshort dev sets and test splits: queries the card's policy ({chosen}) changes at all (pair layout or blend)\n")
     print("| dev set | queries | long (blend changes) | pair layout changes |")
     print("|---|---|---|---|")
-    for name, (folder, _split, ids_file) in SHORT_SETS.items():
+    for name, (folder, split, ids_file) in {**SHORT_SETS, **TEST_SPLITS}.items():
         if not folder.is_dir():
             continue
-        ids = set((MODELS_ROOT / "minilm-l6-general" / ids_file).read_text().split())
         dataset = load_beir(folder)
+        ids = set((MODELS_ROOT / "minilm-l6-general" / ids_file).read_text().split()) if ids_file else set(dataset.qrels[split])
         texts = [check_query(dataset.queries[q]) for q in ids if q in dataset.queries]
         plans = [(reranker.plan_query(t, chosen), reranker.plan_query(t, UNCHANGED)) for t in texts]
         blends = sum(blend_for(card_blend, new, chosen) != card_blend for new, _ in plans)
@@ -216,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=30)
     parser.add_argument("--sets", nargs="+", default=list(LONG_SETS))
+    parser.add_argument("--candidates", nargs="+", help="only the candidate policies whose names start so")
     parser.add_argument("--latency", type=int, default=0, help="time this many queries per part at depth 50 instead")
     args = parser.parse_args(argv)
     if args.latency:
