@@ -290,15 +290,17 @@ class RerankStages:
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            card_weight = self._interpolation_for(fine_spec, config, messages, first_stage.stage)
             policy = self.input_policy(fine_spec, config)
-            plan = self.reranker(fine_spec, config).plan_query(query, policy)
-            weight = card_weight if config.interpolation is not None else blend_for(card_weight, plan, policy)
+            pairs = self.reranker(fine_spec, config).plan_query(query, policy)
+            card_weight = recommended_interpolation(self.reranker(fine_spec, config).loaded.resolved.path) or 0.0
+            weight = self._interpolation_for(
+                fine_spec, config, messages, first_stage.stage, long_query=blend_for(card_weight, pairs, policy)
+            )
             if weight > 0:
                 stages["reranked"] = interpolate(stages["reranked"], first_stage, weight)
-            if needs_note(plan):
-                dropped = self.reranker(fine_spec, config).dropped_text(query, plan)
-                return InputNote(plan, dropped, card_weight, weight, config.interpolation is not None)
+            if needs_note(pairs):
+                dropped = self.reranker(fine_spec, config).dropped_text(query, pairs)
+                return InputNote(pairs, dropped, card_weight, weight, config.interpolation is not None)
         return None
 
     def input_policy(self, spec: str, config: PipelineConfig) -> InputPolicy:
@@ -320,11 +322,21 @@ class RerankStages:
         timings.append(StageTiming(stage, ms, output.load_ms, detail))
         return output.ranked
 
-    def _interpolation_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
-        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
+    def _interpolation_for(
+        self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused", long_query: float | None = None
+    ) -> float:
+        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries),
+        or `long_query`, the card's weight for a long query when it differs (reranker.input_policy)."""
         if config.interpolation is not None:
             return config.interpolation
         recommended = recommended_interpolation(self.reranker(spec, config).loaded.resolved.path) or 0.0
+        if long_query is not None and long_query != recommended:
+            messages.append(
+                f"Reranked scores blend {long_query:g} of the {first} score into the cross-encoder's (both z-scored), "
+                f"as {spec}'s model card recommends for long queries ({recommended:g} for others); "
+                "set the blend to 0 for the cross-encoder alone."
+            )
+            return long_query
         if recommended > 0:
             messages.append(
                 f"Reranked scores blend {recommended:g} of the {first} score into the cross-encoder's (both z-scored), "

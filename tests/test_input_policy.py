@@ -129,6 +129,8 @@ def test_the_pipeline_returns_the_note_and_the_lists_and_cli_show_it(tmp_path):
     assert note is not None and note.plan.long_query
     policy = pipeline.input_policy(GENERAL, pipeline.config)
     assert note.blend == blend_for(note.card_blend, note.plan, policy)
+    blends = [m for m in result.messages if m.startswith("Reranked scores blend")]
+    assert len(blends) == 1 and f"blend {note.blend:g} of the fused score" in blends[0]
     assert note.text in before_after_html(result, corpus).replace("&#x27;", "'")
     assert result_to_json(result, pipeline)["input_note"] == note.text
     short = pipeline.search("bm25 inverse document frequency")
