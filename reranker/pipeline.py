@@ -77,8 +77,8 @@ class PipelineConfig:
         max_windows_per_document: Token windows scored per document at most; a longer document is cut, with a note.
         max_windows_per_query: Token windows scored per query at most; later documents keep their first window.
         allow_untrained_head: Load a checkpoint without a trained relevance head (e.g. a bi-encoder): it ranks at random.
-        input_policy: Pairs and blend for long queries: auto takes the model card's policy (longer pairs, a kept
-            start and end, more of the fused score), off lays out every query as the model's training length allows.
+        input_policy: Pairs and blend for long queries: auto takes the model card's policy (e.g. a query cut to its
+            start and end, a minimum document window, more of the fused score), off lays out every query as before.
     """
 
     bi_encoder: str = DEFAULT_BI_ENCODER

@@ -1,6 +1,6 @@
 """Build the long-query dev set: short judged questions turned into long queries by pasting context around them.
 
-Three parts, each a BEIR folder under `corpora/longqueries/build/<part>/` (git-ignored; rebuilt by this
+Four parts, each a BEIR folder under `corpora/longqueries/build/<part>/` (git-ignored; rebuilt by this
 script), split `dev`:
 
 - knowledge-context: the `knowledge` corpus's 35 training-split questions, each with one or two of the
