@@ -30,6 +30,7 @@ from reranker.cross_encoder_settings import (  # noqa: F401  (MAX_WINDOWS_*, che
     check_window_caps,
 )
 from reranker.engines.jobs import PairJob, ScorerSpec, active_deferral
+from reranker.input_policy import UNCHANGED, InputPolicy, PairPlan, cut_ids, plan_pairs, shorten_middle
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.pairs import PairTemplate, length_batches
 from reranker.speed import (
@@ -49,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
 NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
-MIN_DOCUMENT_TOKENS = 32
+MIN_DOCUMENT_TOKENS = UNCHANGED.min_window_tokens
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class RerankOutput:
     load_ms: float = 0.0
     pairs_scored: int = 0
     pairs_cached: int = 0
+    plan: PairPlan | None = None  # the pair layout the query got (reranker.input_policy)
 
 
 class DocumentWindows(NamedTuple):
@@ -181,6 +183,7 @@ class CrossEncoderReranker:
         self.model = self.loaded.model
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length or 512)
+        self.explicit_max_length = settings.max_length is not None
         self.precision_choice = select_precision(settings.precision, device=self.device)
         self.precision = self.precision_choice.precision
         configure_threads(device=self.device)
@@ -206,22 +209,52 @@ class CrossEncoderReranker:
         """A text's token ids and character offsets, no special tokens (cached; windows are slices of these)."""
         return self._tokens(text)
 
-    def pair_query(self, query: str) -> tuple[str, tuple[int, ...], str | None]:
-        """The query as it goes into every pair: (text, token ids, a message when it had to be truncated).
+    def pair_query(self, query: str, policy: InputPolicy | None = None) -> tuple[str, tuple[int, ...], str | None]:
+        """The query as it goes into every pair: (text, token ids, a message when it had to be cut).
 
-        A query so long that fewer than MIN_DOCUMENT_TOKENS would be left for the document keeps its first
-        half of the model's input."""
-        query_ids = self.tokenizer(query, add_special_tokens=False)["input_ids"]
-        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
-        if self.max_length - specials - len(query_ids) >= MIN_DOCUMENT_TOKENS:
+        Without a policy (`UNCHANGED`), a query so long that fewer than 32 tokens would be left for the
+        document keeps its first half of the model's input; `policy` (reranker.input_policy) can give long
+        queries longer pairs and keep their start and end."""
+        plan = self.plan_query(query, policy)
+        query_ids = self._tokens(query)[0]
+        if not plan.cut:
             return query, tuple(query_ids), None
-        keep, total = self.max_length // 2, len(query_ids)
-        query_ids = query_ids[:keep]
+        kept = cut_ids(query_ids, plan)
+        which = "its first" if len(plan.kept) == 1 else "its start and end,"
         message = (
-            f"The query is {total} tokens; the model reads at most {self.max_length} per pair, "
-            f"so the query was truncated to its first {keep} tokens."
+            f"The query is {plan.query_tokens} tokens; the model reads at most {plan.pair_tokens} per pair, "
+            f"so the query was truncated to {which} {plan.kept_tokens} tokens."
         )
-        return self.tokenizer.decode(query_ids), tuple(query_ids), message
+        return self.tokenizer.decode(kept), kept, message
+
+    def plan_query(self, query: str, policy: InputPolicy | None = None) -> PairPlan:
+        """How this query's pairs are laid out under `policy` (tokens per pair, query tokens kept, window)."""
+        return plan_pairs(
+            len(self._tokens(query)[0]),
+            training_length=self.max_length,
+            position_limit=self.position_limit,
+            special_tokens=self.tokenizer.num_special_tokens_to_add(pair=True),
+            chunk_tokens=self.chunk_tokens,
+            policy=policy or UNCHANGED,
+            # Text input is truncated by the model at max_length; an explicit max_length is the user's choice.
+            length_fixed=self._template is None or self.explicit_max_length,
+        )
+
+    def dropped_text(self, query: str, plan: PairPlan) -> tuple[str, ...]:
+        """The pieces of the query a cut plan leaves out, shortened for a note."""
+        _, offsets = self._tokens(query)
+        pieces, cursor = [], 0
+        for start, end in (*plan.kept, (plan.query_tokens, plan.query_tokens)):
+            if start > cursor:
+                pieces.append(shorten_middle(query[offsets[cursor][0] : offsets[start - 1][1]]))
+            cursor = end
+        return tuple(pieces)
+
+    @property
+    def position_limit(self) -> int:
+        """The most tokens the model can read per pair (its position embeddings), at least its max_length."""
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        return max(int(limit), self.max_length) if isinstance(limit, int) else self.max_length
 
     @property
     def template(self) -> PairTemplate | None:
@@ -250,9 +283,11 @@ class CrossEncoderReranker:
     def name(self) -> str:
         return self.model_spec
 
-    def score_documents(self, query: str, documents: Sequence[Document]) -> tuple[list[DocumentScore], list[str], int, int]:
+    def score_documents(
+        self, query: str, documents: Sequence[Document], policy: InputPolicy | None = None
+    ) -> tuple[list[DocumentScore], list[str], int, int]:
         """Score documents against a query: (scores, messages, pairs scored, pairs from cache)."""
-        plan = self._plan(query, documents)
+        plan = self._plan(query, documents, policy)
         raw, scored = self._score_pairs(plan.pairs, plan.pair_ids)
         cursor = 0
         results = []
@@ -278,11 +313,12 @@ class CrossEncoderReranker:
             counts.append(sum(1 for q, d in chunk if self.cache is None or self.cache.get((self._cache_key, q, d)) is None))
         return counts
 
-    def _plan(self, query: str, documents: Sequence[Document]) -> WindowPlan:
-        """Split documents into windows that fit next to the query."""
-        query, query_ids, truncated = self.pair_query(query)
+    def _plan(self, query: str, documents: Sequence[Document], policy: InputPolicy | None = None) -> WindowPlan:
+        """Split documents into windows that fit next to the query (the pair layout `policy` gives it)."""
+        pair_tokens = self.plan_query(query, policy).pair_tokens
+        query, query_ids, truncated = self.pair_query(query, policy)
         messages: list[str] = [truncated] if truncated else []
-        budget = self.max_length - self.tokenizer.num_special_tokens_to_add(pair=True) - len(query_ids)
+        budget = pair_tokens - self.tokenizer.num_special_tokens_to_add(pair=True) - len(query_ids)
         window = min(self.chunk_tokens, budget)
         overlap = min(self.chunk_overlap, window // 2)
 
@@ -465,13 +501,15 @@ class CrossEncoderReranker:
         *,
         depth: int,
         stage: str = "reranked",
+        policy: InputPolicy | None = None,
     ) -> RerankOutput:
-        """Score the top `depth` candidates and return them reordered by the cross-encoder."""
+        """Score the top `depth` candidates and return them reordered by the cross-encoder (pairs laid out by
+        `policy`, reranker.input_policy; None: as before long queries had a policy)."""
         pool = candidates.hits[:depth]
         documents = [corpus[hit.doc_id] for hit in pool]
         start_loaded = self.first_load_ms
         self.first_load_ms = 0.0
-        scores, messages, scored, cached = self.score_documents(query, documents)
+        scores, messages, scored, cached = self.score_documents(query, documents, policy)
         by_id = {hit.doc_id: hit for hit in pool}
         order = sorted(scores, key=lambda s: (-s.raw, by_id[s.doc_id].rank))
         hits = tuple(
@@ -491,5 +529,6 @@ class CrossEncoderReranker:
         ranked = RankedList(stage, hits, RAW_LABEL, NORMALIZED_LABEL)
         if self.untrained_head:
             messages = [f"Warning: {untrained_head_message(self.model_spec)}", *messages]
-        return RerankOutput(ranked, tuple(scores), tuple(messages), start_loaded, scored, cached)
+        plan = self.plan_query(query, policy)
+        return RerankOutput(ranked, tuple(scores), tuple(messages), start_loaded, scored, cached, plan)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
@@ -25,8 +25,9 @@ from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import blend, reciprocal_rank_fusion
+from reranker.input_policy import UNCHANGED, InputNote, InputPolicy, blend_for, needs_note
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
-from reranker.project_models import recommended_blend
+from reranker.project_models import recommended_blend, recommended_input_policy
 from reranker.ranker import Ranker, is_ranker_spec, load_ranker
 from reranker.renamed import accept_old_field_names
 from reranker.types import PipelineResult, RankedList, StageTiming
@@ -67,6 +68,8 @@ class PipelineConfig(CrossEncoderSettings):
         stemmer: Snowball stemmer language of the BM25 tokenizer; None for no stemming.
         dense_index: FAISS index: flat (exact), hnsw, or auto (exact below 200k documents).
         latency_budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. None: no budget.
+        input_policy: Pairs and blend for long queries: auto takes the model card's policy (e.g. a query cut to its
+            start and end, a minimum document window, more of the fused score), off lays out every query as before.
     """
 
     bi_encoder: str = DEFAULT_BI_ENCODER
@@ -84,6 +87,7 @@ class PipelineConfig(CrossEncoderSettings):
     stemmer: str | None = "english"
     dense_index: IndexKind = "auto"
     latency_budget_ms: float | None = None
+    input_policy: Literal["auto", "off"] = "auto"
 
     def validate(self) -> None:
         super().validate()
@@ -99,6 +103,8 @@ class PipelineConfig(CrossEncoderSettings):
                 raise ConfigError(f"{name} must be 0 or more, not {value} (0 turns that reranking stage off)")
         if self.blend is not None and not 0.0 <= self.blend <= 1.0:
             raise ConfigError(f"blend must be between 0 and 1, not {self.blend}", field="blend")
+        if self.input_policy not in ("auto", "off"):
+            raise ConfigError(f"input policy must be auto or off, not {self.input_policy!r}", field="input_policy")
 
 
 @lru_cache(maxsize=1)
@@ -184,8 +190,8 @@ class RerankStages:
         stages: dict[str, RankedList] = {first_stage.stage: first_stage}
         timings: list[StageTiming] = []
         messages: list[str] = []
-        self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
-        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+        note = self._rerank_stages(query, first_stage, config, started, stages, timings, messages)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n, note)
 
     def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker | Ranker:
         """The (cached) reranking stage for a spec under a config's cross-encoder settings: a cross-encoder, or
@@ -197,8 +203,9 @@ class RerankStages:
                 self._rerankers[spec, settings] = made
             return self._rerankers[spec, settings]
 
-    def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> None:
-        """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`."""
+    def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> InputNote | None:
+        """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`; the
+        note on how a long query was laid out (None when there is nothing to say)."""
         candidates = first_stage
         coarse_spec = resolve_cross_encoder_spec(config.coarse_cross_encoder) if config.coarse_depth else None
         fine_spec = resolve_cross_encoder_spec(config.cross_encoder) if config.rerank_depth else None
@@ -244,16 +251,42 @@ class RerankStages:
                 rerank_depth = max(1, plan.depth)
                 messages.append(f"Latency budget: {plan.reason}.")
             self._rerank_stage("reranked", fine_spec, query, candidates, rerank_depth, config, stages, timings, messages)
-            weight = self._blend_for(fine_spec, config, messages, first_stage.stage)
+            weight, note = self._blend_with_policy(query, fine_spec, config, messages, first_stage.stage)
             if weight > 0:
                 stages["reranked"] = blend(stages["reranked"], first_stage, weight)
+            return note
+        return None
+
+    def _blend_with_policy(
+        self, query: str, spec: str, config: PipelineConfig, messages: list[str], first: str
+    ) -> tuple[float, InputNote | None]:
+        """The blend weight for this query (a long query may get the card's long-query weight) and the note on how
+        the query was laid out; a `Ranker` that is not a cross-encoder gets the plain blend and no note."""
+        reranker = self.reranker(spec, config)
+        if not isinstance(reranker, CrossEncoderReranker):
+            return self._blend_for(spec, config, messages, first), None
+        policy = self.input_policy(spec, config)
+        pairs = reranker.plan_query(query, policy)
+        card_weight = recommended_blend(reranker.loaded.resolved.path) or 0.0
+        weight = self._blend_for(spec, config, messages, first, long_query=blend_for(card_weight, pairs, policy))
+        if not needs_note(pairs):
+            return weight, None
+        return weight, InputNote(pairs, reranker.dropped_text(query, pairs), card_weight, weight, config.blend is not None)
+
+    def input_policy(self, spec: str, config: PipelineConfig) -> InputPolicy:
+        """The pair layout for long queries: the model card's (`input_policy` auto), or the plain one."""
+        reranker = self.reranker(spec, config)
+        if config.input_policy == "off" or not isinstance(reranker, CrossEncoderReranker):
+            return UNCHANGED
+        return recommended_input_policy(reranker.loaded.resolved.path)
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
         reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
         if not isinstance(reranker, CrossEncoderReranker):
             return self._ranker_stage(stage, spec, reranker, query, candidates, depth, stages, timings)
         start = time.perf_counter()
-        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage)
+        policy = self.input_policy(spec, config)
+        output = reranker.rerank(query, candidates, self.corpus, depth=depth, stage=stage, policy=policy)
         ms = (time.perf_counter() - start) * 1000
         stages[stage] = output.ranked
         messages.extend(m for m in output.messages if m not in messages)
@@ -276,14 +309,24 @@ class RerankStages:
         timings.append(StageTiming(stage, ms, 0.0, f"{spec}: {len(pool)} docs"))
         return stages[stage]
 
-    def _blend_for(self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused") -> float:
-        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries)."""
+    def _blend_for(
+        self, spec: str, config: PipelineConfig, messages: list[str], first: str = "fused", long_query: float | None = None
+    ) -> float:
+        """The explicit weight, else the one a locally fine-tuned model's card recommends (chosen on its dev queries),
+        or `long_query`, the card's weight for a long query when it differs (reranker.input_policy)."""
         if config.blend is not None:
             return config.blend
         reranker = self.reranker(spec, config)
         if not isinstance(reranker, CrossEncoderReranker):
             return 0.0
         recommended = recommended_blend(reranker.loaded.resolved.path) or 0.0
+        if long_query is not None and long_query != recommended:
+            messages.append(
+                f"Reranked scores blend {long_query:g} of the {first} score into the cross-encoder's (both z-scored), "
+                f"as {spec}'s model card recommends for long queries ({recommended:g} for others); "
+                "set the blend to 0 for the cross-encoder alone."
+            )
+            return long_query
         if recommended > 0:
             messages.append(
                 f"Reranked scores blend {recommended:g} of the {first} score into the cross-encoder's (both z-scored), "
@@ -422,8 +465,8 @@ class Pipeline(RerankStages):
         )
         timings.append(StageTiming("fused", ms, detail=f"RRF k={config.rrf_k}"))
 
-        self._rerank_stages(query, stages["fused"], config, started, stages, timings, messages)
-        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n)
+        note = self._rerank_stages(query, stages["fused"], config, started, stages, timings, messages)
+        return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n, note)
 
 def check_query(query: str) -> str:
     """The query with its whitespace collapsed; raises ConfigError for an empty or overlong query."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from reranker.cache import atomic_directory, atomic_write_text
 from reranker.cache import cache_root as rerank_lens_cache
 from reranker.distribution import bundled
+from reranker.input_policy import InputPolicy
 from reranker.models import DEFAULT_BI_ENCODER, PROJECT_MODEL_INFO, PROJECT_MODELS, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,8 @@ def build_from_artifact(artifact_dir: str | Path, cache_root: str | Path | None 
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing; the artifact is incomplete (check out models/ again)")
     digest = hashlib.sha256()
-    for name in (WEIGHTS_FILE, "config.json", "config_sentence_transformers.json", "tokenizer_config.json"):
+    # finetune.json is the card the pipeline reads its blend and long-query policy from: a new card, a new build.
+    for name in (WEIGHTS_FILE, "config.json", "config_sentence_transformers.json", "tokenizer_config.json", "finetune.json"):
         if (artifact_dir / name).is_file():
             digest.update((artifact_dir / name).read_bytes())
     root = Path(cache_root) if cache_root else _cache_root()
@@ -251,6 +253,15 @@ def recommended_blend(model_dir: str | Path) -> float | None:
         return float(json.loads((Path(model_dir) / META_FILE).read_text())["recommended_interpolation"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def recommended_input_policy(model_dir: str | Path) -> InputPolicy:
+    """The long-query input policy a model card records (`finetune.json` "input_policy"), else the plain layout."""
+    try:
+        values = json.loads((Path(model_dir) / "finetune.json").read_text()).get("input_policy")
+    except (OSError, ValueError, AttributeError):
+        values = None
+    return InputPolicy.from_card(values if isinstance(values, dict) else None)
 
 
 def _register_all() -> None:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reranker.input_policy import InputNote
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class PipelineResult:
     timings: tuple[StageTiming, ...]
     messages: tuple[str, ...] = ()
     top_n: int = 10
+    input_note: InputNote | None = None  # how a long query was laid out for the cross-encoder (reranker.input_policy)
 
     @property
     def before(self) -> RankedList:

@@ -23,6 +23,8 @@ def run(args: argparse.Namespace) -> int:
     result = pipeline.search(args.query)
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)
+    if result.input_note:
+        print(f"note: {result.input_note.text}", file=sys.stderr)
     if args.json:
         print(json.dumps(result_to_json(result, pipeline), indent=2))
     else:
@@ -61,6 +63,7 @@ def result_to_json(result: PipelineResult, pipeline: Pipeline) -> dict:
         "latency_ms": {t.stage: round(t.ms, 2) for t in result.timings},
         "load_ms": {t.stage: round(t.load_ms, 2) for t in [*pipeline.startup, *result.timings] if t.load_ms},
         "messages": list(result.messages),
+        "input_note": result.input_note.text if result.input_note else None,
     }
 
 

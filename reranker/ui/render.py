@@ -15,6 +15,7 @@ from reranker.corpus import Corpus, Dataset
 from reranker.evaluation.compare import Movement, movement
 from reranker.explain import Explanation, SpanContribution
 from reranker.html_text import HEAT_RGB, SNIPPET_CHARS, esc, heat_style, snippet_text  # noqa: F401  (public here too)
+from reranker.input_policy import InputNote
 from reranker.judgments import GRADE_NAMES, GRADES
 from reranker.types import ChunkScore, Document, Hit, PipelineResult, RankedList
 
@@ -349,7 +350,8 @@ def before_after_html(
     )
     after = Column(heading, result.after, result.before, "after")
     return (
-        '<div class="rl-lists">'
+        input_note_html(result.input_note)
+        + '<div class="rl-lists">'
         + ranked_table(before, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine,
                        shipped=shipped)
         + ranked_table(after, corpus, top_n, normalized=normalized, judgments=judgments, grading=grading, mine=mine,
@@ -423,6 +425,13 @@ def _time_summary(result: PipelineResult) -> str:
     if load_ms:
         text += f" <span class='rl-muted'>+ {load_ms:,.0f} ms first model load</span>"
     return text + "</span>"
+
+
+def input_note_html(note: InputNote | None) -> str:
+    """How a long query was laid out for the cross-encoder (what was cut, the windows, the blend), above the lists."""
+    if note is None:
+        return ""
+    return f'<div class="rl-notes rl-input-note" title="reranker.input_policy">{esc(note.text)}</div>'
 
 
 def messages_html(messages: Sequence[str]) -> str:
