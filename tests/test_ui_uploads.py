@@ -129,6 +129,7 @@ def test_a_bad_beir_zip_is_refused_by_name_and_nothing_is_lost(state, key, tmp_p
     with pytest.raises(DataError) as info:
         state.add_upload(archive, "bad.zip")
     assert str(info.value).startswith(message)
+    assert info.value.path.startswith("bad.zip") and str(tmp_path) not in info.value.path
     assert str(state.upload_dir) not in str(info.value) and str(tmp_path) not in str(info.value)
     assert state.choices() == choices and sorted(state.upload_dir.iterdir()) == folders
     assert len(state.dataset(key).corpus) == 13  # the earlier upload is untouched
@@ -196,6 +197,7 @@ def test_a_bad_run_is_refused_with_file_and_line_and_the_previous_run_stays(stat
     with pytest.raises(DataError) as info:
         state.load_run(key, path, "prod.trec")
     assert str(info.value).startswith(message) and str(tmp_path) not in str(info.value)
+    assert info.value.path == "prod.trec" and str(info.value.line or "") in message  # fields, not only a sentence
     assert state.run_for(key) is with_run
 
 

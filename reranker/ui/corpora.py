@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reranker.corpus import Dataset, load_dataset
+from reranker.corpus_keys import bundled_key, data_key
 from reranker.distribution import bundled
 from reranker.pipeline import Pipeline, PipelineConfig
 
@@ -107,13 +108,13 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
     if bundled_dir.is_dir():
         names = sorted(p.name for p in bundled_dir.iterdir() if p.is_dir() and has_beir(p))
         names.sort(key=lambda n: n != DEFAULT_CORPUS)
-        found += [CorpusSource(f"bundled:{n}", f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
+        found += [CorpusSource(bundled_key(n), f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
     for root in data_dirs:
         if not root.is_dir():
             continue
         candidates = [root] if has_beir(root) else sorted(p for p in root.iterdir() if p.is_dir() and has_beir(p))
         for folder in candidates:
-            key = f"data:{folder.resolve()}"
+            key = data_key(folder)
             if all(s.key != key for s in found):
                 found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
     return found
