@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,25 +121,19 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
     return found
 
 
-class SharedCorpora:
-    """The bundled and data-directory corpora, shared read-only by every visitor. Thread-safe."""
+class CorpusShelf:
+    """Corpus entries by key, in the order they came, behind a lock: what the shared corpora and a workspace's
+    uploads (reranker.ui.uploads.UploadShelf) both hold. Thread-safe."""
 
-    def __init__(self, bundled_dir: Path, data_dirs: Iterable[Path], start_corpus: str | None = None) -> None:
-        self.bundled_dir = Path(bundled_dir)
-        self.data_dirs = [Path(d) for d in data_dirs]
-        self.start_corpus = start_corpus
-        self._entries: dict[str, CorpusEntry] = {}
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, CorpusEntry] = OrderedDict()
         self._lock = threading.Lock()
-        self._warned_start_corpus = False
-        self.refresh()
 
-    def refresh(self) -> list[CorpusSource]:
-        """Re-scan the bundled and data folders (corpora written after start appear)."""
-        sources = discover(self.bundled_dir, self.data_dirs)
+    def _register(self, sources: Iterable[CorpusSource]) -> None:
+        """An entry for each source not held yet (one already held keeps its loaded dataset)."""
         with self._lock:
             for source in sources:
                 self._entries.setdefault(source.key, CorpusEntry(source))
-        return self.sources()
 
     def sources(self) -> list[CorpusSource]:
         with self._lock:
@@ -147,6 +142,23 @@ class SharedCorpora:
     def entry(self, key: str) -> CorpusEntry | None:
         with self._lock:
             return self._entries.get(key)
+
+
+class SharedCorpora(CorpusShelf):
+    """The bundled and data-directory corpora, shared read-only by every visitor. Thread-safe."""
+
+    def __init__(self, bundled_dir: Path, data_dirs: Iterable[Path], start_corpus: str | None = None) -> None:
+        super().__init__()
+        self.bundled_dir = Path(bundled_dir)
+        self.data_dirs = [Path(d) for d in data_dirs]
+        self.start_corpus = start_corpus
+        self._warned_start_corpus = False
+        self.refresh()
+
+    def refresh(self) -> list[CorpusSource]:
+        """Re-scan the bundled and data folders (corpora written after start appear)."""
+        self._register(discover(self.bundled_dir, self.data_dirs))
+        return self.sources()
 
     @property
     def default_key(self) -> str | None:

@@ -15,7 +15,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -115,6 +115,23 @@ PAGE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     "blend": blend_weight,
     "latency_budget_ms": lambda value: float(value) if value else None,  # 0 = no budget, as the page's number box says
 }
+
+
+# The inverse: PipelineConfig values as those widgets write them.
+PAGE_WRITES: dict[str, Callable[[Any], Any]] = {
+    "blend": blend_text,
+    "latency_budget_ms": lambda value: float(value or 0),
+}
+
+
+def page_values(config_values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `Settings` fields among `PipelineConfig` values (e.g. a configuration's `@name=value` settings), as
+    the page's widgets write them."""
+    return {
+        name: PAGE_WRITES.get(name, lambda value: value)(value)
+        for name, value in config_values.items()
+        if name in SETTING_FIELDS and name not in PAGE_ONLY
+    }
 
 
 def _config_conversion(name: str) -> Callable[[Any], Any]:

@@ -17,8 +17,6 @@ import logging
 import os
 import re
 import shutil
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from reranker.cache import atomic_copy, atomic_write_text
 from reranker.corpus import Corpus, Dataset, load_beir, load_documents
 from reranker.corpus_keys import upload_key
 from reranker.errors import DataError
-from reranker.ui.corpora import CorpusEntry, CorpusSource, has_beir
+from reranker.ui.corpora import CorpusEntry, CorpusShelf, CorpusSource, has_beir
 from reranker.ui.kept_runs import RUNS_FOLDER
 from reranker.ui.workspaces import WorkspacePolicy
 
@@ -88,26 +86,22 @@ def named_as_uploaded(exc: DataError, path: Path, name: str) -> DataError:
     return exc.naming(where.replace(str(path), name))
 
 
-class UploadShelf:
+class UploadShelf(CorpusShelf):
     """The uploaded corpora of one workspace, oldest first. Thread-safe.
 
     `on_forget(key)` runs for each upload forgotten to stay within the quota (the workspace drops its run).
     """
 
     def __init__(self, folder: Path, policy: WorkspacePolicy, on_forget: Callable[[str], None] | None = None) -> None:
+        super().__init__()
         self.folder = Path(folder)
         self.policy = policy
         self.on_forget = on_forget
-        self._entries: OrderedDict[str, CorpusEntry] = OrderedDict()
-        self._lock = threading.Lock()
         self.refresh()
 
     def refresh(self) -> None:
         """Find the uploads kept in the folder (after a restart, or written by another process)."""
-        found = self._discover()
-        with self._lock:
-            for source in found:
-                self._entries.setdefault(source.key, CorpusEntry(source))
+        self._register(self._discover())
 
     def _discover(self) -> list[CorpusSource]:
         if not self.folder.is_dir():
@@ -127,14 +121,6 @@ class UploadShelf:
                 except (OSError, ValueError, KeyError, TypeError):
                     logger.warning("skipping the upload in %s: its %s is unreadable", folder, UPLOAD_INFO)
         return found
-
-    def sources(self) -> list[CorpusSource]:
-        with self._lock:
-            return [entry.source for entry in self._entries.values()]
-
-    def entry(self, key: str) -> CorpusEntry | None:
-        with self._lock:
-            return self._entries.get(key)
 
     def add(self, path: str | Path, display_name: str | None = None) -> AddedUpload:
         """Validate an uploaded file, keep it and register it; raises DataError (file and line) and keeps nothing.
