@@ -27,6 +27,7 @@ import gradio as gr
 from gradio.components import Component
 
 from reranker.chunking import AGGREGATIONS
+from reranker.corpus_keys import DATA, bundled_key, upload_key
 from reranker.distribution import bundled
 from reranker.errors import ConfigError, RerankLensError
 from reranker.ui.chunks_tab import build_chunks_tab
@@ -175,8 +176,9 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                                          elem_id="rl-upload-run", variant="secondary")
             drop_run = gr.Button("Drop the run", visible=False, scale=0, min_width=120, elem_id="rl-drop-run",
                                  variant="secondary")
-        describe(corpus, 'The corpus, by key: "bundled:knowledge", "bundled:longdocs", "data:<folder>" for a BEIR '
-                         'folder in the data directory, or the "upload:<hash>" key that /upload returns.')
+        describe(corpus, f'The corpus, by key: "{bundled_key("knowledge")}", "{bundled_key("longdocs")}", '
+                         f'"{DATA}:<folder>" for a BEIR folder in the data directory, or the '
+                         f'"{upload_key("<hash>")}" key that /upload returns.')
         describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), a .zip of such files, or a BEIR dataset as a "
                          ".zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, at its top or in one folder) whose "
                          "judgments /evaluate then uses; 50 MB at most.")
