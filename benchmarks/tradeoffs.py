@@ -28,12 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["rerank-lens/minilm-l6-general", "rerank-lens/tiny-general"])
     parser.add_argument("--depths", default="0,10,20,30,50,100")
     parser.add_argument("--blends", default="0,0.5")
-    parser.add_argument("--budget-ms", default="300")
+    parser.add_argument("--latency-budget-ms", default="300")
     parser.add_argument("--out", default=None, help="also write the sweep's JSON here")
     args = parser.parse_args(argv)
     before = machine()
     command = ["tradeoffs", "--dataset", args.dataset, "--split", args.split, "--models", *args.models, "--depths", args.depths,
-               "--blends", args.blends, "--budget-ms", args.budget_ms, "--no-overlay", "--json"]  # fmt: skip
+               "--blends", args.blends, "--latency-budget-ms", args.latency_budget_ms, "--no-overlay", "--json"]  # fmt: skip
     start = time.perf_counter()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -28,6 +28,10 @@ def upload_key(digest: str) -> str:
     return f"{UPLOAD}:{digest}"
 
 
+def is_upload_key(key: str) -> bool:
+    return key.startswith(f"{UPLOAD}:")
+
+
 def dataset_key(name: str) -> str:
     """The corpus key for `--dataset`'s value: a bundled corpus's name (or its folder) is `bundled:<name>`,
     anything else `data:<resolved path>`."""

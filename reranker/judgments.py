@@ -39,6 +39,7 @@ from typing import Literal
 
 from reranker import judgment_db as db
 from reranker.corpus import Dataset, Qrels, json_lines
+from reranker.corpus_keys import DATA
 from reranker.errors import ConfigError, DataError
 from reranker.judgment_db import CurrentGrade, GradeEvent
 from reranker.types import PipelineResult
@@ -92,7 +93,7 @@ def overlay_name(corpus_key: str) -> str:
     """The overlay folder's name for a corpus key: `bundled:knowledge` -> `bundled-knowledge`,
     `data:/abs/scifact` -> `scifact-<hash of the path>`, `upload:<digest>` -> `upload-<digest>`."""
     kind, _, rest = corpus_key.partition(":")
-    if kind == "data" or not rest:
+    if kind == DATA or not rest:
         path = rest or kind
         digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:10]
         return f"{_slug(Path(path).name) or 'corpus'}-{digest}"

@@ -67,6 +67,7 @@ def test_every_input_of_every_endpoint_has_a_name_and_a_description(client):
     described = {p["parameter_name"]: p["python_type"]["description"] for p in search["parameters"]}
     assert described["rerank_depth"] == SETTING_HELP["rerank_depth"] == "Fused candidates the cross-encoder scores."
     assert '"none" to stop after fusion' in described["cross_encoder"]  # the page's word, not PipelineConfig's None
+    assert {"blend", "latency_budget_ms"} <= described.keys() and not {"interpolation", "budget_ms"} & described.keys()
     assert [r["label"] for r in search["returns"]] == ["Summary", "Notes", "Lists", "Rank journey", "Latency", "Document"]
     names = [p["parameter_name"] for p in endpoints["/evaluate"]["parameters"]]
     assert names[5:9] == [f"configuration_{i}" for i in range(1, 5)] and names[9:] == list(SETTING_FIELDS)
@@ -79,10 +80,13 @@ def test_every_input_of_every_endpoint_has_a_name_and_a_description(client):
 
 def test_named_arguments_leave_the_other_settings_at_the_page_defaults(client):
     summary, _notes, lists, *_ = client.predict(
-        corpus_key=KEY, query=SEED_QUERY, cross_encoder="none", top_n=3, api_name="/search"
+        corpus_key=KEY, query=SEED_QUERY, cross_encoder="none", top_n=3, blend="0", latency_budget_ms=0, api_name="/search"
     )
     assert final_order(lists)[0] == "attention" and len(final_order(lists)) == 3
     assert "nDCG@10" in summary
+    # The page's old parameter names are gone (docs/app.md says so): gradio_client refuses them before calling.
+    with pytest.raises(TypeError, match="interpolation"):
+        client.predict(corpus_key=KEY, query=SEED_QUERY, interpolation="0", api_name="/search")
 
 
 def readme_client_example() -> str:

@@ -128,3 +128,25 @@ def test_the_docs_list_the_extras_pyproject_defines():
     named = set().union(*(named_extras(doc.read_text(encoding="utf-8")) for doc in DOCS))
     assert named and named <= extras()
     assert listed_extras("Extras: `[app]`, `[llama-index]`, `[langchain]`, `[dev]`.")[0] != extras()  # no [ray]: caught
+
+
+# docs/app.md: "One is the page's own and no `PipelineConfig` field: `score_mode` (...)". Names in the sentence.
+PAGE_OWN = re.compile(r"page's own and no `PipelineConfig` field:\s*((?:`\w+`(?:,\s*|\s+and\s+)?)+)")
+
+
+def page_own_settings(text: str) -> set[str]:
+    """The settings a text calls the page's own (no PipelineConfig field)."""
+    return {name for group in PAGE_OWN.findall(text) for name in re.findall(r"`(\w+)`", group)}
+
+
+def test_the_app_page_names_the_api_settings_as_the_code_does():
+    from reranker.pipeline import PipelineConfig
+    from reranker.ui.settings import PAGE_ONLY, SETTING_FIELDS
+
+    text = (REPO / "docs" / "app.md").read_text(encoding="utf-8")
+    assert page_own_settings(text) == set(PAGE_ONLY)  # the page's own names, no more, no fewer
+    fields = set(PipelineConfig.__dataclass_fields__)
+    assert set(SETTING_FIELDS) - set(PAGE_ONLY) <= fields  # every other setting has its PipelineConfig name
+    from_code = text.split("## From code", 1)[1].split("*Renamed:*", 1)[0]  # the rename note names the old ones
+    assert not {"interpolation", "budget_ms"} & set(re.findall(r"`(\w+)`", from_code))
+    assert page_own_settings("page's own and no `PipelineConfig` field: `score_mode` and `budget_ms` (x)") != set(PAGE_ONLY)

@@ -113,6 +113,20 @@ def test_snapshot_escapes_text_and_inlines_plotly(hostile_result):
     assert snapshot_filename("What is <x>?") == "rerank-lens-what-is-x.html"
 
 
+def test_snapshot_draws_its_lists_as_the_page_does_without_the_grade_buttons(hostile_result):
+    from reranker.ui import render
+
+    result, corpus = hostile_result
+    snapshot = html_snapshot(result, corpus, judgments={"plain": 2}, include_figure=False)
+    page = render.before_after_html(result, corpus, judgments={"plain": 2})
+    cells = re.compile(r'<td class="rl-doc"><div class="rl-title">.*?</div><div class="rl-snippet">.*?</div>')
+    assert cells.findall(snapshot) == cells.findall(page) and len(cells.findall(page)) == 2 * 3  # same rows, same snippets
+    badges = re.compile(r'<td class="rl-move">(.*?)</td>')
+    assert badges.findall(snapshot) == badges.findall(page)
+    assert 'class="rl-grade' not in snapshot and "rl-grades" not in snapshot  # nothing to click in a file
+    assert "<script" not in snapshot and ".rl-badge {" in snapshot  # the page's list styles, inlined
+
+
 @pytest.mark.browser
 def test_snapshot_opens_offline_in_chromium_and_shows_both_lists(hostile_result, tmp_path):
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):

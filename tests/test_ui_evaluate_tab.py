@@ -22,6 +22,7 @@ from reranker.evaluation.analysis import (
 from reranker.evaluation.metrics import evaluate_per_query, stage_run
 from reranker.types import Hit, PipelineResult, RankedList, StageTiming
 from reranker.ui.evaluate_tab import (
+    EvaluationInputs,
     agreement_matrix_html,
     changes_html,
     delta_lists_html,
@@ -136,7 +137,7 @@ def test_corpus_without_qrels_explains_what_is_missing(tmp_path):
     (folder / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "some text"}) + "\n")
     state = AppState(bundled_dir=tmp_path / "corpora", data_dirs=[])
     with pytest.raises(ConfigError, match=r"no relevance judgments.*search still works"):
-        evaluate_view(state, "bundled:plain", "test", ["fused"], None, "student", 0, {})
+        evaluate_view(state, EvaluationInputs("bundled:plain", "test", ["fused"], None, "student", 0, {}))
 
 
 def test_judging_a_corpus_without_qrels_makes_it_evaluable_and_the_notes_say_so(tmp_path):
@@ -150,7 +151,7 @@ def test_judging_a_corpus_without_qrels_makes_it_evaluable_and_the_notes_say_so(
                      cache_dir=str(tmp_path / "cache"))
     state.judge("bundled:plain", "why do volcanoes erupt", "d1", 3)
     state.judge("bundled:plain", "why do volcanoes erupt", "d3", 0)
-    view = evaluate_view(state, "bundled:plain", "test", ["bm25"], None, "student", 0, {})
+    view = evaluate_view(state, EvaluationInputs("bundled:plain", "test", ["bm25"], None, "student", 0, {}))
     assert "1 judged queries" in view.table
     assert "2 overlay judgments (made in the app or uploaded) merged over the shipped qrels" in view.notes
     assert not (folder / "qrels").exists()  # the corpus folder is never written to
@@ -171,6 +172,7 @@ def test_query_comparison_html_lists_each_configuration(report):
 
 def test_search_settings_follow_the_clicked_configuration():
     from reranker.ui.evaluate_tab import search_settings_for
+    from reranker.ui.settings import Settings
 
     assert search_settings_for("ce=rerank:org/model@rerank_depth=10@top_n=5") == {
         "cross_encoder": "org/model",
@@ -178,6 +180,11 @@ def test_search_settings_follow_the_clicked_configuration():
         "top_n": 5,
     }
     assert search_settings_for("fused") == {}
+    # The blend and the budget as the page's widgets write them, and back to the pipeline's values unchanged.
+    page = search_settings_for("ce=rerank:org/model@blend=0.3@latency_budget_ms=500")
+    assert page == {"cross_encoder": "org/model", "blend": "0.3", "latency_budget_ms": 500.0}
+    overrides = Settings(**page).overrides()
+    assert (overrides["blend"], overrides["latency_budget_ms"]) == (0.3, 500.0)
 
 
 def test_evidence_panels_show_intervals_slices_queue_and_thresholds(report):

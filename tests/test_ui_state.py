@@ -62,6 +62,7 @@ def test_upload_validates_and_keeps_previous_corpora(folders, tmp_path):
     with pytest.raises(DataError) as info:
         state.add_upload(bad, "my notes.jsonl")
     assert "my notes.jsonl, line 2" in str(info.value) and str(tmp_path) not in str(info.value)
+    assert (info.value.path, info.value.line) == ("my notes.jsonl", 2)  # fields, not only a sentence
     assert state.choices() == before
     (tmp_path / "x.pdf").write_text("x")
     with pytest.raises(DataError, match="unsupported file type"):

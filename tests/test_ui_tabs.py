@@ -285,11 +285,11 @@ def test_settings_parse_from_widget_values():
     assert settings_from((*values[:-1], 800)).overrides()["latency_budget_ms"] == 800.0
     assert Settings().overrides()["blend"] is None  # the default follows the model card
     with pytest.raises(ConfigError, match="blend must be a number"):
-        Settings(interpolation="lots").overrides()
+        Settings(blend="lots").overrides()
 
 
 def test_budget_and_blend_from_the_page_reach_the_pipeline(state):
-    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=10, interpolation="0.5", budget_ms=0.001)
+    settings = Settings(cross_encoder=BUNDLED_MODEL, rerank_depth=10, blend="0.5", latency_budget_ms=0.001)
     view = search_view(state, KEY, SEED_QUERY, settings)
     assert "Latency budget" in view.notes
     assert "blend" in view.lists or "z(" in view.lists
@@ -303,6 +303,6 @@ def test_settings_defaults_are_the_pipeline_config_but_the_named_override():
     assert page == dataclasses.replace(defaults, rerank_depth=ui_settings.INTERACTIVE_RERANK_DEPTH)
     assert ui_settings.INTERACTIVE_RERANK_DEPTH != defaults.rerank_depth  # else the override has no reason to exist
     shared = [f for f in ui_settings.SETTING_FIELDS if hasattr(defaults, f)]
-    assert len(shared) == 10 and all(
-        getattr(Settings(), f) == getattr(defaults, f) for f in shared if f not in {"rerank_depth", "interpolation"}
-    )
+    assert shared == [f for f in ui_settings.SETTING_FIELDS if f not in ui_settings.PAGE_ONLY]  # one name per concept
+    written_otherwise = {"rerank_depth", "blend", "latency_budget_ms"}  # the override; a choice and 0 for None
+    assert len(shared) == 11 and all(getattr(Settings(), f) == getattr(defaults, f) for f in shared if f not in written_otherwise)

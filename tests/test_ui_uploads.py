@@ -19,7 +19,7 @@ from reranker.errors import ConfigError, DataError
 from reranker.evaluation.export import report_to_json
 from reranker.runs import format_run
 from reranker.ui.compare_tab import compare_view
-from reranker.ui.evaluate_tab import evaluate_view, query_comparison_view, snapshot_file
+from reranker.ui.evaluate_tab import EvaluationInputs, evaluate_view, query_comparison_view, snapshot_file
 from reranker.ui.kept_runs import kept_run_folder
 from reranker.ui.render import corpus_info_html
 from reranker.ui.search_tab import grade_view, search_view
@@ -129,6 +129,7 @@ def test_a_bad_beir_zip_is_refused_by_name_and_nothing_is_lost(state, key, tmp_p
     with pytest.raises(DataError) as info:
         state.add_upload(archive, "bad.zip")
     assert str(info.value).startswith(message)
+    assert info.value.path.startswith("bad.zip") and str(tmp_path) not in info.value.path
     assert str(state.upload_dir) not in str(info.value) and str(tmp_path) not in str(info.value)
     assert state.choices() == choices and sorted(state.upload_dir.iterdir()) == folders
     assert len(state.dataset(key).corpus) == 13  # the earlier upload is untouched
@@ -154,7 +155,7 @@ def test_forgotten_uploads_take_their_folders_and_kept_runs_with_them(tmp_path, 
 def test_evaluate_on_an_uploaded_beir_zip_equals_the_cli_on_its_folder(state, key, capsys):
     specs = ["bm25", "fused", CE]
     SCORE_CACHE.clear()
-    view = evaluate_view(state, key, "test", specs, "fused", "student", 0, Settings().overrides())
+    view = evaluate_view(state, EvaluationInputs(key, "test", specs, "fused", "student", 0, Settings().overrides()))
     SCORE_CACHE.clear()
     code = main(["eval", "--dataset", state.source(key).path, "--split", "test", "--compare", *specs, "--json"])
     out, err = capsys.readouterr()
@@ -196,6 +197,7 @@ def test_a_bad_run_is_refused_with_file_and_line_and_the_previous_run_stays(stat
     with pytest.raises(DataError) as info:
         state.load_run(key, path, "prod.trec")
     assert str(info.value).startswith(message) and str(tmp_path) not in str(info.value)
+    assert info.value.path == "prod.trec" and str(info.value.line or "") in message  # fields, not only a sentence
     assert state.run_for(key) is with_run
 
 
@@ -299,7 +301,7 @@ def test_search_reranks_the_runs_list_for_a_run_query_and_says_so(state, key, wi
 
 def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, with_run, tmp_path, capsys):
     SCORE_CACHE.clear()
-    view = evaluate_view(state, key, "test", ["fused", CE], "fused", "student", 0, Settings().overrides())
+    view = evaluate_view(state, EvaluationInputs(key, "test", ["fused", CE], "fused", "student", 0, Settings().overrides()))
     page = report_to_json(view.report)
     assert list(page["configurations"]) == ["run", "fused", "ce"] and page["baseline"] == "run"
     assert page["queries"] == 6  # the run ranks six of the eight judged queries
@@ -324,9 +326,9 @@ def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, wi
 
 def test_evaluate_with_a_run_explains_what_cannot_run(state, key, with_run):
     with pytest.raises(ConfigError, match="pick at most 3 others"):
-        evaluate_view(state, key, "test", ["bm25", "dense", "fused", "auto"], "fused", "student", 0, {})
+        evaluate_view(state, EvaluationInputs(key, "test", ["bm25", "dense", "fused", "auto"], "fused", "student", 0, {}))
     state.drop_run(key)
-    view = evaluate_view(state, key, "test", ["run", "fused"], "fused", "student", 0, {})
+    view = evaluate_view(state, EvaluationInputs(key, "test", ["run", "fused"], "fused", "student", 0, {}))
     assert "no TREC run is loaded for this corpus" in view.table
 
 
@@ -351,8 +353,8 @@ def snapshot_lists(page: str) -> tuple[str, list[str], list[str]]:
     """A snapshot's before heading and the document ids of its before and after columns."""
     before, after = page.split('<section id="final">', 1)
     before = before.split('<section id="fused">', 1)[1]
-    ids = r'class="snippet">([^ <]+) · '
-    return re.search(r"<h2>([^<]+)</h2>", before).group(1), re.findall(ids, before), re.findall(ids, after)
+    ids = r'<tr class="[^"]*" data-doc="([^"]+)"'
+    return re.search(r"<h3>([^<]+)</h3>", before).group(1), re.findall(ids, before), re.findall(ids, after)
 
 
 def test_the_snapshot_of_a_run_query_shows_the_runs_list_as_search_does(state, key, with_run):

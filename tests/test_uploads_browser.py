@@ -13,7 +13,7 @@ import pytest
 
 from reranker.runs import format_run
 from reranker.ui import build_demo, launch_options
-from reranker.ui.evaluate_tab import evaluate_view
+from reranker.ui.evaluate_tab import EvaluationInputs, evaluate_view
 from reranker.ui.settings import Settings
 from reranker.ui.state import SEED_QUERY, AppState
 from tests.support import CHROMIUM, CHROMIUM_ARGS, TOPIC_QUERIES, TOPICS, free_port, set_dropdown, write_topics, zip_folder
@@ -36,7 +36,8 @@ def served(tmp_path_factory):
     state = AppState(bundled_dir=root / "corpora", data_dirs=[], cache_dir=str(root / "emb"), upload_dir=root / "uploads")
     # As the app's warm-up does, and more: ranx compiles its metrics and significance tests (minutes on a busy
     # CPU) once per process; an evaluation of the opening corpus pays for that before the page waits on it.
-    evaluate_view(state, "bundled:knowledge", "test", ["bm25", "fused"], "fused", "student", 0, Settings().overrides())
+    inputs = EvaluationInputs("bundled:knowledge", "test", ["bm25", "fused"], "fused", "student", 0, Settings().overrides())
+    evaluate_view(state, inputs)
     demo = build_demo(state)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
     yield url, state

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +42,10 @@ ONE_JUDGE = "judge"  # --rule judge: one judge's grades (--judge NAME)
 
 
 @dataclass(frozen=True)
-class Action:
-    """A `judgments` subcommand: `add` declares its arguments (besides --dataset), `run` does it (exit code)."""
+class Action(Command):
+    """A `judgments` subcommand: a command whose `add_arguments` declares its arguments besides --dataset."""
 
-    name: str
-    help: str
-    add: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-    takes_dataset: bool = True  # False where `add` declares --dataset itself (with the pipeline's arguments)
+    takes_dataset: bool = True  # False where `add_arguments` declares --dataset itself (with the pipeline's arguments)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub = actions.add_parser(action.name, help=action.help, description=action.help)
         if action.takes_dataset:
             add_dataset_argument(sub)
-        action.add(sub)
+        action.add_arguments(sub)
 
 
 def _add_judge(parser: argparse.ArgumentParser, what: str) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reranker.cache import atomic_write_text
 from reranker.corpus import Corpus
+from reranker.distribution import bundled
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import EvaluationReport, hurt_documents, ranking_changes
 from reranker.evaluation.compare import movement, rank_biased_overlap, top_k_overlap
@@ -26,9 +27,10 @@ from reranker.evaluation.evidence import ReportEvidence, report_evidence
 from reranker.evaluation.metrics import Run
 from reranker.evaluation.uncertainty import ALPHA, POWER
 from reranker.explain import Explanation
-from reranker.html_text import esc, heat_style, snippet_text
+from reranker.html_text import esc, heat_style
+from reranker.ranked_html import Column, ranked_table
 from reranker.runs import safe_tag, write_run
-from reranker.types import PipelineResult, RankedList
+from reranker.types import Hit, PipelineResult, RankedList
 
 # ---------------------------------------------------------------- runs
 
@@ -189,18 +191,14 @@ def write_json(path: str | Path, data: object) -> Path:
 
 # ---------------------------------------------------------------- HTML snapshot
 
+LIST_STYLES_START = "/* Two lists side by side (HTML snapshots inline this section too: reranker/evaluation/export.py) */"
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1f2328;background:#fff}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
 .meta{color:#57606a;font-size:13px;margin-bottom:16px}
-.columns{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}
-.up{color:#1a7f37;font-weight:600} .down{color:#cf222e;font-weight:600} .new{color:#0969da;font-weight:600}
-.dropped{color:#9a6700;font-weight:600} .same{color:#57606a}
-.rel{background:#dafbe1;border-radius:4px;padding:0 4px;font-size:11px}
-.snippet{color:#57606a;font-size:12px}
 .bar{display:inline-block;height:8px;background:#0969da;border-radius:2px;vertical-align:middle}
 .chunks{font-size:11px;color:#57606a}
 .note{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px;font-size:13px;margin:4px 0}
@@ -210,50 +208,31 @@ vertical-align:middle;margin:0 3px 0 8px}
 """
 
 
-def _list_table(
-    ranked: RankedList,
-    other: RankedList,
-    corpus: Corpus,
-    top_n: int,
-    judgments: Mapping[str, int],
-    after_side: bool,
-    other_name: str,
-) -> str:
-    rows = []
-    for hit in ranked.hits[:top_n]:
-        doc = corpus.get(hit.doc_id)
-        title = (doc.title if doc else "") or hit.doc_id
-        text = doc.text if doc else ""
-        move = movement(hit.doc_id, other, ranked, top_n) if after_side else movement(hit.doc_id, ranked, other, top_n)
-        grade = judgments.get(hit.doc_id, 0)
-        badge = f' <span class="rel">relevant {grade}</span>' if grade > 0 else ""
-        other_rank = other.rank_of(hit.doc_id)
-        chunk_cell = ""
-        if hit.chunks:
-            top = max(c.raw for c in hit.chunks)
-            bottom = min(c.raw for c in hit.chunks)
-            span = (top - bottom) or 1.0
-            bars = "".join(
-                f'<div>#{c.index}{"*" if c.index == hit.deciding_chunk else ""} '
-                f'<span class="bar" style="width:{int(8 + 60 * (c.raw - bottom) / span)}px"></span> {c.raw:.3f}</div>'
-                for c in hit.chunks
-            )
-            chunk_cell = f'<div class="chunks">{len(hit.chunks)} window(s), * decided:{bars}</div>'
-        if hit.truncated_at is not None:
-            chunk_cell += '<div class="chunks">longer than one model input: scored in windows</div>'
-        normalized = f" ({hit.normalized:.3f})" if hit.normalized is not None else ""
-        rows.append(
-            "<tr>"
-            f"<td>{hit.rank}</td>"
-            f'<td class="{move.kind}">{esc(move.label)}</td>'
-            f"<td><b>{esc(title)}</b>{badge}"
-            f'<div class="snippet">{esc(hit.doc_id)} · {esc(snippet_text(text))}</div>{chunk_cell}</td>'
-            f"<td>{hit.score:.4f}{normalized}</td>"
-            f"<td>{other_rank if other_rank is not None else '–'}</td>"
-            "</tr>"
+def _window_scores(hit: Hit) -> str:
+    """Each token window's score as a bar (* marks the deciding one): the snapshot's detail under a document."""
+    cell = ""
+    if hit.chunks:
+        top = max(c.raw for c in hit.chunks)
+        bottom = min(c.raw for c in hit.chunks)
+        span = (top - bottom) or 1.0
+        bars = "".join(
+            f'<div>#{c.index}{"*" if c.index == hit.deciding_chunk else ""} '
+            f'<span class="bar" style="width:{int(8 + 60 * (c.raw - bottom) / span)}px"></span> {c.raw:.3f}</div>'
+            for c in hit.chunks
         )
-    header = f"<tr><th>#</th><th>move</th><th>document</th><th>score</th><th>rank in {esc(other_name)}</th></tr>"
-    return f"<table>{header}{''.join(rows)}</table>"
+        cell = f'<div class="chunks">{len(hit.chunks)} window(s), * decided:{bars}</div>'
+    if hit.truncated_at is not None:
+        cell += '<div class="chunks">longer than one model input: scored in windows</div>'
+    return cell
+
+
+def list_styles() -> str:
+    """The page's styles for ranked lists (assets/app.css, from LIST_STYLES_START to the next section), so a
+    snapshot's lists look like the page's."""
+    sheet = (bundled("assets") / "app.css").read_text(encoding="utf-8")
+    if LIST_STYLES_START not in sheet:
+        raise RuntimeError(f"assets/app.css lost its {LIST_STYLES_START!r} section, which snapshots inline")
+    return LIST_STYLES_START + sheet.split(LIST_STYLES_START, 1)[1].split("\n/* ", 1)[0]
 
 
 def _movement_figure(before: RankedList, after: RankedList, corpus: Corpus, top_n: int) -> str:
@@ -336,8 +315,12 @@ def html_snapshot(
     top_n = result.top_n
     before, after = result.before, result.after
     first, final = before.stage, result.final_stage
-    fused_table = _list_table(before, after, corpus, top_n, judgments, after_side=False, other_name=final)
-    final_table = _list_table(after, before, corpus, top_n, judgments, after_side=True, other_name=first)
+    fused_table = ranked_table(
+        Column(before_heading or "Before: fused (BM25 + dense, RRF)", before, after, "before"),
+        corpus, top_n, judgments=judgments, details=_window_scores,
+    )  # fmt: skip
+    final_table = ranked_table(Column(f"After: {final}", after, before, "after"), corpus, top_n, judgments=judgments,
+                               details=_window_scores)
     latency = "".join(
         f"<tr><td>{esc(t.stage)}</td><td>{t.ms:.1f}</td><td>{t.load_ms:.0f}</td><td>{esc(t.detail)}</td></tr>"
         for t in result.timings
@@ -360,17 +343,16 @@ def html_snapshot(
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}: {esc(result.query[:80])}</title>
-<style>{_CSS}</style></head>
+<style>{_CSS}{list_styles()}</style></head>
 <body>
 <h1>Query: <span id="query">{esc(result.query)}</span></h1>
 <div class="meta">{esc(corpus.name)} · {len(corpus)} documents · top {top_n} · final stage {esc(final)} ·
 top-{top_n} overlap {overlap:.2f} · RBO {rbo:.3f} · created {created}{(' · ' + settings_line) if settings_line else ''}</div>
-<div class="meta">Scores: {esc(first)} = {esc(before.score_label)}; {esc(final)} = {esc(after.score_label)}
-{('; in brackets ' + esc(after.normalized_label)) if after.normalized_label else ''}</div>
+<div class="meta">Scores: {esc(first)} = {esc(before.score_label)}; {esc(final)} = {esc(after.score_label)}</div>
 {notes_html}
-<div class="columns">
-<section id="fused"><h2>{esc(before_heading or "Before: fused (BM25 + dense, RRF)")}</h2>{fused_table}</section>
-<section id="final"><h2>After: {esc(final)}</h2>{final_table}</section>
+<div class="rl-lists">
+<section id="fused">{fused_table}</section>
+<section id="final">{final_table}</section>
 </div>
 {explained}
 {('<h2>Rank movement</h2>' + figure) if figure else ''}

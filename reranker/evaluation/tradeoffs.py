@@ -397,21 +397,7 @@ def _resolved(spec: str) -> tuple[str | None, str]:
 
 def _reranker(spec: str, config: PipelineConfig, ledger: PairLedger) -> CrossEncoderReranker:
     """The cross-encoder stage as the pipeline builds it (`RerankStages.reranker`), over the sweep's ledger."""
-    return CrossEncoderReranker(
-        spec,
-        batch_size=config.batch_size,
-        max_length=config.max_length,
-        chunk_tokens=config.chunk_tokens,
-        chunk_overlap=config.chunk_overlap,
-        aggregation=config.aggregation,
-        trust_remote_code=config.trust_remote_code,
-        cache=ledger,
-        precision=config.precision,
-        device=config.device,
-        max_windows_per_document=config.max_windows_per_document,
-        max_windows_per_query=config.max_windows_per_query,
-        allow_untrained_head=config.allow_untrained_head,
-    )
+    return CrossEncoderReranker(spec, config.cross_encoder_settings(), cache=ledger)
 
 
 def _warm_up(pipeline: Pipeline, query: str, rerankers) -> None:

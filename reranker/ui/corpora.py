@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reranker.corpus import Dataset, load_dataset
+from reranker.corpus_keys import bundled_key, data_key
 from reranker.distribution import bundled
 from reranker.pipeline import Pipeline, PipelineConfig
 
@@ -107,37 +109,31 @@ def discover(bundled_dir: Path, data_dirs: Iterable[Path]) -> list[CorpusSource]
     if bundled_dir.is_dir():
         names = sorted(p.name for p in bundled_dir.iterdir() if p.is_dir() and has_beir(p))
         names.sort(key=lambda n: n != DEFAULT_CORPUS)
-        found += [CorpusSource(f"bundled:{n}", f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
+        found += [CorpusSource(bundled_key(n), f"{n} (bundled)", str(bundled_dir / n), "bundled") for n in names]
     for root in data_dirs:
         if not root.is_dir():
             continue
         candidates = [root] if has_beir(root) else sorted(p for p in root.iterdir() if p.is_dir() and has_beir(p))
         for folder in candidates:
-            key = f"data:{folder.resolve()}"
+            key = data_key(folder)
             if all(s.key != key for s in found):
                 found.append(CorpusSource(key, f"{folder.name} ({folder.parent.name}/)", str(folder), "data"))
     return found
 
 
-class SharedCorpora:
-    """The bundled and data-directory corpora, shared read-only by every visitor. Thread-safe."""
+class CorpusShelf:
+    """Corpus entries by key, in the order they came, behind a lock: what the shared corpora and a workspace's
+    uploads (reranker.ui.uploads.UploadShelf) both hold. Thread-safe."""
 
-    def __init__(self, bundled_dir: Path, data_dirs: Iterable[Path], start_corpus: str | None = None) -> None:
-        self.bundled_dir = Path(bundled_dir)
-        self.data_dirs = [Path(d) for d in data_dirs]
-        self.start_corpus = start_corpus
-        self._entries: dict[str, CorpusEntry] = {}
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, CorpusEntry] = OrderedDict()
         self._lock = threading.Lock()
-        self._warned_start_corpus = False
-        self.refresh()
 
-    def refresh(self) -> list[CorpusSource]:
-        """Re-scan the bundled and data folders (corpora written after start appear)."""
-        sources = discover(self.bundled_dir, self.data_dirs)
+    def _register(self, sources: Iterable[CorpusSource]) -> None:
+        """An entry for each source not held yet (one already held keeps its loaded dataset)."""
         with self._lock:
             for source in sources:
                 self._entries.setdefault(source.key, CorpusEntry(source))
-        return self.sources()
 
     def sources(self) -> list[CorpusSource]:
         with self._lock:
@@ -146,6 +142,23 @@ class SharedCorpora:
     def entry(self, key: str) -> CorpusEntry | None:
         with self._lock:
             return self._entries.get(key)
+
+
+class SharedCorpora(CorpusShelf):
+    """The bundled and data-directory corpora, shared read-only by every visitor. Thread-safe."""
+
+    def __init__(self, bundled_dir: Path, data_dirs: Iterable[Path], start_corpus: str | None = None) -> None:
+        super().__init__()
+        self.bundled_dir = Path(bundled_dir)
+        self.data_dirs = [Path(d) for d in data_dirs]
+        self.start_corpus = start_corpus
+        self._warned_start_corpus = False
+        self.refresh()
+
+    def refresh(self) -> list[CorpusSource]:
+        """Re-scan the bundled and data folders (corpora written after start appear)."""
+        self._register(discover(self.bundled_dir, self.data_dirs))
+        return self.sources()
 
     @property
     def default_key(self) -> str | None:

@@ -66,7 +66,7 @@ from reranker.ui.figures import empty_figure
 from reranker.ui.judges_panel import build_agreement_section
 from reranker.ui.render import esc, notice_html, shorten
 from reranker.ui.search_tab import ProgressFn, run_search
-from reranker.ui.settings import SETTING_FIELDS, Settings, named_settings, settings_from, user_errors
+from reranker.ui.settings import SETTING_FIELDS, Settings, named_settings, page_values, settings_from, user_errors
 from reranker.ui.state import AppState, LoadedRun, judgments_for
 
 logger = logging.getLogger(__name__)
@@ -337,30 +337,37 @@ def search_settings_for(spec: str) -> dict[str, Any]:
     config = parse_configurations([spec])[0]
     if not config.reranks:
         return {}
-    changes: dict[str, Any] = {"cross_encoder": config.cross_encoder}
-    changes.update({k: v for k, v in config.settings if k in SETTING_FIELDS})
-    return changes
+    return {"cross_encoder": config.cross_encoder, **page_values(dict(config.settings))}
 
 
 # ---------------------------------------------------------------- running
 
 
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """The Evaluate tab's inputs: the corpus and split, up to four configurations, the baseline (None: fused, or
+    the first), the paired test, how many queries (0 or None: all) and the settings panel's overrides."""
+
+    corpus_key: str
+    split: str
+    specs: Sequence[str]
+    baseline: str | None
+    stat_test: str
+    limit: int | None
+    base_overrides: dict[str, Any]
+
+
 def evaluate_view(
     state: AppState,
-    corpus_key: str,
-    split: str,
-    specs: Sequence[str],
-    baseline: str | None,
-    stat_test: str,
-    limit: int | None,
-    base_overrides: dict[str, Any],
+    inputs: EvaluationInputs,
     *,
     progress: Callable[[int, int, str], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     focus: str | None = None,
 ) -> EvaluateView:
     """Evaluate the configurations (from cache when nothing changed) and render every panel."""
-    request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
+    request = evaluation_request(state, inputs)
+    stat_test = inputs.stat_test
     report = state.reports.get(request.key)
     cached = report is not None
     if report is None:
@@ -400,17 +407,10 @@ class EvaluationRequest:
     dataset_path: str
 
 
-def evaluation_request(
-    state: AppState,
-    corpus_key: str,
-    split: str,
-    specs: Sequence[str],
-    baseline: str | None,
-    stat_test: str,
-    limit: int | None,
-    base_overrides: dict[str, Any],
-) -> EvaluationRequest:
+def evaluation_request(state: AppState, inputs: EvaluationInputs) -> EvaluationRequest:
     """The checked inputs of an evaluation (queries, configurations, baseline) and the report cache's key for them."""
+    corpus_key, split, specs, baseline = inputs.corpus_key, inputs.split, inputs.specs, inputs.baseline
+    stat_test, limit, base_overrides = inputs.stat_test, inputs.limit, inputs.base_overrides
     if not corpus_key:
         raise ConfigError("Pick a corpus first.")
     specs = [s for s in specs if s and s.strip()]
@@ -451,21 +451,12 @@ def evaluation_request(
 
 
 def evaluation_evidence(
-    state: AppState,
-    corpus_key: str,
-    split: str,
-    specs: Sequence[str],
-    baseline: str | None,
-    stat_test: str,
-    limit: int | None,
-    base_overrides: dict[str, Any],
-    target_precision: float = 0.8,
-    focus: str | None = None,
+    state: AppState, inputs: EvaluationInputs, target_precision: float = 0.8, focus: str | None = None
 ) -> EvidenceView | None:
     """The evidence panels of the evaluation these inputs ran (from the report cache; None when it has not run)."""
     if not 0 < (target_precision or 0) <= 1:
         raise ConfigError("The target precision must be above 0 and at most 1, e.g. 0.8.")
-    request = evaluation_request(state, corpus_key, split, specs, baseline, stat_test, limit, base_overrides)
+    request = evaluation_request(state, inputs)
     report = state.reports.get(request.key)
     if report is None:
         return None
@@ -619,6 +610,16 @@ def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "default"
 
 
+def _inputs(
+    corpus_key: str, split: str, limit: Any, stat_test: str, baseline: str | None, rest: Sequence[Any]
+) -> EvaluationInputs:
+    """The tab's widgets' values as `EvaluationInputs`; `rest` is the configurations, then the settings panel's values."""
+    specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
+    overrides = settings_from(settings_values).overrides()
+    baseline = (baseline or "").strip() or None
+    return EvaluationInputs(corpus_key, split, tuple(specs), baseline, stat_test, int(limit or 0), overrides)
+
+
 def _stop_flag(state: AppState, request: gr.Request | None) -> threading.Event:
     return state.stop_flags.get_or_put(_session(request), threading.Event)
 
@@ -690,8 +691,6 @@ def build_evaluate_tab(ctx: AppContext) -> None:
     @user_errors
     def on_evaluate(corpus_key, split_value, limit_value, stat_value, baseline_value, *rest,
                     progress=gr.Progress(), request: gr.Request = None):  # noqa: B008 - Gradio's injection
-        specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
-        settings = settings_from(settings_values)
         flag = _stop_flag(state, request)
         flag.clear()
 
@@ -700,8 +699,8 @@ def build_evaluate_tab(ctx: AppContext) -> None:
 
         try:
             view = evaluate_view(
-                state, corpus_key, split_value, specs, (baseline_value or "").strip() or None, stat_value,
-                int(limit_value or 0), settings.overrides(), progress=report_progress, should_stop=flag.is_set,
+                state, _inputs(corpus_key, split_value, limit_value, stat_value, baseline_value, rest),
+                progress=report_progress, should_stop=flag.is_set,
             )
         except EvaluationCancelled as exc:
             gr.Warning(f"Evaluation cancelled ({exc}). Nothing was cached; press Evaluate to start again.")
@@ -711,11 +710,8 @@ def build_evaluate_tab(ctx: AppContext) -> None:
     @named_settings(*CONFIGURATION_NAMES)
     @user_errors
     def on_evidence(precision_value, corpus_key, split_value, limit_value, stat_value, baseline_value, *rest):
-        specs, settings_values = rest[:MAX_CONFIGURATIONS], rest[MAX_CONFIGURATIONS:]
-        view = evaluation_evidence(
-            state, corpus_key, split_value, specs, (baseline_value or "").strip() or None, stat_value,
-            int(limit_value or 0), settings_from(settings_values).overrides(), float(precision_value or 0.8),
-        )  # fmt: skip
+        inputs = _inputs(corpus_key, split_value, limit_value, stat_value, baseline_value, rest)
+        view = evaluation_evidence(state, inputs, float(precision_value or 0.8))
         if view is None:  # cancelled, or not run yet
             return {sure: gr.update(), slices_box: gr.update(), queue_box: gr.update(), reliability: gr.update(),
                     thresholds: gr.update()}  # fmt: skip

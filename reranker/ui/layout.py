@@ -1,7 +1,11 @@
-"""The page: corpus, query and settings on top; the tabs Search, Chunks, Compare and Evaluate below.
+"""The page: corpus, query and settings on top; the tabs Search, Chunks, Compare, Evaluate and Trade-offs below.
 
-`build_demo()` has no side effects beyond scanning the corpus folders; nothing loads until the
-first query. Every tab is a builder `build_<name>_tab(ctx: AppContext)` in its own module (see
+`build_demo()` scans the corpus folders and reads the default corpus (its example queries fill the picker);
+it builds no index and loads no model. The server (`reranker app`) then warms up in the background
+(`reranker.ui.state.warm_up`: the default corpus's index, the default cross-encoder, the metrics), so the first
+query pays only for inference; a query asked before that ends says so and waits for it.
+
+Every tab is a builder `build_<name>_tab(ctx: AppContext)` in its own module (see
 `reranker.ui.context`); `DEFAULT_TABS` lists them, and another view is one more builder:
 `build_demo(tabs=[*DEFAULT_TABS, build_my_tab])`. This module wires what spans tabs: the search
 (button, Enter, example queries, the latency budget), uploads (a corpus; a TREC run that becomes the corpus's
@@ -23,6 +27,7 @@ import gradio as gr
 from gradio.components import Component
 
 from reranker.chunking import AGGREGATIONS
+from reranker.corpus_keys import DATA, bundled_key, upload_key
 from reranker.distribution import bundled
 from reranker.errors import ConfigError, RerankLensError
 from reranker.ui.chunks_tab import build_chunks_tab
@@ -94,13 +99,13 @@ def _settings_panel(defaults: Settings) -> list[Component]:
             score_mode = gr.Radio(list(SCORE_MODES), value=defaults.score_mode, label="Cross-encoder scores",
                                   info="raw logit, or sigmoid(logit) between 0 and 1.")
         with gr.Row():
-            interpolation = gr.Dropdown(list(BLEND_CHOICES), value=defaults.interpolation, label="Blend with fused score",
-                                        allow_custom_value=True, elem_id="rl-interpolation",
-                                        info="Score = (1−w)·z(cross-encoder) + w·z(fused), z-scored per query; 0 = "
-                                             "cross-encoder only. A fine-tuned model's card recommends a w.")
-            budget_ms = gr.Number(value=defaults.budget_ms, minimum=0, precision=0, label="Latency budget (ms, 0 = none)",
-                                  info="Rerank depth shrinks so the whole query fits; the notes say what was cut.",
-                                  elem_id="rl-budget")
+            blend = gr.Dropdown(list(BLEND_CHOICES), value=defaults.blend, label="Blend with fused score",
+                                allow_custom_value=True, elem_id="rl-blend",
+                                info="Score = (1−w)·z(cross-encoder) + w·z(fused), z-scored per query; 0 = "
+                                     "cross-encoder only. A fine-tuned model's card recommends a w.")
+            latency_budget_ms = gr.Number(value=defaults.latency_budget_ms, minimum=0, precision=0,
+                                          label="Latency budget (ms, 0 = none)", elem_id="rl-latency-budget-ms",
+                                          info="Rerank depth shrinks so the whole query fits; the notes say what was cut.")
     widgets = {
         "bi_encoder": bi,
         "cross_encoder": cross,
@@ -112,8 +117,8 @@ def _settings_panel(defaults: Settings) -> list[Component]:
         "chunk_overlap": overlap,
         "aggregation": aggregation,
         "score_mode": score_mode,
-        "interpolation": interpolation,
-        "budget_ms": budget_ms,
+        "blend": blend,
+        "latency_budget_ms": latency_budget_ms,
     }
     missing = set(SETTING_FIELDS) ^ set(widgets)
     if missing:
@@ -171,8 +176,9 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
                                          elem_id="rl-upload-run", variant="secondary")
             drop_run = gr.Button("Drop the run", visible=False, scale=0, min_width=120, elem_id="rl-drop-run",
                                  variant="secondary")
-        describe(corpus, 'The corpus, by key: "bundled:knowledge", "bundled:longdocs", "data:<folder>" for a BEIR '
-                         'folder in the data directory, or the "upload:<hash>" key that /upload returns.')
+        describe(corpus, f'The corpus, by key: "{bundled_key("knowledge")}", "{bundled_key("longdocs")}", '
+                         f'"{DATA}:<folder>" for a BEIR folder in the data directory, or the '
+                         f'"{upload_key("<hash>")}" key that /upload returns.')
         describe(upload, "A file of documents (.jsonl, .csv, .txt or .md), a .zip of such files, or a BEIR dataset as a "
                          ".zip (corpus.jsonl, queries.jsonl, qrels/<split>.tsv, at its top or in one folder) whose "
                          "judgments /evaluate then uses; 50 MB at most.")
@@ -306,7 +312,7 @@ def build_demo(state: AppState | None = None, tabs: Sequence[TabBuilder] = DEFAU
 
         wire(search.click, "search")
         wire(query.submit)
-        wire(settings[SETTING_FIELDS.index("budget_ms")].change)
+        wire(settings[SETTING_FIELDS.index("latency_budget_ms")].change)
         wire(example.input(lambda q: q or gr.update(), example, query, api_visibility=PRIVATE, queue=False).then)
         corpus.change(on_corpus, corpus, [example, corpus_info, drop_run], api_visibility=PRIVATE)
         upload.upload(on_upload, [upload, corpus], corpus, api_name="upload")

@@ -19,7 +19,7 @@ from reranker.errors import DataError
 from reranker.judgments import normalise_query
 from reranker.runs import TrecRun, check_run, read_run
 from reranker.ui.kept_runs import has_kept_run, keep_run, kept_run_folder, read_kept_run, set_aside, set_aside_folder
-from reranker.ui.uploads import digest_of
+from reranker.ui.uploads import digest_of, named_as_uploaded
 
 logger = logging.getLogger("reranker.ui.state")  # the messages people grep for since runs were AppState's
 
@@ -167,7 +167,7 @@ class RunStore:
             trec = dataclasses.replace(read_run(path), path=name)
             check_run(trec, dataset.corpus, dataset.queries)
         except DataError as exc:
-            raise DataError(str(exc).replace(str(path), name)) from None
+            raise named_as_uploaded(exc, path, name) from None
         return LoadedRun(name, trec, actual)
 
     def _restore(self, corpus: RunCorpus, slot: _Slot) -> None:

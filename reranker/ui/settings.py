@@ -15,7 +15,7 @@ import functools
 import inspect
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -73,10 +73,9 @@ class Settings:
         cross_encoder: Reranker: a hub id, a local directory, "auto" (the best one available here) or "none"
             to stop after fusion.
         score_mode: Scores of the cross-encoder as shown: "raw logit", or "sigmoid (0–1)".
-        interpolation: `PipelineConfig.blend` as the page writes it: "0" to "1", or "model's recommendation"
-            (a fine-tuned model card's weight, 0 for other models). The page's widgets keep their old names
-            (interpolation, budget_ms) until the page is rewired by name.
-        budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. 0: no budget.
+        blend: `PipelineConfig.blend` as the page writes it: "0" to "1", or "model's recommendation"
+            (a fine-tuned model card's weight, 0 for other models).
+        latency_budget_ms: Milliseconds for a whole query; the rerank depth shrinks to fit. 0: no budget.
     """
 
     bi_encoder: str = PIPELINE_DEFAULTS.bi_encoder
@@ -89,8 +88,8 @@ class Settings:
     chunk_overlap: int = PIPELINE_DEFAULTS.chunk_overlap
     aggregation: Aggregation = PIPELINE_DEFAULTS.aggregation
     score_mode: ScoreMode = RAW_MODE
-    interpolation: str | float = blend_text(PIPELINE_DEFAULTS.blend)  # MODEL_BLEND or a weight in [0, 1]
-    budget_ms: float = PIPELINE_DEFAULTS.latency_budget_ms or 0.0  # 0 = no budget, as the page's number box says
+    blend: str | float = blend_text(PIPELINE_DEFAULTS.blend)  # MODEL_BLEND or a weight in [0, 1]
+    latency_budget_ms: float = PIPELINE_DEFAULTS.latency_budget_ms or 0.0  # 0 = no budget, as the page's number box says
 
     @property
     def normalized(self) -> bool:
@@ -103,22 +102,36 @@ class Settings:
         for f in dataclasses.fields(self):
             if f.name in PAGE_ONLY:
                 continue
-            name = PAGE_NAMES.get(f.name, f.name)
-            convert = PAGE_CONVERSIONS.get(f.name) or _config_conversion(name)
-            values[name] = convert(getattr(self, f.name))
+            convert = PAGE_CONVERSIONS.get(f.name) or _config_conversion(f.name)
+            values[f.name] = convert(getattr(self, f.name))
         values.update(changes)
         return values
 
 
-# Settings fields that are about the page itself, not the pipeline.
+# Settings fields that are about the page itself, not the pipeline. Every other field has its PipelineConfig name.
 PAGE_ONLY = frozenset({"score_mode"})
-# Settings fields named otherwise in PipelineConfig (older page names its widgets and API parameters still use).
-PAGE_NAMES = {"budget_ms": "latency_budget_ms", "interpolation": "blend"}
 # Settings fields whose page values need more than a type conversion.
 PAGE_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
-    "interpolation": blend_weight,
-    "budget_ms": lambda value: float(value) if value else None,  # 0 = no budget, as the page's number box says
+    "blend": blend_weight,
+    "latency_budget_ms": lambda value: float(value) if value else None,  # 0 = no budget, as the page's number box says
 }
+
+
+# The inverse: PipelineConfig values as those widgets write them.
+PAGE_WRITES: dict[str, Callable[[Any], Any]] = {
+    "blend": blend_text,
+    "latency_budget_ms": lambda value: float(value or 0),
+}
+
+
+def page_values(config_values: Mapping[str, Any]) -> dict[str, Any]:
+    """The `Settings` fields among `PipelineConfig` values (e.g. a configuration's `@name=value` settings), as
+    the page's widgets write them."""
+    return {
+        name: PAGE_WRITES.get(name, lambda value: value)(value)
+        for name, value in config_values.items()
+        if name in SETTING_FIELDS and name not in PAGE_ONLY
+    }
 
 
 def _config_conversion(name: str) -> Callable[[Any], Any]:
@@ -126,7 +139,7 @@ def _config_conversion(name: str) -> Callable[[Any], Any]:
     names trimmed (empty: the pipeline's default), anything else as it is."""
     hint = typing.get_type_hints(PipelineConfig).get(name)
     if hint is None:
-        raise TypeError(f"Settings.{name} is no PipelineConfig field: add it to PAGE_ONLY or PAGE_NAMES")
+        raise TypeError(f"Settings.{name} is no PipelineConfig field: name it as PipelineConfig does, or add it to PAGE_ONLY")
     if hint in (int, float):
         return hint
     if hint in (str, str | None):

@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 
 from reranker.cache import BoundedLRU
 from reranker.corpus import Dataset
+from reranker.corpus_keys import is_upload_key
 from reranker.errors import ConfigError, DataError
 from reranker.evaluation.analysis import ReportCache
 from reranker.judgments import GRADES, JudgmentStore, RemovalReport, judgments_root, query_judgments
@@ -432,7 +433,7 @@ class AppState(Visitor):
         entry = self.corpora.entry(key)
         if entry is not None:
             return Opened(as_key, key, entry, entry.source, workspace.runs, self.judgments_dir)
-        entry = workspace.uploads.entry(key) if key.startswith("upload:") else None
+        entry = workspace.uploads.entry(key) if is_upload_key(key) else None
         if entry is None:
             raise DataError(f"unknown corpus {key!r}; pick one from the list or upload a file")
         judgments = workspace.judgments_dir or self.judgments_dir

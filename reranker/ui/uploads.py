@@ -17,8 +17,6 @@ import logging
 import os
 import re
 import shutil
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +24,9 @@ from pathlib import Path
 from reranker.archives import BeirLayout, extract_beir_zip, is_beir_zip
 from reranker.cache import atomic_copy, atomic_write_text
 from reranker.corpus import Corpus, Dataset, load_beir, load_documents
+from reranker.corpus_keys import upload_key
 from reranker.errors import DataError
-from reranker.ui.corpora import CorpusEntry, CorpusSource, has_beir
+from reranker.ui.corpora import CorpusEntry, CorpusShelf, CorpusSource, has_beir
 from reranker.ui.kept_runs import RUNS_FOLDER
 from reranker.ui.workspaces import WorkspacePolicy
 
@@ -76,26 +75,33 @@ def _as_uploaded(message: str, folder: Path, name: str, layout: BeirLayout | Non
     return message.replace(f"{folder}{os.sep}", f"{name}:{inside}").replace(str(folder), name)
 
 
-class UploadShelf:
+def named_as_uploaded(exc: DataError, path: Path, name: str) -> DataError:
+    """`exc` about the temporary copy `path` (or a member of it, `<copy>:<member>`), naming the file as the user
+    uploaded it, `name`; its fields (path, line) stay fields. An error that names no file is about the upload."""
+    where = exc.path
+    if where is None or where in (str(path), path.name):
+        return exc.naming(name)
+    if where.startswith(f"{path.name}:"):
+        return exc.naming(name + where[len(path.name) :])
+    return exc.naming(where.replace(str(path), name))
+
+
+class UploadShelf(CorpusShelf):
     """The uploaded corpora of one workspace, oldest first. Thread-safe.
 
     `on_forget(key)` runs for each upload forgotten to stay within the quota (the workspace drops its run).
     """
 
     def __init__(self, folder: Path, policy: WorkspacePolicy, on_forget: Callable[[str], None] | None = None) -> None:
+        super().__init__()
         self.folder = Path(folder)
         self.policy = policy
         self.on_forget = on_forget
-        self._entries: OrderedDict[str, CorpusEntry] = OrderedDict()
-        self._lock = threading.Lock()
         self.refresh()
 
     def refresh(self) -> None:
         """Find the uploads kept in the folder (after a restart, or written by another process)."""
-        found = self._discover()
-        with self._lock:
-            for source in found:
-                self._entries.setdefault(source.key, CorpusEntry(source))
+        self._register(self._discover())
 
     def _discover(self) -> list[CorpusSource]:
         if not self.folder.is_dir():
@@ -104,7 +110,7 @@ class UploadShelf:
         folders = [p for p in self.folder.iterdir() if not p.is_symlink() and p.is_dir() and _UPLOAD_FOLDER.match(p.name)]
         for folder in sorted(folders, key=lambda p: (p.stat().st_mtime, p.name)):
             match = _UPLOAD_FOLDER.match(folder.name)
-            key = f"upload:{match['digest']}"
+            key = upload_key(match['digest'])
             if has_beir(folder):
                 found.append(CorpusSource(key, f"{match['stem']} (upload, BEIR)", str(folder), "upload"))
             elif (folder / UPLOAD_INFO).is_file():
@@ -115,14 +121,6 @@ class UploadShelf:
                 except (OSError, ValueError, KeyError, TypeError):
                     logger.warning("skipping the upload in %s: its %s is unreadable", folder, UPLOAD_INFO)
         return found
-
-    def sources(self) -> list[CorpusSource]:
-        with self._lock:
-            return [entry.source for entry in self._entries.values()]
-
-    def entry(self, key: str) -> CorpusEntry | None:
-        with self._lock:
-            return self._entries.get(key)
 
     def add(self, path: str | Path, display_name: str | None = None) -> AddedUpload:
         """Validate an uploaded file, keep it and register it; raises DataError (file and line) and keeps nothing.
@@ -146,12 +144,11 @@ class UploadShelf:
             try:
                 corpus = load_documents(path, name=stem)
             except DataError as exc:
-                # Name the file as the user knows it, not by its temporary path.
-                raise DataError(str(exc).replace(str(path), name)) from None
+                raise named_as_uploaded(exc, path, name) from None  # the file as the user knows it, not its temporary copy
             label = f"{stem} (upload, {len(corpus)} docs)"
             where = str(self._keep_documents(path, folder, name, label))
             dataset = Dataset(corpus=corpus, path=name)
-        source = CorpusSource(f"upload:{digest}", label, where, "upload")
+        source = CorpusSource(upload_key(digest), label, where, "upload")
         with self._lock:
             entry = self._entries.pop(source.key, None) or CorpusEntry(source)
             entry.source = source
@@ -183,7 +180,7 @@ class UploadShelf:
         except DataError as exc:
             if not existed:
                 shutil.rmtree(folder, ignore_errors=True)
-            raise DataError(_as_uploaded(str(exc), folder, name, layout)) from None
+            raise exc.naming(_as_uploaded(exc.path, folder, name, layout) if exc.path else name) from None
         if existed:
             os.utime(folder)  # uploaded again: the newest, last to be forgotten
         problems = tuple(_as_uploaded(p, folder, name, layout) for p in dataset.problems)
