@@ -20,7 +20,7 @@ from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
 from reranker.cache import cache_root
 from reranker.corpus import Corpus
-from reranker.cross_encoder import CrossEncoderReranker
+from reranker.cross_encoder import SCORE_CACHE_ENTRIES, CrossEncoderReranker, ScoreCache
 from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
@@ -136,14 +136,22 @@ class RerankStages:
 
     `Pipeline` runs them on its fused list; `rerank` runs them on any first-stage list (e.g. one query of
     a TREC run, in `rerank-run`), so both share one code path, one model cache and the score cache.
+
+    `score_cache` holds the raw score of every (query, window) pair its cross-encoders scored, at most
+    `score_cache_entries` (least recently used first out): every reranker it builds, under any settings,
+    reads and fills it, so no pair is scored twice. It belongs to this object, as the corpus does: scores of
+    one corpus (e.g. a visitor's upload) are never kept past its pipeline, nor seen by another's.
     """
 
-    def __init__(self, corpus: Corpus, config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self, corpus: Corpus, config: PipelineConfig | None = None, *, score_cache_entries: int = SCORE_CACHE_ENTRIES
+    ) -> None:
         if len(corpus) == 0:
             raise ConfigError("the corpus is empty: load at least one document")
         self.corpus = corpus
         self.config = config or PipelineConfig()
         self.config.validate()
+        self.score_cache = ScoreCache(score_cache_entries)
         self._rerankers: dict[tuple[str, CrossEncoderSettings], CrossEncoderReranker | Ranker] = {}
         self._build_lock = threading.Lock()
 
@@ -199,7 +207,7 @@ class RerankStages:
         settings = settings_from(config or self.config)
         with self._build_lock:
             if (spec, settings) not in self._rerankers:
-                made = load_ranker(spec) if is_ranker_spec(spec) else CrossEncoderReranker(spec, settings)
+                made = load_ranker(spec) if is_ranker_spec(spec) else CrossEncoderReranker(spec, settings, cache=self.score_cache)
                 self._rerankers[spec, settings] = made
             return self._rerankers[spec, settings]
 
@@ -354,8 +362,9 @@ class Pipeline(RerankStages):
         progress: Callable[[int, int], None] | None = None,
         show_progress_bar: bool = False,
         cache_dir: str | None = None,
+        score_cache_entries: int = SCORE_CACHE_ENTRIES,
     ) -> None:
-        super().__init__(corpus, config)
+        super().__init__(corpus, config, score_cache_entries=score_cache_entries)
         self._progress = progress
         self._show_bar = show_progress_bar
         self._cache_dir = cache_dir
