@@ -227,3 +227,16 @@ def test_each_pipeline_owns_a_bounded_score_cache_its_rerankers_share(seed_pipel
     small = RerankStages(seed_corpus, seed_pipeline.config, score_cache_entries=2)
     small.rerank(result.query, result.before)
     assert small.score_cache.max_entries == 2 and len(small.score_cache) == 2
+
+
+def test_a_pipeline_keeps_only_its_latest_rerankers(seed_corpus, monkeypatch):
+    """The page builds a reranker per setting a visitor tries: the oldest go, and their scores stay in the pipeline's."""
+    import reranker.pipeline
+
+    monkeypatch.setattr(reranker.pipeline, "MAX_RERANKERS", 2)
+    stages = RerankStages(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL))
+    configs = [dataclasses.replace(stages.config, batch_size=size) for size in (4, 8, 16)]
+    first, second, third = (stages.reranker(BUNDLED_MODEL, config) for config in configs)
+    assert stages.reranker(BUNDLED_MODEL, configs[2]) is third and stages.reranker(BUNDLED_MODEL, configs[1]) is second
+    assert stages.reranker(BUNDLED_MODEL, configs[0]) is not first  # forgotten, built again
+    assert {r.cache for r in (first, second, third)} == {stages.score_cache}
