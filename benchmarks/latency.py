@@ -18,7 +18,6 @@ from collections.abc import Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.common import cross_encoder_spec, load, machine, machine_line, percentile, sample_queries, table
-from reranker.cross_encoder import SCORE_CACHE
 from reranker.pipeline import Pipeline, PipelineConfig
 from reranker.speed import PRECISIONS
 
@@ -60,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_stage: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
         chosen = []
         for text in chunk:
-            SCORE_CACHE.clear()
+            pipeline.score_cache.clear()
             start = time.perf_counter()
             result = pipeline.search(text, rerank_depth=depth)
             per_stage["total"].append((time.perf_counter() - start) * 1000)

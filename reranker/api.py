@@ -18,7 +18,7 @@ from typing import Unpack
 
 from reranker.chunking import Aggregation
 from reranker.corpus import Corpus
-from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, SCORE_CACHE, CrossEncoderReranker
+from reranker.cross_encoder import NORMALIZED_LABEL, RAW_LABEL, CrossEncoderReranker, ScoreCache
 from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.explain import ExplainOptions, Explanation, explain
@@ -134,7 +134,8 @@ class Reranker(CrossEncoderSettings):
     Texts longer than `chunk_tokens` (or than the model's input) are split into overlapping windows,
     every window is scored with the query, and the text's score is the max, mean or first window score;
     nothing is silently cut off. The model loads once per process and is shared by every `Reranker`
-    with the same settings; scores are cached per (model, query, window).
+    with the same settings; each `Reranker` keeps its own cache of scores per (model, query, window), so a
+    text scored again by the same `Reranker` costs nothing (`score_cache`; None when `cache=False`).
 
     The cross-encoder's settings (batch_size, max_length, chunk_tokens, chunk_overlap, aggregation,
     trust_remote_code, precision, device, the window caps, allow_untrained_head) are `CrossEncoderSettings`'
@@ -146,7 +147,7 @@ class Reranker(CrossEncoderSettings):
             `cross-encoder/ms-marco-MiniLM-L6-v2` (the hub or the local cache) and then the cross-encoders
             fine-tuned in this project, in `reranker.models.PROJECT_MODELS` order.
         top_n: Texts to return, best first; None keeps every text.
-        cache: Reuse scores of (query, window) pairs scored before in this process.
+        cache: Reuse scores of (query, window) pairs this `Reranker` scored before (its own bounded cache).
 
     Raises:
         ConfigError: A setting is out of range (e.g. `chunk_overlap >= chunk_tokens`), or `model` is empty.
@@ -173,8 +174,13 @@ class Reranker(CrossEncoderSettings):
         _check_top_n(self.top_n)
         self.validate()
         object.__setattr__(self, "resolved_model", resolve_reranker_model(self.model))
-        engine = CrossEncoderReranker(self.resolved_model, settings_from(self), cache=SCORE_CACHE if self.cache else None)
+        engine = CrossEncoderReranker(self.resolved_model, settings_from(self), cache=ScoreCache() if self.cache else None)
         object.__setattr__(self, "_engine", engine)
+
+    @property
+    def score_cache(self) -> ScoreCache | None:
+        """The scores of (query, window) pairs this reranker scored (None when `cache=False`)."""
+        return self._engine.cache
 
     @property
     def max_input_tokens(self) -> int:
@@ -294,6 +300,9 @@ def rerank(
     precision: Precision = DEFAULTS.precision,
 ) -> RerankResult:
     """Rerank texts for a query in one call: `Reranker(model, ...).rerank(query, texts)`.
+
+    The model loads once per process, but each call has a new score cache: to reuse the scores of texts
+    reranked before, keep one `Reranker` and call its `rerank`.
 
     Args:
         query: The query text.

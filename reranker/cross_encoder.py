@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 RAW_LABEL = "cross-encoder logit (unbounded; higher is more relevant; comparable within one model only)"
 NORMALIZED_LABEL = "sigmoid(logit), 0 to 1 (a relevance score, not a calibrated probability)"
 MIN_DOCUMENT_TOKENS = UNCHANGED.min_window_tokens
+SCORE_CACHE_ENTRIES = 200_000  # a ScoreCache's default bound, in pairs (each entry keeps its window's text)
 
 
 @dataclass(frozen=True)
@@ -96,13 +97,25 @@ class WindowPlan(NamedTuple):
 
 
 class ScoreCache(BoundedLRU[tuple[str, str, str], float]):
-    """LRU cache of raw scores keyed by (model, query, window text): no pair is scored twice."""
+    """LRU cache of raw scores keyed by (model, query, window text): no pair is scored twice.
 
-    def __init__(self, max_entries: int = 200_000) -> None:
+    Owned by whoever owns the documents scored (a `Pipeline`, a `Reranker`, a lone `CrossEncoderReranker`),
+    never by the process: window texts are the owner's documents, and they go when the owner goes."""
+
+    def __init__(self, max_entries: int = SCORE_CACHE_ENTRIES) -> None:
         super().__init__(max_entries)
 
 
-SCORE_CACHE = ScoreCache()
+class _OwnCache:
+    """The default of `CrossEncoderReranker(cache=...)`: a new `ScoreCache` for that reranker alone."""
+
+    def __repr__(self) -> str:
+        return "OWN_CACHE"
+
+
+OWN_CACHE = _OwnCache()
+# One lock per loaded model (path, input length, device), as the model itself is shared by every reranker
+# of the process (reranker.models); bounded by the models loaded, and holds no visitor data.
 _inference_locks: dict[str, threading.Lock] = {}
 
 
@@ -156,18 +169,24 @@ class CrossEncoderReranker:
         model: str,
         settings: CrossEncoderSettings | None = None,
         *,
-        cache: ScoreCache | None = SCORE_CACHE,
+        cache: ScoreCache | _OwnCache | None = OWN_CACHE,
         **changes: Any,
     ) -> None:
         """Load `model` under `settings` (default: `CrossEncoderSettings()`); keyword `changes` replace some of
         its fields, e.g. `CrossEncoderReranker(model, chunk_tokens=256)`. The settings' fields read as
         attributes of the reranker (`reranker.chunk_tokens`), except `max_length`, `precision` and `device`,
-        which hold what they resolved to on this machine."""
+        which hold what they resolved to on this machine.
+
+        `cache` holds the raw scores of (query, window) pairs scored before, so none is scored twice. By default
+        the reranker makes its own `ScoreCache` (bounded; it goes with the reranker). Pass one to share scores
+        with other rerankers (a `Pipeline` passes its `score_cache` to every reranker it builds; the Trade-offs
+        sweep its own ledger), or None to score every pair every time (benchmarks, Ray workers). The model
+        itself is loaded once per process whatever the cache."""
         settings = dataclasses.replace(settings or CrossEncoderSettings(), **changes)
         settings.validate()
         self.settings = settings
         self.model_spec = model
-        self.cache = cache
+        self.cache: ScoreCache | None = ScoreCache() if isinstance(cache, _OwnCache) else cache
         self.loaded: LoadedModel
         self.device_choice = select_device(settings.device)
         self.device = self.device_choice.device

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 from reranker.bm25 import Backend, BM25Retriever, Tokenizer
 from reranker.budget import check_budget, plan_cascade_for, plan_rerank
-from reranker.cache import cache_root
+from reranker.cache import BoundedLRU, cache_root
 from reranker.corpus import Corpus
-from reranker.cross_encoder import CrossEncoderReranker
+from reranker.cross_encoder import SCORE_CACHE_ENTRIES, CrossEncoderReranker, ScoreCache
 from reranker.cross_encoder_settings import CrossEncoderSettings, settings_from
 from reranker.dense import DenseRetriever, IndexKind
 from reranker.errors import ConfigError, ModelUnavailableError
@@ -38,6 +38,7 @@ AUTO = "auto"
 RERANK_STAGES = ("coarse", "reranked")  # the stages cross-encoders write, after the first stage
 BM25_CACHE_MIN_DOCUMENTS = 2_000
 MAX_QUERY_CHARS = 10_000
+MAX_RERANKERS = 16  # rerankers a pipeline keeps built, least recently used out first (settings a visitor tried)
 
 
 @accept_old_field_names
@@ -136,15 +137,27 @@ class RerankStages:
 
     `Pipeline` runs them on its fused list; `rerank` runs them on any first-stage list (e.g. one query of
     a TREC run, in `rerank-run`), so both share one code path, one model cache and the score cache.
+
+    `score_cache` holds the raw score of every (query, window) pair its cross-encoders scored, at most
+    `score_cache_entries` (least recently used first out): every reranker it builds, under any settings,
+    reads and fills it, so no pair is scored twice. It belongs to this object, as the corpus does: scores of
+    one corpus (e.g. a visitor's upload) are never kept past its pipeline, nor seen by another's.
     """
 
-    def __init__(self, corpus: Corpus, config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self, corpus: Corpus, config: PipelineConfig | None = None, *, score_cache_entries: int = SCORE_CACHE_ENTRIES
+    ) -> None:
         if len(corpus) == 0:
             raise ConfigError("the corpus is empty: load at least one document")
         self.corpus = corpus
         self.config = config or PipelineConfig()
         self.config.validate()
-        self._rerankers: dict[tuple[str, CrossEncoderSettings], CrossEncoderReranker | Ranker] = {}
+        self.score_cache = ScoreCache(score_cache_entries)
+        # Rerankers by (spec, settings): the page makes one per setting a visitor tries, each with its own
+        # token cache, so only the latest few are kept (the model itself stays loaded: reranker.models).
+        self._rerankers: BoundedLRU[tuple[str, CrossEncoderSettings], CrossEncoderReranker | Ranker] = BoundedLRU(
+            MAX_RERANKERS
+        )
         self._build_lock = threading.Lock()
 
     def rerank(self, query: str, first_stage: RankedList, **overrides: Any) -> PipelineResult:
@@ -194,14 +207,16 @@ class RerankStages:
         return PipelineResult(query, dict(stages), tuple(timings), tuple(messages), config.top_n, note)
 
     def reranker(self, spec: str, config: PipelineConfig | None = None) -> CrossEncoderReranker | Ranker:
-        """The (cached) reranking stage for a spec under a config's cross-encoder settings: a cross-encoder, or
-        the `Ranker` a `ranker:MODULE:FACTORY` spec names (reranker.ranker)."""
+        """The reranking stage for a spec under a config's cross-encoder settings: a cross-encoder (over this
+        object's `score_cache`), or the `Ranker` a `ranker:MODULE:FACTORY` spec names (reranker.ranker). The
+        last `MAX_RERANKERS` built are kept."""
         settings = settings_from(config or self.config)
+
+        def build() -> CrossEncoderReranker | Ranker:
+            return load_ranker(spec) if is_ranker_spec(spec) else CrossEncoderReranker(spec, settings, cache=self.score_cache)
+
         with self._build_lock:
-            if (spec, settings) not in self._rerankers:
-                made = load_ranker(spec) if is_ranker_spec(spec) else CrossEncoderReranker(spec, settings)
-                self._rerankers[spec, settings] = made
-            return self._rerankers[spec, settings]
+            return self._rerankers.get_or_put((spec, settings), build)
 
     def _rerank_stages(self, query, first_stage, config, started, stages, timings, messages) -> InputNote | None:
         """Coarse and fine cross-encoders over `first_stage`, then the blend with its scores, into `stages`; the
@@ -354,8 +369,9 @@ class Pipeline(RerankStages):
         progress: Callable[[int, int], None] | None = None,
         show_progress_bar: bool = False,
         cache_dir: str | None = None,
+        score_cache_entries: int = SCORE_CACHE_ENTRIES,
     ) -> None:
-        super().__init__(corpus, config)
+        super().__init__(corpus, config, score_cache_entries=score_cache_entries)
         self._progress = progress
         self._show_bar = show_progress_bar
         self._cache_dir = cache_dir

@@ -10,9 +10,9 @@ from conftest import BUNDLED_MODEL
 from reranker.corpus import build_corpus
 from reranker.errors import ConfigError
 from reranker.evaluation.analysis import (
-    REPORT_CACHE,
     Configuration,
     EvaluationCancelled,
+    ReportCache,
     agreement,
     evaluate_configurations,
     helped_and_hurt,
@@ -221,10 +221,11 @@ def test_model_agreement_over_a_report(report):
 
 
 def test_report_cache_returns_the_same_report(pipeline, report):
-    key = REPORT_CACHE.key(pipeline, "test", QUERIES, tuple(c.config for c in report.configurations))
-    REPORT_CACHE.put(key, report)
-    assert REPORT_CACHE.get(key) is report
-    assert REPORT_CACHE.get((*key, "other")) is None
+    reports = ReportCache()
+    key = reports.key(pipeline, "test", QUERIES, tuple(c.config for c in report.configurations))
+    reports.put(key, report)
+    assert reports.get(key) is report
+    assert reports.get((*key, "other")) is None
 
 
 def test_compare_on_one_query_reports_lists_latency_agreement_and_errors(pipeline):

@@ -205,3 +205,16 @@ def test_auto_follows_the_pipelines_resolution(offline_auto):
     assert expected in PROJECT_MODELS or expected == DEFAULT_CROSS_ENCODER
     result = Reranker("auto", top_n=2).rerank(SEED_QUERY, PASSAGES)
     assert result.model == expected and len(result) == 2
+
+
+def test_each_reranker_owns_its_score_cache_and_cache_false_has_none(short_reranker):
+    query = "which passage defines attention?"
+    first = short_reranker.rerank(query, PASSAGES)
+    other = Reranker(BUNDLED_MODEL, precision="fp32")
+    assert other.score_cache is not short_reranker.score_cache and len(other.score_cache) == 0
+    fresh = other.rerank(query, PASSAGES)
+    assert (fresh.pairs_scored, fresh.pairs_cached) == (5, 0)  # nothing read from the other reranker's scores
+    assert [h.score for h in fresh] == [h.score for h in first]
+    uncached = Reranker(BUNDLED_MODEL, precision="fp32", cache=False)
+    assert uncached.score_cache is None
+    assert uncached.rerank(query, PASSAGES).pairs_scored == uncached.rerank(query, PASSAGES).pairs_scored == 5

@@ -52,3 +52,23 @@ def test_the_package_caches_are_bounded_lrus():
     assert isinstance(ReportCache(), BoundedLRU) and ReportCache(3).max_entries == 3
     with pytest.raises(ValueError):
         BoundedLRU(0)
+
+
+def test_no_module_of_the_package_holds_a_cache():
+    """Caches belong to objects (a pipeline's score cache, the app's report cache), bounded and gone with their
+    owner: one at module level would be shared by every visitor of a server and live as long as the process."""
+    import importlib
+    import pkgutil
+
+    import reranker
+
+    held = []
+    for module in pkgutil.walk_packages(reranker.__path__, "reranker."):
+        if module.name.endswith("__main__"):  # runs the command line
+            continue
+        try:
+            loaded = importlib.import_module(module.name)
+        except ImportError:  # an optional extra this environment lacks: that module cannot hold anything here
+            continue
+        held += [f"{module.name}.{name}" for name, value in vars(loaded).items() if isinstance(value, BoundedLRU)]
+    assert held == []

@@ -129,3 +129,18 @@ def _pass_widths(reranker, pair_ids, precision, monkeypatch):
     monkeypatch.setattr(model, "forward", lambda features: widths.append(features["input_ids"].numel()) or original(features))
     scores = reranker.model_scores(None, pair_ids, precision=precision, batch_size=32)
     return widths, scores
+
+
+def test_a_reranker_owns_its_score_cache_unless_given_one_or_none(reranker, seed_corpus):
+    docs = list(seed_corpus.documents)[:2]
+    alone = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision="fp32")
+    assert isinstance(alone.cache, ScoreCache) and alone.cache is not reranker.cache
+    assert CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision="fp32").cache is not alone.cache
+    assert alone.score_documents(SEED_QUERY, docs)[2:] == (2, 0)  # its own, empty: both pairs scored
+    assert alone.score_documents(SEED_QUERY, docs)[2:] == (0, 2)
+    shared = ScoreCache()
+    one = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision="fp32", cache=shared)
+    two = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision="fp32", chunk_tokens=500, cache=shared)
+    assert one.score_documents(SEED_QUERY, docs)[2:] == (2, 0) and two.score_documents(SEED_QUERY, docs)[2:] == (0, 2)
+    off = CrossEncoderReranker(BUNDLED_MODEL, max_length=128, precision="fp32", cache=None)
+    assert off.cache is None and off.score_documents(SEED_QUERY, docs)[2:] == off.score_documents(SEED_QUERY, docs)[2:] == (2, 0)

@@ -15,7 +15,7 @@ import pytest
 
 from reranker.cli import main
 from reranker.corpus import load_dataset
-from reranker.cross_encoder import SCORE_CACHE, CrossEncoderReranker
+from reranker.cross_encoder import CrossEncoderReranker
 from reranker.engines import EngineConfig, open_engine
 from reranker.engines.jobs import PairJob, run_in_rounds
 from reranker.engines.local import LocalEngine
@@ -85,10 +85,9 @@ def test_deferred_rounds_score_what_the_local_engine_scores_and_write_its_result
     }
     config = PipelineConfig(cross_encoder=BUNDLED_MODEL, rerank_depth=4, precision="fp32", chunk_tokens=24, chunk_overlap=8)
     stages = RerankStages(seed_corpus, config)
-    SCORE_CACHE.clear()
     local = dict(LocalEngine().run(_calls(stages, queries)))
-    local_pairs = len(SCORE_CACHE)
-    SCORE_CACHE.clear()
+    local_pairs = len(stages.score_cache)  # every pair the local loop scored, once each
+    stages.score_cache.clear()
     rounds: list[list[int]] = []
     deferred = dict(run_in_rounds(_calls(stages, queries), functools.partial(in_process, calls=rounds)))
     assert list(deferred) == list(queries)
@@ -96,7 +95,7 @@ def test_deferred_rounds_score_what_the_local_engine_scores_and_write_its_result
     (jobs,) = rounds  # one round, a job per query
     windows = len(deferred["a-again"].stages["reranked"].get("attention-general").chunks)
     assert jobs[2] == windows  # "a-again" adds attention-general alone: bert and rnn are in a's job
-    assert sum(jobs) == len(SCORE_CACHE) == local_pairs  # no pair scored twice
+    assert sum(jobs) == len(stages.score_cache) == local_pairs  # no pair scored twice
     assert any(len(h.chunks) > 1 for r in deferred.values() for h in r.after.hits)  # windows, not whole documents
 
 
@@ -106,9 +105,8 @@ def test_a_cascade_takes_a_round_per_model_and_a_small_round_size_splits_the_que
         cross_encoder=PROJECT_MODEL, coarse_cross_encoder=BUNDLED_MODEL, coarse_depth=5, rerank_depth=3, precision="fp32"
     )
     stages = RerankStages(seed_corpus, config)
-    SCORE_CACHE.clear()
     local = dict(LocalEngine().run(_calls(stages, queries)))
-    SCORE_CACHE.clear()
+    stages.score_cache.clear()
     rounds: list[list[int]] = []
     deferred = list(run_in_rounds(_calls(stages, queries), functools.partial(in_process, calls=rounds), round_pairs=6))
     assert [qid for qid, _ in deferred] == list(queries)
@@ -118,7 +116,8 @@ def test_a_cascade_takes_a_round_per_model_and_a_small_round_size_splits_the_que
 
 
 def test_rerank_run_and_eval_through_deferred_jobs_write_the_local_engines_files(beir, tmp_path, capsys, monkeypatch):
-    """Both commands through the engine interface: the deferred path writes the local files byte for byte."""
+    """Both commands through the engine interface: the deferred path writes the local files byte for byte (each
+    command builds its own pipeline, so each starts from an empty score cache and scores every pair itself)."""
     import reranker.engines.local as local_engine
 
     run = _knowledge_run(tmp_path / "in.trec", queries=2, depth=4)
@@ -129,9 +128,7 @@ def test_rerank_run_and_eval_through_deferred_jobs_write_the_local_engines_files
     for engine in ("local", "deferred"):
         if engine == "deferred":
             monkeypatch.setattr(local_engine.LocalEngine, "run", lambda self, calls: run_in_rounds(calls, in_process))
-        SCORE_CACHE.clear()
         assert main([*rerank, "--out", str(tmp_path / f"{engine}.trec")]) == 0
-        SCORE_CACHE.clear()
         assert main([*evaluate, "--trec-runs", str(tmp_path / f"{engine}-eval")]) == 0
     capsys.readouterr()
     assert (tmp_path / "deferred.trec").read_bytes() == (tmp_path / "local.trec").read_bytes()
@@ -186,8 +183,7 @@ def test_the_ray_engine_puts_an_actor_on_each_gpu_or_cpu_and_returns_the_local_s
 
     stages = RerankStages(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL, precision="fp32"))
     calls = {qid: (text, SEED_IDS) for qid, text in QUERIES.items()}
-    SCORE_CACHE.clear()
-    jobs: list = []
+    jobs: list = []  # every pair: the new stages' score cache is empty
     local: list = []
 
     def score(round_jobs):
@@ -288,15 +284,13 @@ def test_rerank_run_on_a_local_2_worker_ray_cluster_writes_the_local_run(ray_clu
     run = _knowledge_run(tmp_path / "in.trec", queries=3, depth=4)
     rerank = ["rerank-run", "--dataset", str(KNOWLEDGE), "--run", str(run), "--cross-encoder", PROJECT_MODEL]
     rerank += ["--precision", "fp32", "--json"]
-    SCORE_CACHE.clear()
     assert main([*rerank, "--out", str(tmp_path / "local.trec")]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "local"
 
     def not_here(*args, **kwargs):
         raise AssertionError("the driver ran the model: the pairs were not scored on the Ray actors")
 
-    monkeypatch.setattr(CrossEncoderReranker, "model_scores", not_here)
-    SCORE_CACHE.clear()
+    monkeypatch.setattr(CrossEncoderReranker, "model_scores", not_here)  # each command has its own score cache
     assert main([*rerank, "--out", str(tmp_path / "ray.trec"), "--engine", "ray", "--workers", "2"]) == 0
     assert json.loads(capsys.readouterr().out)["engine"] == "ray"
     assert (tmp_path / "ray.trec").read_bytes() == (tmp_path / "local.trec").read_bytes()

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from reranker.errors import ConfigError
-from reranker.pipeline import PipelineConfig
+from reranker.pipeline import PipelineConfig, RerankStages
 from tests.conftest import BUNDLED_MODEL, SEED_QUERY
 
 
@@ -206,3 +208,35 @@ def test_rerank_refuses_unknown_documents_and_stage_names(seed_pipeline):
     off = seed_pipeline.rerank(SEED_QUERY, ranked("run", ["bert", "rnn"]), rerank_depth=0)
     assert list(off.stages) == ["run"] and not off.reranked
     assert "the results are the run list" in off.messages[0]
+
+
+def test_each_pipeline_owns_a_bounded_score_cache_its_rerankers_share(seed_pipeline, seed_corpus, result):
+    """Scores are the pipeline's, as its corpus is: another pipeline over the same texts scores them itself."""
+    spec = seed_pipeline.config.cross_encoder
+    assert seed_pipeline.reranker(spec).cache is seed_pipeline.score_cache
+    other_settings = dataclasses.replace(seed_pipeline.config, chunk_tokens=64, chunk_overlap=16)
+    assert seed_pipeline.reranker(spec, other_settings).cache is seed_pipeline.score_cache
+    other = RerankStages(seed_corpus, seed_pipeline.config)
+    assert other.score_cache is not seed_pipeline.score_cache and len(other.score_cache) == 0
+    again = other.rerank(result.query, result.before)
+    assert again.after.doc_ids() == result.after.doc_ids()
+    scored = len(other.score_cache)
+    assert scored == sum(len(h.chunks) for h in again.stages["reranked"].hits) > 0
+    other.rerank(result.query, result.before)
+    assert len(other.score_cache) == scored  # the second time every pair came from its cache
+    small = RerankStages(seed_corpus, seed_pipeline.config, score_cache_entries=2)
+    small.rerank(result.query, result.before)
+    assert small.score_cache.max_entries == 2 and len(small.score_cache) == 2
+
+
+def test_a_pipeline_keeps_only_its_latest_rerankers(seed_corpus, monkeypatch):
+    """The page builds a reranker per setting a visitor tries: the oldest go, and their scores stay in the pipeline's."""
+    import reranker.pipeline
+
+    monkeypatch.setattr(reranker.pipeline, "MAX_RERANKERS", 2)
+    stages = RerankStages(seed_corpus, PipelineConfig(cross_encoder=BUNDLED_MODEL))
+    configs = [dataclasses.replace(stages.config, batch_size=size) for size in (4, 8, 16)]
+    first, second, third = (stages.reranker(BUNDLED_MODEL, config) for config in configs)
+    assert stages.reranker(BUNDLED_MODEL, configs[2]) is third and stages.reranker(BUNDLED_MODEL, configs[1]) is second
+    assert stages.reranker(BUNDLED_MODEL, configs[0]) is not first  # forgotten, built again
+    assert {r.cache for r in (first, second, third)} == {stages.score_cache}

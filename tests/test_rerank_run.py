@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from reranker.cli import main
-from reranker.cross_encoder import SCORE_CACHE
 from reranker.runs import read_run
 from tests.conftest import BUNDLED_MODEL, SEED_DOCUMENTS, SEED_QUERY
 from tests.support import write_beir
@@ -45,17 +44,15 @@ def _scored(path: Path) -> list[tuple[str, str, int, float]]:
 
 
 def test_a_run_written_by_eval_reranks_to_evals_own_configuration(beir, tmp_path, capsys):
-    """From scratch: the score cache is emptied before each command, so both score every pair themselves
-    (with cached scores from other tests' batches, logits could differ in the 7th digit)."""
+    """From scratch: each command builds its own pipeline, whose score cache starts empty, so both score every
+    pair themselves (with scores cached from other batches, logits could differ in the 7th digit)."""
     runs = tmp_path / "runs"
-    SCORE_CACHE.clear()
     code, out, err = _cli(
         capsys, "eval", "--dataset", str(beir), "--compare", "fused", f"mini=rerank:{BUNDLED_MODEL}@rerank_depth=3@blend=0.4",
         "--trec-runs", str(runs), "--json",
     )
     assert code == 0, err
     evaluated = json.loads(out)["configurations"]
-    SCORE_CACHE.clear()
     reranked = tmp_path / "out" / "reranked.trec"
     code, out, err = _cli(
         capsys, "rerank-run", "--dataset", str(beir), "--run", str(runs / "fused.trec"), "--out", str(reranked),

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from reranker.cli import main
-from reranker.cross_encoder import SCORE_CACHE
 from reranker.errors import ConfigError, DataError
 from reranker.evaluation.export import report_to_json
 from reranker.runs import format_run
@@ -154,9 +153,8 @@ def test_forgotten_uploads_take_their_folders_and_kept_runs_with_them(tmp_path, 
 
 def test_evaluate_on_an_uploaded_beir_zip_equals_the_cli_on_its_folder(state, key, capsys):
     specs = ["bm25", "fused", CE]
-    SCORE_CACHE.clear()
+    state.pipeline(key).score_cache.clear()  # the page scores every pair, as the CLI (a pipeline of its own) does
     view = evaluate_view(state, EvaluationInputs(key, "test", specs, "fused", "student", 0, Settings().overrides()))
-    SCORE_CACHE.clear()
     code = main(["eval", "--dataset", state.source(key).path, "--split", "test", "--compare", *specs, "--json"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -300,7 +298,7 @@ def test_search_reranks_the_runs_list_for_a_run_query_and_says_so(state, key, wi
 
 
 def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, with_run, tmp_path, capsys):
-    SCORE_CACHE.clear()
+    state.pipeline(key).score_cache.clear()  # the page scores every pair, as rerank-run (stages of its own) does
     view = evaluate_view(state, EvaluationInputs(key, "test", ["fused", CE], "fused", "student", 0, Settings().overrides()))
     page = report_to_json(view.report)
     assert list(page["configurations"]) == ["run", "fused", "ce"] and page["baseline"] == "run"
@@ -310,7 +308,6 @@ def test_evaluate_takes_the_run_as_baseline_and_equals_rerank_run(state, key, wi
     assert "run <small>(baseline)</small>" in view.table and "vs run:" in view.lists
     assert view.figure.layout.xaxis.title.text == "ndcg@10 run"
 
-    SCORE_CACHE.clear()
     trec = write(tmp_path / "prod.trec", run_text())
     code = main([
         "rerank-run", "--dataset", state.source(key).path, "--run", str(trec), "--out", str(tmp_path / "out.trec"),

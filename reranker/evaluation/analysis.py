@@ -714,7 +714,10 @@ def compare_on_query(
 
 
 class ReportCache(BoundedLRU[tuple, EvaluationReport]):
-    """Evaluation reports by (dataset, split, queries, configurations, settings): reopening is instant."""
+    """Evaluation reports by (dataset, split, queries, configurations, settings): reopening is instant.
+
+    The app keeps one per server (`reranker.ui.state`, `reports`): a key holds the corpus's fingerprint, the
+    queries and the judgments, so a visitor reaches only reports of data they hold themselves."""
 
     def __init__(self, max_entries: int = 16) -> None:
         super().__init__(max_entries)
@@ -722,6 +725,3 @@ class ReportCache(BoundedLRU[tuple, EvaluationReport]):
     @staticmethod
     def key(pipeline: Pipeline, split: str, queries: Mapping[str, str], configs: Sequence[Configuration], *extra) -> tuple:
         return (pipeline.corpus.fingerprint, pipeline.config, split, tuple(queries.items()), tuple(configs), *extra)
-
-
-REPORT_CACHE = ReportCache()

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from reranker.corpus import Dataset, load_dataset
 from reranker.corpus_keys import bundled_key, data_key
+from reranker.cross_encoder import SCORE_CACHE_ENTRIES
 from reranker.distribution import bundled
 from reranker.pipeline import Pipeline, PipelineConfig
 
@@ -28,6 +29,9 @@ BUNDLED_DIR = bundled("corpora")
 DEFAULT_CORPUS = "knowledge"
 
 SourceKind = Literal["bundled", "data", "upload"]
+# A pipeline's score cache bound (pairs) for an uploaded corpus: a small corpus of one workspace, and a server
+# holds many of them (reranker.ui.state.MAX_OPEN_WORKSPACES), so each keeps a tenth of a shared corpus's.
+UPLOAD_SCORE_CACHE_ENTRIES = SCORE_CACHE_ENTRIES // 10
 ProgressFn = Callable[[int, int], None]
 
 
@@ -74,7 +78,10 @@ class CorpusEntry:
         with self.build_lock:
             if self.pipeline is None:
                 with progress_listener(progress):
-                    self.pipeline = Pipeline(dataset.corpus, config, progress=_forward_progress, cache_dir=cache_dir)
+                    entries = UPLOAD_SCORE_CACHE_ENTRIES if self.source.kind == "upload" else SCORE_CACHE_ENTRIES
+                    self.pipeline = Pipeline(
+                        dataset.corpus, config, progress=_forward_progress, cache_dir=cache_dir, score_cache_entries=entries
+                    )
             return self.pipeline
 
 
