@@ -11,11 +11,17 @@ need no change for it.
 
 The cross-encoder stage (`reranker.cross_encoder.CrossEncoderReranker`) keeps its own richer path (token
 windows, score cache, latency budget, the model card's blend).
+
+Naming a ranker runs code (its module's import and FACTORY), and specs arrive from the page's model boxes, so a
+spec loads only when the server or user listed it: `RERANK_LENS_RANKERS`, comma-separated `MODULE:FACTORY`
+entries (or `MODULE:*` for every factory of a module). Nothing is allowed by default; a spec not listed is
+refused before anything is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -23,6 +29,7 @@ from reranker.errors import ConfigError
 from reranker.types import Document, Hit, RankedList
 
 RANKER_PREFIX = "ranker:"
+ALLOWED_ENV = "RERANK_LENS_RANKERS"  # comma-separated MODULE:FACTORY (or MODULE:*) that may be loaded
 FIELD = "cross_encoder"  # the setting a bad ranker spec was given in
 
 
@@ -55,12 +62,28 @@ def is_ranker_spec(spec: str | None) -> bool:
     return isinstance(spec, str) and spec.startswith(RANKER_PREFIX)
 
 
+def allowed_rankers() -> set[str]:
+    """The `MODULE:FACTORY` (or `MODULE:*`) entries of $RERANK_LENS_RANKERS."""
+    return {entry.strip() for entry in os.environ.get(ALLOWED_ENV, "").split(",") if entry.strip()}
+
+
+def is_allowed(module_name: str, attribute: str) -> bool:
+    allowed = allowed_rankers()
+    return f"{module_name}:{attribute}" in allowed or f"{module_name}:*" in allowed
+
+
 def load_ranker(spec: str) -> Ranker:
     """The ranker a `ranker:MODULE:FACTORY` spec names, built by calling FACTORY with no arguments."""
     target = spec.removeprefix(RANKER_PREFIX)
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise ConfigError(f"ranker {spec!r}: write ranker:MODULE:FACTORY, e.g. ranker:mypackage.rankers:MyRanker", field=FIELD)
+    if not is_allowed(module_name, attribute):
+        raise ConfigError(
+            f"ranker {spec!r} is not allowed here: loading it would run its code. To allow it, start the app or "
+            f"command with {ALLOWED_ENV}={module_name}:{attribute} (comma-separated, MODULE:* for a whole module).",
+            field=FIELD,
+        )
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:

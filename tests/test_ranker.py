@@ -29,6 +29,11 @@ QRELS = {"q1": {"cat3": 1}, "q2": {"dog1": 1}}
 QUERIES = {"q1": "young cats", "q2": "loyal dog"}
 
 
+@pytest.fixture(autouse=True)
+def allow_the_test_ranker(monkeypatch):
+    monkeypatch.setenv("RERANK_LENS_RANKERS", "tests.rankers:CandidateBM25, no_such_module:*")
+
+
 @pytest.fixture(scope="module")
 def pipeline():
     corpus = build_corpus([Document(doc_id, text) for doc_id, text in TEXTS.items()])
@@ -69,3 +74,19 @@ def test_a_bad_ranker_spec_names_the_setting(pipeline):
         with pytest.raises(ConfigError) as refused:
             pipeline.search("young cats", cross_encoder=spec)
         assert refused.value.field == "cross_encoder"
+
+
+def test_a_ranker_not_listed_is_refused_before_its_module_is_imported(pipeline, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("RERANK_LENS_RANKERS")
+    monkeypatch.delitem(sys.modules, "tests.rankers_unlisted", raising=False)
+    for spec in ("ranker:os:abort", "ranker:tests.rankers_unlisted:Anything"):  # e.g. typed in the page's model box
+        with pytest.raises(ConfigError) as refused:
+            pipeline.search("young cats", cross_encoder=spec)
+        assert refused.value.field == "cross_encoder" and "RERANK_LENS_RANKERS" in str(refused.value)
+    with pytest.raises(ConfigError):
+        load_ranker(SPEC)
+    assert "tests.rankers_unlisted" not in sys.modules  # refused before any import
+    monkeypatch.setenv("RERANK_LENS_RANKERS", "tests.rankers:*")
+    assert isinstance(load_ranker(SPEC), Ranker)
