@@ -33,6 +33,7 @@ from reranker.engines.jobs import PairJob, ScorerSpec, active_deferral
 from reranker.input_policy import UNCHANGED, InputPolicy, PairPlan, cut_ids, plan_pairs, shorten_middle
 from reranker.models import LoadedModel, has_ranking_head, load_cross_encoder, untrained_head_message
 from reranker.pairs import PairTemplate, length_batches
+from reranker.project_models import recommended_blend, recommended_input_policy
 from reranker.speed import (
     CPU_PASS_TOKENS,
     MKL_CBWR,
@@ -268,6 +269,16 @@ class CrossEncoderReranker:
                 pieces.append(shorten_middle(query[offsets[cursor][0] : offsets[start - 1][1]]))
             cursor = end
         return tuple(pieces)
+
+    @functools.cached_property
+    def card_blend(self) -> float:
+        """The fused-score blend this model's card recommends (0 without a card), read once per loaded model."""
+        return recommended_blend(self.loaded.resolved.path) or 0.0
+
+    @functools.cached_property
+    def card_input_policy(self) -> InputPolicy:
+        """The long-query input policy this model's card records (the plain layout without one), read once."""
+        return recommended_input_policy(self.loaded.resolved.path)
 
     @property
     def position_limit(self) -> int:

@@ -27,7 +27,6 @@ from reranker.errors import ConfigError, ModelUnavailableError
 from reranker.fusion import blend, reciprocal_rank_fusion
 from reranker.input_policy import UNCHANGED, InputNote, InputPolicy, blend_for, needs_note
 from reranker.models import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, PROJECT_MODELS, resolve_model
-from reranker.project_models import recommended_blend, recommended_input_policy
 from reranker.ranker import Ranker, is_ranker_spec, load_ranker
 from reranker.renamed import accept_old_field_names
 from reranker.types import PipelineResult, RankedList, StageTiming
@@ -282,7 +281,7 @@ class RerankStages:
             return self._blend_for(spec, config, messages, first), None
         policy = self.input_policy(spec, config)
         pairs = reranker.plan_query(query, policy)
-        card_weight = recommended_blend(reranker.loaded.resolved.path) or 0.0
+        card_weight = reranker.card_blend
         weight = self._blend_for(spec, config, messages, first, long_query=blend_for(card_weight, pairs, policy))
         if not needs_note(pairs):
             return weight, None
@@ -293,7 +292,7 @@ class RerankStages:
         reranker = self.reranker(spec, config)
         if config.input_policy == "off" or not isinstance(reranker, CrossEncoderReranker):
             return UNCHANGED
-        return recommended_input_policy(reranker.loaded.resolved.path)
+        return reranker.card_input_policy
 
     def _rerank_stage(self, stage, spec, query, candidates, depth, config, stages, timings, messages) -> RankedList:
         reranker = self.reranker(spec, config)  # loads the model on first use; rerank() reports that load once
@@ -334,7 +333,7 @@ class RerankStages:
         reranker = self.reranker(spec, config)
         if not isinstance(reranker, CrossEncoderReranker):
             return 0.0
-        recommended = recommended_blend(reranker.loaded.resolved.path) or 0.0
+        recommended = reranker.card_blend
         if long_query is not None and long_query != recommended:
             messages.append(
                 f"Reranked scores blend {long_query:g} of the {first} score into the cross-encoder's (both z-scored), "

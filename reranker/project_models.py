@@ -258,7 +258,7 @@ def recommended_blend(model_dir: str | Path) -> float | None:
 def recommended_input_policy(model_dir: str | Path) -> InputPolicy:
     """The long-query input policy a model card records (`finetune.json` "input_policy"), else the plain layout."""
     try:
-        values = json.loads((Path(model_dir) / "finetune.json").read_text()).get("input_policy")
+        values = json.loads((Path(model_dir) / META_FILE).read_text()).get("input_policy")
     except (OSError, ValueError, AttributeError):
         values = None
     return InputPolicy.from_card(values if isinstance(values, dict) else None)
