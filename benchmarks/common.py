@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import random
 import resource
 import sys
@@ -13,27 +12,16 @@ from collections.abc import Mapping, Sequence
 from reranker.corpus import Dataset, load_dataset
 from reranker.errors import ModelUnavailableError
 from reranker.models import DEFAULT_BI_ENCODER
+from reranker.speed import cpu_model, physical_cores
 
 
 def machine() -> dict[str, object]:
     """CPU model, usable cores, torch threads, and the load average (other work on a shared box)."""
     import torch
 
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
     return {
-        "cpu": model,
-        "cores": cores,
+        "cpu": cpu_model(),
+        "cores": physical_cores(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,

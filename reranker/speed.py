@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import platform
 import re
 import threading
 from collections.abc import Iterator
@@ -71,6 +72,17 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         logger.info("no %s; assuming no reduced-precision instructions", CPUINFO)
     return frozenset()
+
+
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (platform's guess elsewhere), for reports of timings."""
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 @dataclass(frozen=True)

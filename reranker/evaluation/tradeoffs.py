@@ -25,11 +25,11 @@ import csv
 import io
 import logging
 import math
-import os
-import platform
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from reranker.cache import BoundedLRU
 from reranker.corpus import Qrels
@@ -41,6 +41,7 @@ from reranker.fusion import blend as blend_lists
 from reranker.models import PROJECT_MODELS
 from reranker.pipeline import Pipeline, PipelineConfig, resolve_cross_encoder_spec
 from reranker.project_models import OFFLINE_FAMILY
+from reranker.speed import cpu_model, physical_cores
 from reranker.types import PipelineResult, RankedList
 
 logger = logging.getLogger(__name__)
@@ -376,7 +377,7 @@ def sweep(
         times = [latency[key][q] for q in judged]
         points.append(
             Point(key[0], key[1], key[2], _mean(v[QUALITY] for v in scores.values()), _mean(v[RECALL] for v in scores.values()),
-                  _percentile(times, 50), _percentile(times, 95))
+                  float(np.percentile(times, 50)) if times else 0.0, float(np.percentile(times, 95)) if times else 0.0)
         )  # fmt: skip
     front = pareto_front(points)
     recommendation, reason = recommend(points, settings.budget_ms, results, judged, qrels, stat_test=stat_test, max_p=max_p)
@@ -441,17 +442,6 @@ def _clamp(depth: int, available: int) -> int:
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values) if values else 0.0
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile with linear interpolation between order statistics (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 # ---------------------------------------------------------------- front and recommendation
@@ -524,17 +514,7 @@ def _stage(point: Point) -> str:
 
 def machine(device: str = "cpu") -> dict[str, object]:
     """CPU model, usable cores and the device the cross-encoders ran on."""
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return {"cpu": cpu, "cores": cores, "device": str(device)}
+    return {"cpu": cpu_model(), "cores": physical_cores(), "device": str(device)}
 
 
 CSV_FIELDS = ("model", "depth", "blend", QUALITY, RECALL, "p50_ms", "p95_ms", "pareto", "recommended")
