@@ -238,3 +238,31 @@ def test_the_tab_endpoint_reports_progress_and_can_be_cancelled(tmp_path):
     assert events["tradeoffs"].tracks_progress
     run_id = events["tradeoffs"]._id
     assert any(run_id in (fn.cancels or ()) for fn in demo.fns.values())
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision"),
+    [("avx2 avx512f avx512_bf16 amx_tile amx_bf16 amx_int8", "bf16"), ("avx2,avx512f,avx512_bf16,avx512_vnni", "fp32")],
+)
+def test_on_each_cpu_class_a_derived_configuration_equals_eval(monkeypatch, flags, precision):
+    """CI machines differ (AMX: `auto` is bf16 in full batches; AVX512-BF16 without AMX: fp32 in passes): the sweep's
+    derived figures equal `eval`'s on each class, as the suite's plain-AVX2 run checks above."""
+    from reranker import speed
+    from reranker.corpus import build_corpus
+    from reranker.evaluation.tradeoffs import _reranker
+
+    monkeypatch.setenv(speed.CPU_FLAGS_ENV, flags)
+    speed.cpu_flags.cache_clear()
+    try:
+        pipeline = Pipeline(build_corpus(list(DOCUMENTS)), PipelineConfig(cross_encoder=None, allow_untrained_head=True))
+        assert _reranker(B, pipeline.config, None).precision == precision  # the class is really simulated
+        swept = sweep(pipeline, QUERIES, QRELS, SweepSettings(models=(B,), depths=(3,), blends=(0.4,)), dataset="t", split="test")
+        report = evaluate_configurations(
+            pipeline, QUERIES, QRELS, parse_configurations([f"a=rerank:{B}@rerank_depth=3@blend=0.4"]), metrics=("ndcg@10",)
+        )
+        evaluated = report.get("a")
+        assert evaluated.ok, evaluated.error
+        for qid in QUERIES:
+            assert swept.per_query[(B, 3, 0.4)][qid] == pytest.approx(evaluated.per_query[qid]["ndcg@10"], abs=1e-9)
+    finally:
+        speed.cpu_flags.cache_clear()
